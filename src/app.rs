@@ -1,0 +1,179 @@
+//! One short function per command; wiring only, each step owned by its module.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{MockArgs, RunArgs};
+use crate::demo_target::DemoTarget;
+use crate::engine::connect::{Endpoint, connect, describe};
+use crate::engine::session::SessionConfig;
+use crate::error::{Outcome, SoakError, could_not_run};
+use crate::metrics::{Recorder, aggregator};
+use crate::plan::Plan;
+use crate::profile::resolve::{RunConfig, Target};
+use crate::profile::{self, builtin, overrides, resolve};
+use crate::progress::Progress;
+use crate::report::summary::{RunMeta, Status};
+use crate::report::{RunDir, Writer};
+
+/// `soak run`: resolve the profile, check the target, run the plan, write the results.
+pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
+    let mut loaded = profile::load(args.profile.as_deref())?;
+    overrides::apply(&args, &mut loaded.spec);
+    let config = resolve::resolve(&loaded)?;
+    let (url, demo) = match &config.target {
+        Target::Demo(demo) => {
+            let target = DemoTarget::start(demo.clone())?;
+            (target.url(), Some(target))
+        }
+        Target::Url(url) => (url.clone(), None),
+    };
+    let endpoint = Endpoint::resolve(&url).await.map_err(could_not_run)?;
+    preflight(&endpoint).await?;
+    let dir = RunDir::create(&config.out_dir, &config.profile, SystemTime::now())?;
+    let plan = Plan::build(&config);
+    let meta = RunMeta {
+        id: dir.id(),
+        profile: config.profile.clone(),
+        target: url,
+        demo_target: demo.is_some(),
+        started_at: SystemTime::now(),
+        config: config.effective.clone(),
+        phases: plan.phases(),
+    };
+    let writer = Writer::spawn(
+        dir,
+        meta,
+        Progress::new(args.quiet, plan.total(), plan.users()),
+    )?;
+    let interrupted = watch_signals(&CancellationToken::new());
+    let outcome = soak_it(&config, plan, endpoint, &writer, &interrupted).await;
+    let status = if interrupted.flag.load(Ordering::Relaxed) {
+        Status::Interrupted
+    } else {
+        Status::Completed
+    };
+    writer.finish(outcome, status)?;
+    drop(demo);
+    Ok(match status {
+        Status::Interrupted => Outcome::Interrupted,
+        _ => Outcome::Passed,
+    })
+}
+
+/// Runs the plan with the aggregator beside it; returns the totals.
+async fn soak_it(
+    config: &RunConfig,
+    plan: Plan,
+    endpoint: Endpoint,
+    writer: &Writer,
+    signals: &Signals,
+) -> crate::metrics::snapshot::RunTotals {
+    let (recorder, rx, dropped) = Recorder::channel();
+    let started = Instant::now();
+    let done = CancellationToken::new();
+    let aggregator = tokio::spawn(aggregator::run(
+        rx,
+        done.clone(),
+        dropped,
+        plan,
+        started,
+        config.interval,
+        writer.sink(),
+    ));
+    let sessions = Arc::new(SessionConfig {
+        endpoint,
+        template: config.template.clone(),
+        correlate: config.correlate.clone(),
+        period: config.period,
+        reply_timeout: config.reply_timeout,
+        recorder,
+    });
+    crate::engine::run(plan, started, sessions, &signals.cancel).await;
+    done.cancel();
+    aggregator.await.unwrap_or_default()
+}
+
+/// One connection before any load, so an unreachable target is exit 3 with nothing sent.
+async fn preflight(endpoint: &Endpoint) -> Result<(), SoakError> {
+    match connect(endpoint).await {
+        Ok(mut ws) => {
+            let _ = ws.close(None).await;
+            Ok(())
+        }
+        Err(kind) => Err(could_not_run(format!(
+            "target {} is unreachable: {}",
+            crate::redact::url(&endpoint.url),
+            describe(kind)
+        ))),
+    }
+}
+
+/// The root token and whether a signal fired it.
+struct Signals {
+    cancel: CancellationToken,
+    flag: Arc<AtomicBool>,
+}
+
+/// Ctrl-C or SIGTERM cancels the run (results are still written) and marks it interrupted.
+fn watch_signals(cancel: &CancellationToken) -> Signals {
+    let flag = Arc::new(AtomicBool::new(false));
+    let (token, set) = (cancel.clone(), Arc::clone(&flag));
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        set.store(true, Ordering::Relaxed);
+        token.cancel();
+    });
+    Signals {
+        cancel: cancel.clone(),
+        flag,
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `soak mock`: serve the demo target until Ctrl-C.
+pub async fn mock(args: MockArgs) -> Result<Outcome, SoakError> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|err| could_not_run(format!("cannot listen on {}: {err}", args.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|err| could_not_run(format!("cannot read the bound address: {err}")))?;
+    let config = soak_mocks::demo::DemoConfig {
+        reply_delay: args.demo_delay,
+    };
+    println!("demo target listening on ws://{addr}/ws (Ctrl-C stops it)");
+    soak_mocks::demo::serve(listener, config, async {
+        wait_for_signal().await;
+    })
+    .await
+    .map_err(|err| could_not_run(format!("demo target failed: {err}")))?;
+    Ok(Outcome::Passed)
+}
+
+/// `soak profiles`: one line per built-in profile.
+pub fn profiles() -> Result<Outcome, SoakError> {
+    for name in builtin::names() {
+        let description = profile::load(Some(name)).map(|p| p.spec.description)?;
+        println!("{name:<16} {description}");
+    }
+    Ok(Outcome::Passed)
+}

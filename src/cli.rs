@@ -1,0 +1,137 @@
+//! Command-line definitions (clap derive); the doc comments below are the `--help` text.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::units::{Rate, parse_duration, parse_hours, parse_rate};
+
+/// WebSocket and chat-bot soak tester: ramp simulated users up, hold long-lived sessions,
+/// measure round-trip latency honestly, ramp down, and write the results.
+///
+/// `soak` alone runs the `smoke` profile against a built-in demo chat server.
+/// `soak --users 100 --hours 4 --url ws://127.0.0.1:8080/ws` is a 4-hour soak.
+#[derive(Debug, Parser)]
+#[command(name = "soak", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; without a subcommand, `soak` is `soak run`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of the default `run` command.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a load/soak profile against a WebSocket target (the default command).
+    Run(RunArgs),
+    /// Serve the demo chat target until Ctrl-C.
+    Mock(MockArgs),
+    /// List the built-in profiles with one line each.
+    Profiles,
+}
+
+/// Options of a run. Each also has a profile field; a flag given here wins over the profile.
+#[derive(Debug, Default, Clone, Args)]
+pub struct RunArgs {
+    /// Built-in profile name (see `soak profiles`) or path to a profile TOML file.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
+    /// WebSocket URL of the target (ws://…). Without it, the built-in demo target is started.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Number of simulated users (one long-lived connection each).
+    #[arg(long, value_name = "N")]
+    pub users: Option<u32>,
+    /// Length of the whole run in hours, ramps included (`4`, `0.5`).
+    #[arg(long, value_name = "H", value_parser = parse_hours, conflicts_with = "duration")]
+    pub hours: Option<Duration>,
+    /// Length of the whole run, ramps included (`90s`, `30m`, `4h`).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Time over which users start, evenly spaced (`0s` starts all at once).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub ramp_up: Option<Duration>,
+    /// Time over which users stop at the end, evenly spaced.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub ramp_down: Option<Duration>,
+    /// Messages per user (`2/s`, `30/m`; `0/s` holds idle connections).
+    #[arg(long, value_name = "N/UNIT", value_parser = parse_rate)]
+    pub rate: Option<Rate>,
+    /// Message template; fills {{user}}, {{seq}} and {{id}} (unique per message).
+    #[arg(long, value_name = "TEMPLATE")]
+    pub message: Option<String>,
+    /// JSON pointer to the field of a reply that holds its request's {{id}} (default `/id`).
+    #[arg(long, value_name = "POINTER")]
+    pub correlate: Option<String>,
+    /// How long a reply may take before it counts as a `timeout` error.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub reply_timeout: Option<Duration>,
+    /// Length of one timeseries interval (one row of timeseries.csv, one progress line).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+    /// Folder under which the run's results folder is created (default `results/`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Options of `soak mock`.
+#[derive(Debug, Clone, Args)]
+pub struct MockArgs {
+    /// Serve the demo chat target (the only mock so far, so also the default).
+    #[arg(long)]
+    pub demo: bool,
+    /// Address to listen on; port 0 picks a free port. Loopback unless told otherwise.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Delay before the demo target answers each message (`20ms`).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "0s")]
+    pub demo_delay: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bare_flags_mean_run() {
+        let cli = Cli::try_parse_from(["soak", "--users", "100", "--hours", "4"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.users, Some(100));
+        assert_eq!(cli.run.hours, Some(Duration::from_secs(4 * 3600)));
+    }
+
+    #[test]
+    fn run_subcommand_takes_the_same_flags() {
+        let cli = Cli::try_parse_from(["soak", "run", "--rate", "30/m"]).unwrap();
+        let Some(Command::Run(args)) = cli.command else {
+            panic!("expected run");
+        };
+        assert_eq!(args.rate.map(|r| r.per_second), Some(0.5));
+    }
+
+    #[test]
+    fn hours_and_duration_conflict() {
+        assert!(Cli::try_parse_from(["soak", "--hours", "1", "--duration", "5m"]).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_rejected_by_the_parser() {
+        assert!(Cli::try_parse_from(["soak", "--users", "many"]).is_err());
+        assert!(Cli::try_parse_from(["soak", "--rate", "fast"]).is_err());
+        assert!(Cli::try_parse_from(["soak", "--duration", "3x"]).is_err());
+    }
+}

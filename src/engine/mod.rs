@@ -1,0 +1,36 @@
+//! The load engine: runs the plan's sessions on a `TaskTracker` and waits for them to end.
+
+pub mod connect;
+pub mod correlate;
+pub mod scheduler;
+pub mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::engine::session::SessionConfig;
+use crate::plan::Plan;
+
+/// How long stopped sessions get to close their connections before the run ends without them.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs `plan` from `started` until its end or until `cancel` fires, then stops every
+/// session and waits for them (bounded by [`STOP_GRACE`]).
+pub async fn run(
+    plan: Plan,
+    started: Instant,
+    config: Arc<SessionConfig>,
+    cancel: &CancellationToken,
+) {
+    let tracker = TaskTracker::new();
+    let users = cancel.child_token();
+    scheduler::run(plan, started, &config, &tracker, &users).await;
+    users.cancel();
+    tracker.close();
+    drop(config);
+    let _ = tokio::time::timeout(STOP_GRACE, tracker.wait()).await;
+}

@@ -1,0 +1,106 @@
+//! Walks the plan on tokio time: starts each user at its offset and stops it at its own.
+
+use std::sync::Arc;
+
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::engine::session::{self, SessionConfig};
+use crate::plan::Plan;
+
+/// What the scheduler does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Start(u32),
+    Stop(u32),
+}
+
+/// Starts and stops every user of `plan`, measured from `started`; returns when the last
+/// user has been told to stop, or at once when `cancel` fires.
+pub async fn run(
+    plan: Plan,
+    started: Instant,
+    config: &Arc<SessionConfig>,
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
+) {
+    let users = plan.users();
+    let mut tokens: Vec<Option<CancellationToken>> = vec![None; users as usize];
+    let mut next_start = 0;
+    let mut stops_done = 0;
+    while let Some((at, step)) = next_step(&plan, next_start, stops_done) {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            () = sleep_until(started + at) => {}
+        }
+        match step {
+            Step::Start(user) => {
+                let token = cancel.child_token();
+                tracker.spawn(session::run(user, Arc::clone(config), token.clone()));
+                tokens[user as usize] = Some(token);
+                next_start += 1;
+            }
+            Step::Stop(user) => {
+                if let Some(token) = tokens[user as usize].take() {
+                    token.cancel();
+                }
+                stops_done += 1;
+            }
+        }
+    }
+}
+
+/// The earlier of the next start and the next stop (a start wins a tie). Users stop last
+/// started first, so the `k`-th stop is user `users - 1 - k`.
+fn next_step(plan: &Plan, next_start: u32, stops_done: u32) -> Option<(std::time::Duration, Step)> {
+    let users = plan.users();
+    let start =
+        (next_start < users).then(|| (plan.start_offset(next_start), Step::Start(next_start)));
+    let stop = (stops_done < users).then(|| {
+        let user = users - 1 - stops_done;
+        (plan.stop_offset(user), Step::Stop(user))
+    });
+    match (start, stop) {
+        (Some(s), Some(t)) => Some(if s.0 <= t.0 { s } else { t }),
+        (s, t) => s.or(t),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn steps_come_in_time_order_and_every_user_starts_before_it_stops() {
+        let plan = Plan::new(
+            3,
+            Duration::from_secs(10),
+            Duration::from_secs(3),
+            Duration::from_secs(3),
+        );
+        let (mut next_start, mut stops) = (0, 0);
+        let mut seen = Vec::new();
+        while let Some((at, step)) = next_step(&plan, next_start, stops) {
+            match step {
+                Step::Start(_) => next_start += 1,
+                Step::Stop(_) => stops += 1,
+            }
+            seen.push((at.as_secs(), step));
+        }
+        assert_eq!(
+            seen,
+            [
+                (0, Step::Start(0)),
+                (1, Step::Start(1)),
+                (2, Step::Start(2)),
+                (8, Step::Stop(2)),
+                (9, Step::Stop(1)),
+                (10, Step::Stop(0)),
+            ]
+        );
+    }
+}

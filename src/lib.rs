@@ -1,0 +1,61 @@
+//! soak: a WebSocket and chat-bot soak tester.
+//!
+//! Layout:
+//! - [`cli`]: clap definitions; [`app`]: one short function per command; [`error`]: exit codes.
+//! - [`profile`]: profile TOML → `ProfileSpec` → (flags laid over it) → `RunConfig`.
+//! - [`plan`]: pure load shape — when each user starts and stops, the phase of each instant.
+//! - [`template`]: message templates compiled once, rendered into a reused buffer.
+//! - [`engine`]: scheduler, user sessions, connections, reply correlation.
+//! - [`metrics`]: `Sample`s from sessions, the one aggregator owning the histograms.
+//! - [`report`]: the results folder and its files; [`progress`]: the live view.
+//! - [`demo_target`]: the built-in demo chat target on its own thread; [`redact`]: secrets.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! profile + flags ─> RunConfig ─> Plan ─> engine::scheduler ─> sessions ──(Sample, try_send)─┐
+//!                                                       metrics::aggregator (one task) <────┘
+//!   each interval ─> IntervalSnapshot + RunTotals ─> writer thread (timeseries.csv,
+//!                    summary.json checkpoint, progress)
+//!   at the end    ─> RunTotals ─> summary.json ─> Outcome ─> exit code
+//! ```
+
+pub mod app;
+pub mod cli;
+pub mod demo_target;
+pub mod engine;
+pub mod error;
+pub mod metrics;
+pub mod plan;
+pub mod profile;
+pub mod progress;
+pub mod redact;
+pub mod report;
+pub mod template;
+pub mod units;
+
+pub use error::{Outcome, SoakError};
+
+use cli::{Cli, Command};
+
+/// Runs one command line to its end.
+pub async fn run(cli: Cli) -> Result<Outcome, SoakError> {
+    match cli.command {
+        None => app::run(cli.run).await,
+        Some(Command::Run(args)) => app::run(args).await,
+        Some(Command::Mock(args)) => app::mock(args).await,
+        Some(Command::Profiles) => app::profiles(),
+    }
+}
+
+/// The runtime soak runs on: one worker per core, so the tester can use the whole machine.
+pub fn runtime() -> Result<tokio::runtime::Runtime, SoakError> {
+    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .map_err(|err| {
+            error::SoakError::CouldNotRun(format!("cannot start the async runtime: {err}"))
+        })
+}

@@ -1,0 +1,142 @@
+//! What sessions report: small `Copy` samples sent to the one aggregator through a `Recorder`.
+//!
+//! Sessions never read metrics back. A sample that does not fit in the bounded channel is
+//! dropped and counted (zero in a healthy run), so a slow aggregator can never stall a
+//! session and make the tester itself the bottleneck it is measuring.
+
+pub mod aggregator;
+pub mod snapshot;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+/// Samples in flight between sessions and the aggregator. 16 bytes each, so 1 MiB: room for
+/// well over a second of 100,000 messages per second if the aggregator is briefly late.
+pub const CHANNEL_CAPACITY: usize = 64 * 1024;
+
+/// Why something failed. A closed set, counted in an array indexed by the kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The TCP connection was refused (nothing listening).
+    ConnectRefused,
+    /// TCP connect or WebSocket handshake did not finish in time.
+    ConnectTimeout,
+    /// The server answered the upgrade with something other than 101, or garbled it.
+    Handshake,
+    /// Another I/O error while connecting (unreachable network, DNS, …).
+    ConnectIo,
+    /// A reply did not arrive within the reply timeout.
+    Timeout,
+    /// The server closed the connection (close frame or end of stream).
+    Closed,
+    /// The connection broke (reset, broken pipe, I/O error).
+    Reset,
+    /// The server broke the WebSocket protocol (bad frame, oversized message, bad UTF-8).
+    Protocol,
+    /// A reply was not JSON, or had no usable id at the correlation pointer.
+    Unparsable,
+    /// A reply's id matched no request of this user.
+    Unmatched,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order of the counter array.
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::ConnectRefused,
+        ErrorKind::ConnectTimeout,
+        ErrorKind::Handshake,
+        ErrorKind::ConnectIo,
+        ErrorKind::Timeout,
+        ErrorKind::Closed,
+        ErrorKind::Reset,
+        ErrorKind::Protocol,
+        ErrorKind::Unparsable,
+        ErrorKind::Unmatched,
+    ];
+
+    /// The name used in files.
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorKind::ConnectRefused => "connect_refused",
+            ErrorKind::ConnectTimeout => "connect_timeout",
+            ErrorKind::Handshake => "handshake",
+            ErrorKind::ConnectIo => "connect_io",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Unparsable => "unparsable",
+            ErrorKind::Unmatched => "unmatched",
+        }
+    }
+
+    /// Position in the counter array.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One thing that happened in a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sample {
+    /// A user's session began (the plan started it).
+    UserStarted,
+    /// A user's session ended (the plan stopped it, or the run ended).
+    UserStopped,
+    /// A connection attempt began.
+    ConnectAttempt,
+    /// A connection was established; handshake time in microseconds.
+    Connected {
+        /// TCP connect plus WebSocket handshake, µs.
+        micros: u64,
+    },
+    /// An open connection ended, for any reason.
+    Disconnected,
+    /// A message was written to the socket.
+    Sent,
+    /// A reply matched its request; latency from the intended send time, µs.
+    Reply {
+        /// Latency in microseconds.
+        micros: u64,
+    },
+    /// A reply came for a request already counted as timed out.
+    LateReply,
+    /// Requests still unanswered when their user stopped (not errors: the plan ended them).
+    Abandoned {
+        /// How many.
+        count: u32,
+    },
+    /// Something failed.
+    Error(ErrorKind),
+}
+
+/// A cheap, cloneable handle that sessions record through.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<Sample>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Recorder {
+    /// A recorder and the receiving end for the aggregator.
+    pub fn channel() -> (Recorder, mpsc::Receiver<Sample>, Arc<AtomicU64>) {
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let recorder = Recorder {
+            tx,
+            dropped: Arc::clone(&dropped),
+        };
+        (recorder, rx, dropped)
+    }
+
+    /// Records a sample without waiting; a full channel drops it and counts the drop.
+    pub fn record(&self, sample: Sample) {
+        if self.tx.try_send(sample).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

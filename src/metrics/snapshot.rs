@@ -1,0 +1,188 @@
+//! Plain data the aggregator hands out: one `IntervalSnapshot` per interval, and `RunTotals`.
+
+use std::ops::AddAssign;
+use std::time::{Duration, SystemTime};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::metrics::{ErrorKind, Sample};
+use crate::plan::Phase;
+
+/// Highest latency a histogram records, µs (1 hour); larger values are clamped to it.
+pub const HIST_MAX_MICROS: u64 = 3_600_000_000;
+
+/// Significant digits of every histogram.
+pub const HIST_SIGFIG: u8 = 3;
+
+/// A new latency histogram: 1 µs to 1 h at 3 significant digits (≈184 KiB, so the
+/// aggregator owns a handful and sessions own none).
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_MICROS, HIST_SIGFIG)
+        .expect("1 µs .. 1 h at 3 significant digits are valid histogram bounds")
+}
+
+/// Percentiles of one histogram, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LatencyStats {
+    /// Number of recorded values.
+    pub count: u64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p99_9: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Arithmetic mean.
+    pub mean: f64,
+}
+
+impl LatencyStats {
+    /// The stats of a histogram of microseconds, or `None` when it is empty.
+    pub fn of(h: &Histogram<u64>) -> Option<LatencyStats> {
+        if h.is_empty() {
+            return None;
+        }
+        let ms = |us: u64| round3(us as f64 / 1000.0);
+        Some(LatencyStats {
+            count: h.len(),
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p99_9: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+            mean: round3(h.mean() / 1000.0),
+        })
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Event counts; intervals add up into the run's totals with `+=`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Messages written.
+    pub sent: u64,
+    /// Replies matched to their request.
+    pub received: u64,
+    /// Replies that came after their request had timed out.
+    pub late: u64,
+    /// Requests unanswered when their user stopped.
+    pub abandoned: u64,
+    /// Connection attempts.
+    pub connect_attempts: u64,
+    /// Connections established.
+    pub connects: u64,
+    /// Connections ended.
+    pub disconnects: u64,
+    /// Users started.
+    pub users_started: u64,
+    /// Users stopped.
+    pub users_stopped: u64,
+    /// Errors by kind, indexed by [`ErrorKind::index`].
+    pub errors: [u64; ErrorKind::ALL.len()],
+}
+
+impl Counters {
+    /// Counts one sample.
+    pub fn count(&mut self, sample: Sample) {
+        match sample {
+            Sample::UserStarted => self.users_started += 1,
+            Sample::UserStopped => self.users_stopped += 1,
+            Sample::ConnectAttempt => self.connect_attempts += 1,
+            Sample::Connected { .. } => self.connects += 1,
+            Sample::Disconnected => self.disconnects += 1,
+            Sample::Sent => self.sent += 1,
+            Sample::Reply { .. } => self.received += 1,
+            Sample::LateReply => self.late += 1,
+            Sample::Abandoned { count } => self.abandoned += u64::from(count),
+            Sample::Error(kind) => self.errors[kind.index()] += 1,
+        }
+    }
+
+    /// All errors of every kind.
+    pub fn error_total(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+
+    /// Users running now: started and not yet stopped.
+    pub fn active_users(&self) -> u64 {
+        self.users_started.saturating_sub(self.users_stopped)
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> u64 {
+        self.connects.saturating_sub(self.disconnects)
+    }
+}
+
+impl AddAssign for Counters {
+    fn add_assign(&mut self, rhs: Counters) {
+        self.sent += rhs.sent;
+        self.received += rhs.received;
+        self.late += rhs.late;
+        self.abandoned += rhs.abandoned;
+        self.connect_attempts += rhs.connect_attempts;
+        self.connects += rhs.connects;
+        self.disconnects += rhs.disconnects;
+        self.users_started += rhs.users_started;
+        self.users_stopped += rhs.users_stopped;
+        for (total, n) in self.errors.iter_mut().zip(rhs.errors) {
+            *total += n;
+        }
+    }
+}
+
+/// One interval of the run.
+#[derive(Debug, Clone)]
+pub struct IntervalSnapshot {
+    /// Offset of the interval's start from the run's start.
+    pub start: Duration,
+    /// Offset of its end.
+    pub end: Duration,
+    /// Wall-clock time at its end.
+    pub wall_end: SystemTime,
+    /// Phase at the interval's midpoint.
+    pub phase: Phase,
+    /// Users running at its end.
+    pub active_users: u64,
+    /// Connections open at its end.
+    pub open_connections: u64,
+    /// What happened during the interval.
+    pub counters: Counters,
+    /// Latency of the replies received during the interval.
+    pub latency: Option<LatencyStats>,
+}
+
+impl IntervalSnapshot {
+    /// Length of the interval in seconds (the last one may be short).
+    pub fn seconds(&self) -> f64 {
+        (self.end - self.start).as_secs_f64().max(1e-9)
+    }
+}
+
+/// The run so far: counts and percentiles of merged histograms (never averaged).
+#[derive(Debug, Clone, Default)]
+pub struct RunTotals {
+    /// Time since the run's start.
+    pub elapsed: Duration,
+    /// Everything counted.
+    pub counters: Counters,
+    /// Latency over the whole run.
+    pub latency_run: Option<LatencyStats>,
+    /// Latency of replies received during the hold phase.
+    pub latency_hold: Option<LatencyStats>,
+    /// TCP connect + WebSocket handshake time.
+    pub connect_time: Option<LatencyStats>,
+    /// Samples the aggregator never saw because its channel was full.
+    pub dropped_samples: u64,
+}

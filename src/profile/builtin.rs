@@ -1,0 +1,17 @@
+//! The built-in profiles, compiled into the binary from `profiles/*.toml`.
+
+/// The profile used when none is named.
+pub const DEFAULT: &str = "smoke";
+
+/// Name and TOML text of every built-in profile, in the order `soak profiles` lists them.
+const BUILTINS: &[(&str, &str)] = &[("smoke", include_str!("../../profiles/smoke.toml"))];
+
+/// The TOML text of a built-in profile.
+pub fn get(name: &str) -> Option<&'static str> {
+    BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+/// Names of the built-in profiles.
+pub fn names() -> Vec<&'static str> {
+    BUILTINS.iter().map(|(n, _)| *n).collect()
+}

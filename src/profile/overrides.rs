@@ -1,0 +1,68 @@
+//! Command-line flags laid over a profile: a flag that was given wins, one line per flag.
+
+use crate::cli::RunArgs;
+use crate::profile::ProfileSpec;
+
+/// Applies every flag present in `args` to `spec`.
+pub fn apply(args: &RunArgs, spec: &mut ProfileSpec) {
+    if let Some(url) = &args.url {
+        spec.target.url = Some(url.clone());
+    }
+    if let Some(users) = args.users {
+        spec.load.users = users;
+    }
+    if let Some(d) = args.hours.or(args.duration) {
+        spec.load.duration = d;
+    }
+    if let Some(d) = args.ramp_up {
+        spec.load.ramp_up = d;
+    }
+    if let Some(d) = args.ramp_down {
+        spec.load.ramp_down = d;
+    }
+    if let Some(rate) = args.rate {
+        spec.session.rate = rate;
+    }
+    if let Some(message) = &args.message {
+        spec.session.message = message.clone();
+    }
+    if let Some(pointer) = &args.correlate {
+        spec.session.correlate = pointer.clone();
+    }
+    if let Some(d) = args.reply_timeout {
+        spec.session.reply_timeout = d;
+    }
+    if let Some(d) = args.interval {
+        spec.output.interval = d;
+    }
+    if let Some(dir) = &args.out {
+        spec.output.dir = dir.clone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::units::Rate;
+
+    #[test]
+    fn given_flags_win_and_absent_ones_keep_the_profile() {
+        let mut spec = ProfileSpec::default();
+        spec.load.ramp_up = Duration::from_secs(7);
+        spec.session.message = String::from("keep me");
+        let args = RunArgs {
+            users: Some(100),
+            hours: Some(Duration::from_secs(4 * 3600)),
+            rate: Some(Rate { per_second: 3.0 }),
+            ..RunArgs::default()
+        };
+        apply(&args, &mut spec);
+        assert_eq!(spec.load.users, 100);
+        assert_eq!(spec.load.duration, Duration::from_secs(14_400));
+        assert_eq!(spec.session.rate.per_second, 3.0);
+        assert_eq!(spec.load.ramp_up, Duration::from_secs(7));
+        assert_eq!(spec.session.message, "keep me");
+    }
+}

@@ -1,0 +1,72 @@
+//! The one place secrets are masked before anything is written (files, logs, the screen).
+
+/// What replaces a secret.
+pub const MASK: &str = "***";
+
+/// Query parameters whose values are treated as secrets (matched case-insensitively as a
+/// substring of the name, so `api_key`, `access_token`, `X-Auth` are all covered).
+const SECRET_NAMES: [&str; 7] = [
+    "token", "key", "secret", "password", "passwd", "auth", "sig",
+];
+
+/// Masks the password of a URL's user-info and the values of secret-looking query parameters.
+pub fn url(url: &str) -> String {
+    let (before_query, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = mask_userinfo(before_query);
+    if let Some(query) = query {
+        out.push('?');
+        let params: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if is_secret_name(name) => format!("{name}={MASK}"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+/// Whether a parameter or header name looks like it holds a secret.
+pub fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_NAMES.iter().any(|s| name.contains(s))
+}
+
+fn mask_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:{MASK}@{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_passwords_and_secret_parameters() {
+        assert_eq!(
+            url("ws://bob:hunter2@host:80/ws?room=1&token=abc&api_key=z"),
+            "ws://bob:***@host:80/ws?room=1&token=***&api_key=***"
+        );
+    }
+
+    #[test]
+    fn leaves_plain_urls_alone() {
+        for u in ["ws://127.0.0.1:8080/ws", "ws://h/p?room=1&x", "not a url"] {
+            assert_eq!(url(u), u);
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The results folder: `RunDir` creates it and owns its files; a writer thread fills them.
+//!
+//! The aggregator hands each interval to [`Writer::sink`], which only queues it; the writer
+//! thread appends the timeseries row, rewrites `summary.json` (through a temporary file and
+//! a rename, so a reader never sees half a file) and flushes, so a `kill -9` loses at most
+//! one interval. File I/O never runs on the async runtime.
+
+pub mod summary;
+pub mod timeseries;
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use crate::error::{SoakError, could_not_run};
+use crate::metrics::aggregator::Sink;
+use crate::metrics::snapshot::{IntervalSnapshot, RunTotals};
+use crate::progress::Progress;
+use crate::report::summary::{RunMeta, Status, Summary};
+
+/// A run's results folder and its open files.
+#[derive(Debug)]
+pub struct RunDir {
+    /// The folder, `<out>/<UTC timestamp>-<profile>/`.
+    pub path: PathBuf,
+    timeseries: BufWriter<File>,
+}
+
+impl RunDir {
+    /// Creates `<out>/<UTC timestamp>-<profile>/` (a suffix keeps two runs in one second apart).
+    pub fn create(out: &Path, profile: &str, now: SystemTime) -> Result<RunDir, SoakError> {
+        let not_writable = |err: io::Error| {
+            could_not_run(format!(
+                "results folder {} is not writable: {err}",
+                out.display()
+            ))
+        };
+        fs::create_dir_all(out).map_err(not_writable)?;
+        let stamp = folder_stamp(now);
+        let mut path = out.join(format!("{stamp}-{profile}"));
+        let mut n = 1;
+        loop {
+            match fs::create_dir(&path) {
+                Ok(()) => break,
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists && n < 1000 => {
+                    n += 1;
+                    path = out.join(format!("{stamp}-{profile}-{n}"));
+                }
+                Err(err) => return Err(not_writable(err)),
+            }
+        }
+        let file = File::create(path.join("timeseries.csv")).map_err(not_writable)?;
+        let mut timeseries = BufWriter::new(file);
+        timeseries::write_header(&mut timeseries).map_err(not_writable)?;
+        timeseries.flush().map_err(not_writable)?;
+        Ok(RunDir { path, timeseries })
+    }
+
+    /// The folder's name (the run id).
+    pub fn id(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    fn append_interval(&mut self, snapshot: &IntervalSnapshot) -> io::Result<()> {
+        timeseries::write_row(&mut self.timeseries, snapshot)?;
+        self.timeseries.flush()
+    }
+
+    fn write_summary(&self, summary: &Summary) -> io::Result<()> {
+        let tmp = self.path.join(".summary.json.tmp");
+        let mut file = BufWriter::new(File::create(&tmp)?);
+        summary::render(summary, &mut file)?;
+        file.into_inner()
+            .map_err(io::IntoInnerError::into_error)?
+            .sync_data()?;
+        fs::rename(tmp, self.path.join("summary.json"))
+    }
+}
+
+/// `2026-11-23T02-01-00Z`: sortable, and valid in file names everywhere.
+fn folder_stamp(now: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(now)
+        .to_string()
+        .replace(':', "-")
+}
+
+// One message per interval: the size difference costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+enum Msg {
+    Interval(IntervalSnapshot, RunTotals),
+    Final(RunTotals, Status),
+}
+
+/// The writer thread's handle.
+pub struct Writer {
+    tx: mpsc::Sender<Msg>,
+    thread: JoinHandle<Result<Summary, String>>,
+}
+
+impl Writer {
+    /// Starts the writer thread for `dir`, which also drives the progress display.
+    pub fn spawn(
+        mut dir: RunDir,
+        meta: RunMeta,
+        mut progress: Progress,
+    ) -> Result<Writer, SoakError> {
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let thread = std::thread::Builder::new()
+            .name("soak-writer".into())
+            .spawn(move || {
+                let mut first_error: Option<String> = None;
+                let shown = dir.path.display().to_string();
+                let mut keep = |r: io::Result<()>, what: &str| {
+                    if let Err(err) = r {
+                        first_error
+                            .get_or_insert_with(|| format!("writing {what} in {shown}: {err}"));
+                    }
+                };
+                for msg in rx {
+                    match msg {
+                        Msg::Interval(snapshot, totals) => {
+                            progress.interval(&snapshot, &totals);
+                            keep(dir.append_interval(&snapshot), "timeseries.csv");
+                            let s =
+                                summary::build(&meta, &totals, Status::Running, SystemTime::now());
+                            keep(dir.write_summary(&s), "summary.json");
+                        }
+                        Msg::Final(totals, status) => {
+                            let s = summary::build(&meta, &totals, status, SystemTime::now());
+                            keep(dir.write_summary(&s), "summary.json");
+                            progress.finish(&s, &dir.path);
+                            return match first_error {
+                                Some(err) => Err(err),
+                                None => Ok(s),
+                            };
+                        }
+                    }
+                }
+                Err(String::from("the run ended without final totals"))
+            })
+            .map_err(|err| could_not_run(format!("cannot start the writer thread: {err}")))?;
+        Ok(Writer { tx, thread })
+    }
+
+    /// The aggregator's sink: queues each interval for this thread.
+    pub fn sink(&self) -> Sink {
+        let tx = self.tx.clone();
+        Box::new(move |snapshot: &IntervalSnapshot, totals: &RunTotals| {
+            let _ = tx.send(Msg::Interval(snapshot.clone(), totals.clone()));
+        })
+    }
+
+    /// Writes the final summary and waits for every file to be flushed.
+    pub fn finish(self, totals: RunTotals, status: Status) -> Result<Summary, SoakError> {
+        let _ = self.tx.send(Msg::Final(totals, status));
+        drop(self.tx);
+        match self.thread.join() {
+            Ok(Ok(summary)) => Ok(summary),
+            Ok(Err(err)) => Err(could_not_run(err)),
+            Err(_) => Err(could_not_run("the writer thread panicked")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_names_are_utc_and_unique() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = SystemTime::UNIX_EPOCH;
+        let a = RunDir::create(tmp.path(), "smoke", t).unwrap();
+        let b = RunDir::create(tmp.path(), "smoke", t).unwrap();
+        assert_eq!(a.id(), "1970-01-01T00-00-00Z-smoke");
+        assert_eq!(b.id(), "1970-01-01T00-00-00Z-smoke-2");
+        let header = fs::read_to_string(a.path.join("timeseries.csv")).unwrap();
+        assert_eq!(header.trim(), timeseries::HEADER);
+    }
+
+    #[test]
+    fn an_unwritable_folder_is_a_could_not_run_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("plain-file");
+        fs::write(&file, "x").unwrap();
+        let err = RunDir::create(&file.join("sub"), "smoke", SystemTime::now()).unwrap_err();
+        assert!(matches!(err, SoakError::CouldNotRun(_)), "{err}");
+    }
+}

@@ -1,0 +1,323 @@
+//! `summary.json`: the run's metadata, effective config, phases, totals, latency and verdict.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::metrics::ErrorKind;
+use crate::metrics::snapshot::{LatencyStats, RunTotals};
+use crate::plan::PhaseSpan;
+use crate::profile::ProfileSpec;
+use crate::redact;
+
+/// Version of the summary's shape; bumped when a field changes meaning or goes away.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Where the run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Still going: this summary is a checkpoint, rewritten each interval.
+    Running,
+    /// The plan ran to its end.
+    Completed,
+    /// Ctrl-C or SIGTERM ended it early.
+    Interrupted,
+}
+
+/// What is known about a run before it starts.
+#[derive(Debug, Clone)]
+pub struct RunMeta {
+    /// Name of the results folder.
+    pub id: String,
+    /// Profile name.
+    pub profile: String,
+    /// The URL the load goes to (redacted when written).
+    pub target: String,
+    /// Whether the target is the built-in demo.
+    pub demo_target: bool,
+    /// Wall-clock start.
+    pub started_at: SystemTime,
+    /// The profile after CLI overrides.
+    pub config: ProfileSpec,
+    /// The plan's phases.
+    pub phases: Vec<PhaseSpan>,
+}
+
+/// The whole `summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Shape version, see [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The tool that wrote it.
+    pub tool: Tool,
+    /// Identity and timing of the run.
+    pub run: RunInfo,
+    /// Effective configuration (profile + flags), secrets redacted.
+    pub config: ProfileSpec,
+    /// The planned phases, with offsets and wall-clock starts.
+    pub phases: Vec<PhaseInfo>,
+    /// What was sent and received.
+    pub totals: Totals,
+    /// Errors by kind (every kind listed, zeros included).
+    pub errors: BTreeMap<&'static str, u64>,
+    /// Connection attempts and their outcome.
+    pub connects: Connects,
+    /// Round-trip latency from the intended send time, in ms.
+    pub latency_ms: Latency,
+    /// TCP connect + WebSocket handshake time, in ms.
+    pub connect_time_ms: Option<LatencyStats>,
+    /// The overall verdict.
+    pub verdict: Verdict,
+}
+
+/// `tool`
+#[derive(Debug, Clone, Serialize)]
+pub struct Tool {
+    /// Always `soak`.
+    pub name: &'static str,
+    /// The crate version.
+    pub version: &'static str,
+}
+
+/// `run`
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    /// Results folder name.
+    pub id: String,
+    /// Profile name.
+    pub profile: String,
+    /// Where it stands.
+    pub status: Status,
+    /// Load model: `open` (each user sends on a fixed schedule, replies or not).
+    pub model: &'static str,
+    /// Target URL, secrets redacted.
+    pub target: String,
+    /// Whether the target was the built-in demo.
+    pub demo_target: bool,
+    /// Start, RFC 3339 UTC.
+    pub started_at: String,
+    /// Time of this summary (the end once the run is over), RFC 3339 UTC.
+    pub updated_at: String,
+    /// Seconds since the start.
+    pub elapsed_s: f64,
+}
+
+/// One phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseInfo {
+    /// `ramp-up`, `hold`, `ramp-down`.
+    pub name: &'static str,
+    /// Offset of its start, s.
+    pub start_s: f64,
+    /// Offset of its end, s.
+    pub end_s: f64,
+    /// Wall-clock start, RFC 3339 UTC.
+    pub started_at: String,
+}
+
+/// `totals`
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    /// Messages sent.
+    pub sent: u64,
+    /// Replies matched to their request.
+    pub received: u64,
+    /// All errors.
+    pub errors: u64,
+    /// Replies after their request had timed out (the timeout is the error).
+    pub late_replies: u64,
+    /// Requests unanswered when their connection ended (user stopped or connection lost).
+    pub abandoned: u64,
+    /// Samples lost between sessions and the aggregator (0 in a healthy run).
+    pub dropped_samples: u64,
+    /// Users started.
+    pub users_started: u64,
+    /// Errors per message sent.
+    pub error_ratio: f64,
+}
+
+/// `connects`
+#[derive(Debug, Clone, Serialize)]
+pub struct Connects {
+    /// Attempts, reconnects included.
+    pub attempts: u64,
+    /// Attempts that opened a WebSocket.
+    pub successes: u64,
+    /// Attempts that failed.
+    pub failures: u64,
+    /// successes / attempts (1 when there were none).
+    pub success_ratio: f64,
+}
+
+/// `latency_ms`
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    /// Whole run.
+    pub run: Option<LatencyStats>,
+    /// Replies received during the hold phase.
+    pub hold: Option<LatencyStats>,
+}
+
+/// `verdict`
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// `pass`, `incomplete` (still running) or `interrupted`.
+    pub result: &'static str,
+    /// Why, in a sentence per point.
+    pub reasons: Vec<String>,
+}
+
+/// The summary of `meta` and `totals` at `now`.
+pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime) -> Summary {
+    let c = &totals.counters;
+    let mut config = meta.config.clone();
+    config.target.url = config.target.url.as_deref().map(redact::url);
+    let ratio = |num: u64, den: u64, empty: f64| {
+        if den == 0 {
+            empty
+        } else {
+            num as f64 / den as f64
+        }
+    };
+    Summary {
+        schema_version: SCHEMA_VERSION,
+        tool: Tool {
+            name: "soak",
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        run: RunInfo {
+            id: meta.id.clone(),
+            profile: meta.profile.clone(),
+            status,
+            model: "open",
+            target: redact::url(&meta.target),
+            demo_target: meta.demo_target,
+            started_at: timestamp(meta.started_at),
+            updated_at: timestamp(now),
+            elapsed_s: secs(totals.elapsed),
+        },
+        config,
+        phases: meta
+            .phases
+            .iter()
+            .map(|p| PhaseInfo {
+                name: p.phase.label(),
+                start_s: secs(p.start),
+                end_s: secs(p.end),
+                started_at: timestamp(meta.started_at + p.start),
+            })
+            .collect(),
+        totals: Totals {
+            sent: c.sent,
+            received: c.received,
+            errors: c.error_total(),
+            late_replies: c.late,
+            abandoned: c.abandoned,
+            dropped_samples: totals.dropped_samples,
+            users_started: c.users_started,
+            error_ratio: ratio(c.error_total(), c.sent, 0.0),
+        },
+        errors: ErrorKind::ALL
+            .iter()
+            .map(|k| (k.label(), c.errors[k.index()]))
+            .collect(),
+        connects: Connects {
+            attempts: c.connect_attempts,
+            successes: c.connects,
+            failures: c.connect_attempts.saturating_sub(c.connects),
+            success_ratio: ratio(c.connects, c.connect_attempts, 1.0),
+        },
+        latency_ms: Latency {
+            run: totals.latency_run,
+            hold: totals.latency_hold,
+        },
+        connect_time_ms: totals.connect_time,
+        verdict: verdict(status),
+    }
+}
+
+fn verdict(status: Status) -> Verdict {
+    let (result, reason) = match status {
+        Status::Running => ("incomplete", "the run is still going; this is a checkpoint"),
+        Status::Completed => ("pass", "the run completed and no gates are configured"),
+        Status::Interrupted => (
+            "interrupted",
+            "the run was stopped early; figures cover the time it ran",
+        ),
+    };
+    Verdict {
+        result,
+        reasons: vec![reason.to_string()],
+    }
+}
+
+/// Writes the summary as pretty JSON.
+pub fn render<W: Write>(summary: &Summary, mut out: W) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut out, summary)?;
+    out.write_all(b"\n")
+}
+
+/// RFC 3339 UTC to the millisecond.
+pub fn timestamp(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Plan;
+
+    fn meta() -> RunMeta {
+        let mut config = ProfileSpec::default();
+        config.target.url = Some("ws://u:pw@127.0.0.1:1/ws?token=s3cret".into());
+        RunMeta {
+            id: "run".into(),
+            profile: "smoke".into(),
+            target: "ws://u:pw@127.0.0.1:1/ws?token=s3cret".into(),
+            demo_target: false,
+            started_at: SystemTime::UNIX_EPOCH,
+            config,
+            phases: Plan::new(
+                1,
+                Duration::from_secs(10),
+                Duration::from_secs(2),
+                Duration::ZERO,
+            )
+            .phases(),
+        }
+    }
+
+    #[test]
+    fn renders_counts_ratios_and_redacts() {
+        let mut totals = RunTotals::default();
+        totals.counters.sent = 10;
+        totals.counters.received = 9;
+        totals.counters.errors[ErrorKind::Timeout.index()] = 1;
+        totals.counters.connect_attempts = 4;
+        totals.counters.connects = 3;
+        let summary = build(&meta(), &totals, Status::Completed, SystemTime::UNIX_EPOCH);
+        let mut out = Vec::new();
+        render(&summary, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("s3cret") && !text.contains(":pw@"), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["schema_version"], SCHEMA_VERSION);
+        assert_eq!(v["totals"]["sent"], 10);
+        assert_eq!(v["totals"]["error_ratio"], 0.1);
+        assert_eq!(v["errors"]["timeout"], 1);
+        assert_eq!(v["errors"]["closed"], 0);
+        assert_eq!(v["connects"]["failures"], 1);
+        assert_eq!(v["connects"]["success_ratio"], 0.75);
+        assert_eq!(v["phases"][1]["name"], "hold");
+        assert_eq!(v["phases"][1]["started_at"], "1970-01-01T00:00:02.000Z");
+        assert_eq!(v["verdict"]["result"], "pass");
+        assert!(v["latency_ms"]["run"].is_null());
+    }
+}

@@ -1,0 +1,182 @@
+//! Message templates: compiled once into parts, rendered per message into a reused buffer.
+
+use std::fmt::Write as _;
+
+/// The placeholders a template may use, as listed in error messages.
+pub const PLACEHOLDERS: &str = "{{user}}, {{seq}}, {{id}}";
+
+/// A compiled template: literal text and placeholders, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    parts: Vec<Part>,
+    literal_len: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Literal(String),
+    /// The user's number, 0-based.
+    User,
+    /// The user's message counter, 1-based.
+    Seq,
+    /// A number unique to this message in the run; replies carry it back.
+    Id,
+}
+
+/// The values filled into one message.
+#[derive(Debug, Clone, Copy)]
+pub struct Vars {
+    /// `{{user}}`
+    pub user: u32,
+    /// `{{seq}}`
+    pub seq: u64,
+    /// `{{id}}`
+    pub id: u64,
+}
+
+impl Template {
+    /// Compiles `source`; an error names the column and the valid placeholders.
+    pub fn compile(source: &str) -> Result<Template, String> {
+        let mut parts = Vec::new();
+        let mut rest = source;
+        while let Some(open) = rest.find("{{") {
+            if open > 0 {
+                parts.push(Part::Literal(rest[..open].to_string()));
+            }
+            let column = source.len() - rest.len() + open + 1;
+            let after = &rest[open + 2..];
+            let close = after
+                .find("}}")
+                .ok_or_else(|| format!("unclosed `{{{{` at column {column}"))?;
+            parts.push(match after[..close].trim() {
+                "user" => Part::User,
+                "seq" => Part::Seq,
+                "id" => Part::Id,
+                other => {
+                    return Err(format!(
+                        "unknown placeholder `{{{{{other}}}}}` at column {column}; valid: {PLACEHOLDERS}"
+                    ));
+                }
+            });
+            rest = &after[close + 2..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Literal(rest.to_string()));
+        }
+        let literal_len = parts
+            .iter()
+            .map(|p| match p {
+                Part::Literal(s) => s.len(),
+                _ => 0,
+            })
+            .sum();
+        Ok(Template { parts, literal_len })
+    }
+
+    /// Whether the template contains `{{id}}` (needed to match replies to requests).
+    pub fn has_id(&self) -> bool {
+        self.parts.contains(&Part::Id)
+    }
+
+    /// A capacity that holds a rendered message without growing: the literals plus room
+    /// for every placeholder's largest number.
+    pub fn capacity_hint(&self) -> usize {
+        self.literal_len + 20 * self.parts.len()
+    }
+
+    /// Clears `out` and renders one message into it (no allocation once `out` is large enough).
+    pub fn render(&self, vars: Vars, out: &mut String) {
+        out.clear();
+        for part in &self.parts {
+            // Writing into a String cannot fail.
+            let _ = match part {
+                Part::Literal(s) => {
+                    out.push_str(s);
+                    Ok(())
+                }
+                Part::User => write!(out, "{}", vars.user),
+                Part::Seq => write!(out, "{}", vars.seq),
+                Part::Id => write!(out, "{}", vars.id),
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(src: &str, vars: Vars) -> String {
+        let mut out = String::new();
+        Template::compile(src).unwrap().render(vars, &mut out);
+        out
+    }
+
+    const V: Vars = Vars {
+        user: 3,
+        seq: 12,
+        id: 4_000_000_012,
+    };
+
+    #[test]
+    fn fills_every_placeholder() {
+        assert_eq!(
+            render(r#"{"id": {{id}}, "u": {{user}}, "s": "{{seq}}"}"#, V),
+            r#"{"id": 4000000012, "u": 3, "s": "12"}"#
+        );
+    }
+
+    #[test]
+    fn no_placeholders_and_empty() {
+        assert_eq!(render("ping", V), "ping");
+        assert_eq!(render("", V), "");
+        assert!(!Template::compile("ping").unwrap().has_id());
+    }
+
+    #[test]
+    fn adjacent_and_spaced_placeholders() {
+        assert_eq!(render("{{user}}{{seq}}{{ id }}", V), "3124000000012");
+    }
+
+    #[test]
+    fn single_braces_are_literal() {
+        assert_eq!(render("{a} {{user}} }", V), "{a} 3 }");
+    }
+
+    #[test]
+    fn unknown_placeholder_is_named_with_its_column() {
+        let err = Template::compile("ab{{name}}").unwrap_err();
+        assert!(
+            err.contains("{{name}}") && err.contains("column 3"),
+            "{err}"
+        );
+        assert!(err.contains(PLACEHOLDERS), "{err}");
+    }
+
+    #[test]
+    fn unclosed_placeholder_is_an_error() {
+        let err = Template::compile("x {{user").unwrap_err();
+        assert!(
+            err.contains("unclosed") && err.contains("column 3"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rendering_reuses_the_buffer() {
+        let t = Template::compile(r#"{"id": {{id}}}"#).unwrap();
+        let mut out = String::with_capacity(t.capacity_hint());
+        let cap = out.capacity();
+        for seq in 0..1000 {
+            t.render(
+                Vars {
+                    user: u32::MAX,
+                    seq,
+                    id: u64::MAX,
+                },
+                &mut out,
+            );
+        }
+        assert_eq!(out.capacity(), cap, "buffer grew");
+    }
+}

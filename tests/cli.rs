@@ -1,0 +1,141 @@
+//! Black-box tests through the built binary: exit codes 0, 2, 3 and 130.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::common::{closed_port, soak_bin, summary};
+
+fn code(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_short_run_on_the_demo_target_exits_0() {
+    let out = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = code(
+        soak_bin()
+            .args([
+                "--users",
+                "2",
+                "--duration",
+                "1s",
+                "--ramp-up",
+                "0s",
+                "--ramp-down",
+                "0s",
+                "--quiet",
+                "--out",
+            ])
+            .arg(out.path()),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(summary(out.path())["run"]["status"], "completed");
+}
+
+#[test]
+fn a_bad_flag_value_exits_2() {
+    let (code, _, stderr) = code(soak_bin().args(["--users", "many"]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--users"), "{stderr}");
+}
+
+#[test]
+fn a_ramp_longer_than_the_run_exits_2() {
+    let out = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = code(
+        soak_bin()
+            .args([
+                "--duration",
+                "10s",
+                "--ramp-up",
+                "8s",
+                "--ramp-down",
+                "5s",
+                "--out",
+            ])
+            .arg(out.path()),
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("longer than the whole run"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "nothing was run"
+    );
+}
+
+#[test]
+fn a_profile_with_an_unknown_key_exits_2_naming_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("bad.toml");
+    std::fs::write(&profile, "[load]\nusers = 2\nramp_upp = \"1s\"\n").unwrap();
+    let (code, stdout, stderr) = code(soak_bin().arg("--profile").arg(&profile));
+    assert_eq!(code, 2);
+    let line = stderr.lines().next().unwrap_or_default();
+    assert!(
+        line.contains("bad.toml:3:1") && line.contains("ramp_upp") && line.contains("ramp_up"),
+        "{stderr}"
+    );
+    assert!(stdout.is_empty());
+}
+
+#[test]
+fn nothing_listening_at_the_url_exits_3_with_nothing_written() {
+    let out = tempfile::tempdir().unwrap();
+    let url = format!("ws://127.0.0.1:{}/ws", closed_port());
+    let (code, _, stderr) = code(soak_bin().args(["--url", &url, "--out"]).arg(out.path()));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("unreachable") && stderr.contains("refused"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn sigint_mid_run_exits_130_with_results_written() {
+    let out = tempfile::tempdir().unwrap();
+    let mut child = soak_bin()
+        .args([
+            "--users",
+            "3",
+            "--duration",
+            "60s",
+            "--interval",
+            "100ms",
+            "--out",
+        ])
+        .arg(out.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first progress line: the run is under way.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.contains("users"), "{first}");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = stdout.lines().map(Result::unwrap).collect();
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(130), "{rest:?}");
+    let s = summary(out.path());
+    assert_eq!(s["run"]["status"], "interrupted");
+    assert_eq!(s["verdict"]["result"], "interrupted");
+    assert!(s["totals"]["sent"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn profiles_lists_the_built_ins() {
+    let (code, stdout, _) = code(soak_bin().arg("profiles"));
+    assert_eq!(code, 0);
+    assert!(stdout.lines().any(|l| l.starts_with("smoke")), "{stdout}");
+}

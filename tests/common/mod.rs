@@ -1,0 +1,78 @@
+//! Helpers: servers on 127.0.0.1:0, temp results folders, in-process and black-box runs.
+
+use std::future::pending;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use soak::cli::Cli;
+use soak::{Outcome, SoakError};
+use soak_mocks::demo::DemoConfig;
+use tokio::net::TcpListener;
+
+/// Demo target on an ephemeral port. Bound before the spawn, so a client can connect at
+/// once: no sleep, no retry.
+pub async fn demo_target(config: DemoConfig) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("bound socket has an address");
+    tokio::spawn(soak_mocks::demo::serve(listener, config, pending()));
+    addr
+}
+
+/// A loopback port with nothing listening on it (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Runs `soak run` in-process, quietly, with results under `out`.
+pub async fn soak(out: &Path, args: &[&str]) -> Result<Outcome, SoakError> {
+    let mut argv = vec!["soak", "run", "--quiet", "--out", out.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    soak::run(Cli::try_parse_from(argv).unwrap()).await
+}
+
+/// The one run folder under `out`.
+pub fn run_dir(out: &Path) -> PathBuf {
+    let dirs: Vec<_> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(
+        dirs.len(),
+        1,
+        "expected one run folder in {}: {dirs:?}",
+        out.display()
+    );
+    dirs.into_iter().next().unwrap()
+}
+
+/// The run's `summary.json`.
+pub fn summary(out: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run_dir(out).join("summary.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The run's `timeseries.csv` as header → cell maps, one per row.
+pub fn timeseries(out: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let text = std::fs::read_to_string(run_dir(out).join("timeseries.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    lines
+        .map(|line| {
+            header
+                .iter()
+                .map(|h| h.to_string())
+                .zip(line.split(',').map(str::to_string))
+                .collect()
+        })
+        .collect()
+}
+
+/// The built binary.
+pub fn soak_bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_soak"))
+}
