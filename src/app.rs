@@ -9,15 +9,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{MockArgs, RunArgs};
 use crate::demo_target::DemoTarget;
-use crate::engine::connect::{Endpoint, connect, describe};
+use crate::engine::connect::{Dialer, describe};
 use crate::engine::session::SessionConfig;
 use crate::error::{Outcome, SoakError, could_not_run};
-use crate::metrics::{Recorder, aggregator};
+use crate::metrics::Recorder;
+use crate::metrics::aggregator::{self, Setup};
+use crate::metrics::snapshot::RunTotals;
 use crate::plan::Plan;
 use crate::profile::resolve::{RunConfig, Target};
+use crate::profile::spec::Model;
 use crate::profile::{self, builtin, overrides, resolve};
 use crate::progress::Progress;
 use crate::report::summary::{RunMeta, Status};
+use crate::report::timeseries::Columns;
 use crate::report::{RunDir, Writer};
 
 /// `soak run`: resolve the profile, check the target, run the plan, write the results.
@@ -32,18 +36,36 @@ pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
         }
         Target::Url(url) => (url.clone(), None),
     };
-    let endpoint = Endpoint::resolve(&url).await.map_err(could_not_run)?;
-    preflight(&endpoint).await?;
-    let dir = RunDir::create(&config.out_dir, &config.profile, SystemTime::now())?;
+    let dialer = Dialer::new(&url, &config.connection, config.connect_rate)
+        .await
+        .map_err(could_not_run)?;
+    preflight(&dialer).await?;
+    let columns = Columns {
+        ttff: config.streams(),
+        messages: if config.messages.len() > 1 {
+            config.messages.iter().map(|m| m.name.clone()).collect()
+        } else {
+            Vec::new()
+        },
+    };
+    let started_at = SystemTime::now();
+    let dir = RunDir::create(&config.out_dir, &config.profile, started_at, columns)?;
     let plan = Plan::build(&config);
     let meta = RunMeta {
         id: dir.id(),
         profile: config.profile.clone(),
         target: url,
         demo_target: demo.is_some(),
-        started_at: SystemTime::now(),
-        config: config.effective.clone(),
+        started_at,
+        config: redacted(&config),
         phases: plan.phases(),
+        model: config.model,
+        correction: correction(&config),
+        messages: config
+            .messages
+            .iter()
+            .map(|m| (m.name.clone(), m.weight, m.complete.streams()))
+            .collect(),
     };
     let writer = Writer::spawn(
         dir,
@@ -51,7 +73,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
         Progress::new(args.quiet, plan.total(), plan.users()),
     )?;
     let interrupted = watch_signals(&CancellationToken::new());
-    let outcome = soak_it(&config, plan, endpoint, &writer, &interrupted).await;
+    let outcome = soak_it(&config, plan, dialer, &writer, &interrupted).await;
     let status = if interrupted.flag.load(Ordering::Relaxed) {
         Status::Interrupted
     } else {
@@ -65,49 +87,70 @@ pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
     })
 }
 
+/// The profile as written to `summary.json`: header values with secret names masked.
+fn redacted(config: &RunConfig) -> crate::profile::ProfileSpec {
+    let mut spec = config.effective.clone();
+    spec.target.headers = spec
+        .target
+        .headers
+        .iter()
+        .map(|h| crate::redact::header(h))
+        .collect();
+    spec
+}
+
+/// The closed model's expected interval between one user's sends (the think time), used
+/// for corrected recording; none in the open model or with no think time.
+fn correction(config: &RunConfig) -> Option<std::time::Duration> {
+    (config.model == Model::Closed && !config.think.is_zero()).then_some(config.think)
+}
+
 /// Runs the plan with the aggregator beside it; returns the totals.
 async fn soak_it(
     config: &RunConfig,
     plan: Plan,
-    endpoint: Endpoint,
+    dialer: Dialer,
     writer: &Writer,
     signals: &Signals,
-) -> crate::metrics::snapshot::RunTotals {
+) -> RunTotals {
     let (recorder, rx, dropped) = Recorder::channel();
     let started = Instant::now();
     let done = CancellationToken::new();
+    let setup = Setup {
+        plan,
+        started,
+        every: config.interval,
+        messages: config
+            .messages
+            .iter()
+            .map(|m| (m.name.clone(), m.complete.streams()))
+            .collect(),
+        correct_micros: correction(config)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+    };
     let aggregator = tokio::spawn(aggregator::run(
         rx,
         done.clone(),
         dropped,
-        plan,
-        started,
-        config.interval,
+        setup,
         writer.sink(),
     ));
-    let sessions = Arc::new(SessionConfig {
-        endpoint,
-        template: config.template.clone(),
-        correlate: config.correlate.clone(),
-        period: config.period,
-        reply_timeout: config.reply_timeout,
-        recorder,
-    });
+    let sessions = Arc::new(SessionConfig::new(config, dialer, recorder));
     crate::engine::run(plan, started, sessions, &signals.cancel).await;
     done.cancel();
     aggregator.await.unwrap_or_default()
 }
 
 /// One connection before any load, so an unreachable target is exit 3 with nothing sent.
-async fn preflight(endpoint: &Endpoint) -> Result<(), SoakError> {
-    match connect(endpoint).await {
+async fn preflight(dialer: &Dialer) -> Result<(), SoakError> {
+    match dialer.dial().await {
         Ok(mut ws) => {
             let _ = ws.close(None).await;
             Ok(())
         }
         Err(kind) => Err(could_not_run(format!(
             "target {} is unreachable: {}",
-            crate::redact::url(&endpoint.url),
+            crate::redact::url(dialer.url()),
             describe(kind)
         ))),
     }
@@ -159,6 +202,11 @@ pub async fn mock(args: MockArgs) -> Result<Outcome, SoakError> {
         .map_err(|err| could_not_run(format!("cannot read the bound address: {err}")))?;
     let config = soak_mocks::demo::DemoConfig {
         reply_delay: args.demo_delay,
+        stream_frames: args.demo_stream,
+        frame_gap: args.demo_gap,
+        block_for: args.demo_block_for,
+        block_every: args.demo_block_every,
+        ..soak_mocks::demo::DemoConfig::default()
     };
     println!("demo target listening on ws://{addr}/ws (Ctrl-C stops it)");
     soak_mocks::demo::serve(listener, config, async {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::profile::spec::Model;
 use crate::units::{Rate, parse_duration, parse_hours, parse_rate};
 
 /// WebSocket and chat-bot soak tester: ramp simulated users up, hold long-lived sessions,
@@ -24,7 +25,8 @@ pub struct Cli {
     pub run: RunArgs,
 }
 
-/// The subcommands.
+/// The subcommands. Parsed once per process, so the size difference is not worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a load/soak profile against a WebSocket target (the default command).
@@ -59,18 +61,48 @@ pub struct RunArgs {
     /// Time over which users stop at the end, evenly spaced.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub ramp_down: Option<Duration>,
-    /// Messages per user (`2/s`, `30/m`; `0/s` holds idle connections).
+    /// Most connection attempts per second over all users, reconnects included (`200/s`).
+    #[arg(long, value_name = "N/UNIT", value_parser = parse_rate)]
+    pub connect_rate: Option<Rate>,
+    /// Load model: `open` (fixed schedule) or `closed` (send, await the reply, think).
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<Model>,
+    /// Messages per user in the open model (`2/s`, `30/m`; `0/s` holds idle connections).
     #[arg(long, value_name = "N/UNIT", value_parser = parse_rate)]
     pub rate: Option<Rate>,
-    /// Message template; fills {{user}}, {{seq}} and {{id}} (unique per message).
+    /// Pause after each complete reply in the closed model (`0s`: as fast as the server answers).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub think: Option<Duration>,
+    /// Message template; fills {{user}}, {{seq}}, {{id}}, {{now_ms}}, {{random}} and CSV columns.
     #[arg(long, value_name = "TEMPLATE")]
     pub message: Option<String>,
     /// JSON pointer to the field of a reply that holds its request's {{id}} (default `/id`).
     #[arg(long, value_name = "POINTER")]
     pub correlate: Option<String>,
+    /// When a streamed reply is complete: `/done == true`, `/delta missing`, `frames 5`, …
+    #[arg(long, value_name = "RULE")]
+    pub complete: Option<String>,
     /// How long a reply may take before it counts as a `timeout` error.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub reply_timeout: Option<Duration>,
+    /// Per-user CSV file: a header row, then one row per user (wrapping around).
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Close and reopen each connection after this long (churn).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub lifetime: Option<Duration>,
+    /// Extra handshake header, `'Name: value'` (repeatable).
+    #[arg(long = "header", value_name = "'K: V'")]
+    pub headers: Vec<String>,
+    /// WebSocket subprotocol to offer (repeatable).
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    pub subprotocols: Vec<String>,
+    /// Accept self-signed or otherwise unverifiable TLS certificates (never the default).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Time allowed for TCP connect, TLS and the WebSocket handshake.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub handshake_timeout: Option<Duration>,
     /// Length of one timeseries interval (one row of timeseries.csv, one progress line).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub interval: Option<Duration>,
@@ -94,6 +126,18 @@ pub struct MockArgs {
     /// Delay before the demo target answers each message (`20ms`).
     #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "0s")]
     pub demo_delay: Duration,
+    /// Frames per demo reply; above 1, replies stream as `{"delta"}` frames then `{"done": true}`.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub demo_stream: u32,
+    /// Time between the frames of a streamed demo reply.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "0s")]
+    pub demo_gap: Duration,
+    /// Block the demo's event loop this long every `--demo-block-every` (imitates a sync call).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "0s", requires = "demo_block_every")]
+    pub demo_block_for: Duration,
+    /// Period of the demo's event-loop blocks.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "0s")]
+    pub demo_block_every: Duration,
 }
 
 #[cfg(test)]

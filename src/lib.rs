@@ -22,6 +22,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod data;
 pub mod demo_target;
 pub mod engine;
 pub mod error;

@@ -36,6 +36,24 @@ pub fn is_secret_name(name: &str) -> bool {
     SECRET_NAMES.iter().any(|s| name.contains(s))
 }
 
+/// Names of headers whose values are always secrets, whatever `is_secret_name` says.
+const SECRET_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+
+/// Masks the value of a `Name: value` header line when the name looks secret; a line that
+/// is not `Name: value` is masked whole, since it may be a secret missing its colon.
+pub fn header(line: &str) -> String {
+    match line.split_once(':') {
+        Some((name, _)) if is_secret_header(name.trim()) => format!("{}: {MASK}", name.trim()),
+        Some(_) => line.to_string(),
+        None => String::from(MASK),
+    }
+}
+
+/// Whether a header's value is a secret.
+pub fn is_secret_header(name: &str) -> bool {
+    SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str()) || is_secret_name(name)
+}
+
 fn mask_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
@@ -61,6 +79,14 @@ mod tests {
             url("ws://bob:hunter2@host:80/ws?room=1&token=abc&api_key=z"),
             "ws://bob:***@host:80/ws?room=1&token=***&api_key=***"
         );
+    }
+
+    #[test]
+    fn masks_secret_headers_only() {
+        assert_eq!(header("Authorization: Bearer abc"), "Authorization: ***");
+        assert_eq!(header("X-Api-Key: abc"), "X-Api-Key: ***");
+        assert_eq!(header("X-Room: 7"), "X-Room: 7");
+        assert_eq!(header("Bearer abc"), "***");
     }
 
     #[test]

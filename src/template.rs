@@ -2,8 +2,8 @@
 
 use std::fmt::Write as _;
 
-/// The placeholders a template may use, as listed in error messages.
-pub const PLACEHOLDERS: &str = "{{user}}, {{seq}}, {{id}}";
+/// The built-in placeholders, as listed in error messages.
+pub const PLACEHOLDERS: &str = "{{user}}, {{seq}}, {{id}}, {{now_ms}}, {{random}}";
 
 /// A compiled template: literal text and placeholders, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,22 +21,35 @@ enum Part {
     Seq,
     /// A number unique to this message in the run; replies carry it back.
     Id,
+    /// Wall-clock milliseconds since the Unix epoch at render time.
+    NowMs,
+    /// A pseudo-random non-negative integer, new per message.
+    Random,
+    /// A column of the user's CSV row, by index.
+    Column(usize),
 }
 
 /// The values filled into one message.
 #[derive(Debug, Clone, Copy)]
-pub struct Vars {
+pub struct Vars<'a> {
     /// `{{user}}`
     pub user: u32,
     /// `{{seq}}`
     pub seq: u64,
     /// `{{id}}`
     pub id: u64,
+    /// `{{now_ms}}`
+    pub now_ms: u64,
+    /// `{{random}}`
+    pub random: u64,
+    /// The user's CSV row (`{{column}}`); empty without a data file.
+    pub row: &'a [String],
 }
 
 impl Template {
-    /// Compiles `source`; an error names the column and the valid placeholders.
-    pub fn compile(source: &str) -> Result<Template, String> {
+    /// Compiles `source`, where `columns` are the CSV column names a template may use; an
+    /// error names the column of the template and the valid placeholders.
+    pub fn compile(source: &str, columns: &[String]) -> Result<Template, String> {
         let mut parts = Vec::new();
         let mut rest = source;
         while let Some(open) = rest.find("{{") {
@@ -52,11 +65,21 @@ impl Template {
                 "user" => Part::User,
                 "seq" => Part::Seq,
                 "id" => Part::Id,
-                other => {
-                    return Err(format!(
-                        "unknown placeholder `{{{{{other}}}}}` at column {column}; valid: {PLACEHOLDERS}"
-                    ));
-                }
+                "now_ms" => Part::NowMs,
+                "random" => Part::Random,
+                other => match columns.iter().position(|c| c == other) {
+                    Some(i) => Part::Column(i),
+                    None => {
+                        let data = if columns.is_empty() {
+                            String::from(" (and the columns of a --data CSV file)")
+                        } else {
+                            format!(", and the data columns {{{{{}}}}}", columns.join("}}, {{"))
+                        };
+                        return Err(format!(
+                            "unknown placeholder `{{{{{other}}}}}` at column {column}; valid: {PLACEHOLDERS}{data}"
+                        ));
+                    }
+                },
             });
             rest = &after[close + 2..];
         }
@@ -84,6 +107,11 @@ impl Template {
         self.literal_len + 20 * self.parts.len()
     }
 
+    /// Whether rendering needs the wall clock (`{{now_ms}}`).
+    pub fn uses_clock(&self) -> bool {
+        self.parts.contains(&Part::NowMs)
+    }
+
     /// Clears `out` and renders one message into it (no allocation once `out` is large enough).
     pub fn render(&self, vars: Vars, out: &mut String) {
         out.clear();
@@ -97,6 +125,12 @@ impl Template {
                 Part::User => write!(out, "{}", vars.user),
                 Part::Seq => write!(out, "{}", vars.seq),
                 Part::Id => write!(out, "{}", vars.id),
+                Part::NowMs => write!(out, "{}", vars.now_ms),
+                Part::Random => write!(out, "{}", vars.random),
+                Part::Column(i) => {
+                    out.push_str(vars.row.get(*i).map_or("", String::as_str));
+                    Ok(())
+                }
             };
         }
     }
@@ -108,14 +142,17 @@ mod tests {
 
     fn render(src: &str, vars: Vars) -> String {
         let mut out = String::new();
-        Template::compile(src).unwrap().render(vars, &mut out);
+        Template::compile(src, &[]).unwrap().render(vars, &mut out);
         out
     }
 
-    const V: Vars = Vars {
+    const V: Vars<'static> = Vars {
         user: 3,
         seq: 12,
         id: 4_000_000_012,
+        now_ms: 1_700_000_000_123,
+        random: 99,
+        row: &[],
     };
 
     #[test]
@@ -130,7 +167,7 @@ mod tests {
     fn no_placeholders_and_empty() {
         assert_eq!(render("ping", V), "ping");
         assert_eq!(render("", V), "");
-        assert!(!Template::compile("ping").unwrap().has_id());
+        assert!(!Template::compile("ping", &[]).unwrap().has_id());
     }
 
     #[test]
@@ -145,7 +182,7 @@ mod tests {
 
     #[test]
     fn unknown_placeholder_is_named_with_its_column() {
-        let err = Template::compile("ab{{name}}").unwrap_err();
+        let err = Template::compile("ab{{name}}", &[]).unwrap_err();
         assert!(
             err.contains("{{name}}") && err.contains("column 3"),
             "{err}"
@@ -155,7 +192,7 @@ mod tests {
 
     #[test]
     fn unclosed_placeholder_is_an_error() {
-        let err = Template::compile("x {{user").unwrap_err();
+        let err = Template::compile("x {{user", &[]).unwrap_err();
         assert!(
             err.contains("unclosed") && err.contains("column 3"),
             "{err}"
@@ -164,7 +201,8 @@ mod tests {
 
     #[test]
     fn rendering_reuses_the_buffer() {
-        let t = Template::compile(r#"{"id": {{id}}}"#).unwrap();
+        let t =
+            Template::compile(r#"{"id": {{id}}, "t": {{now_ms}}, "r": {{random}}}"#, &[]).unwrap();
         let mut out = String::with_capacity(t.capacity_hint());
         let cap = out.capacity();
         for seq in 0..1000 {
@@ -173,10 +211,34 @@ mod tests {
                     user: u32::MAX,
                     seq,
                     id: u64::MAX,
+                    now_ms: u64::MAX,
+                    random: u64::MAX,
+                    row: &[],
                 },
                 &mut out,
             );
         }
         assert_eq!(out.capacity(), cap, "buffer grew");
+    }
+
+    #[test]
+    fn clock_random_and_csv_columns() {
+        let columns = vec![String::from("name"), String::from("token")];
+        let row = vec![String::from("ann"), String::from("t-1")];
+        let t = Template::compile("{{name}}:{{token}}:{{now_ms}}:{{random}}", &columns).unwrap();
+        assert!(t.uses_clock());
+        let mut out = String::new();
+        t.render(Vars { row: &row, ..V }, &mut out);
+        assert_eq!(out, "ann:t-1:1700000000123:99");
+    }
+
+    #[test]
+    fn unknown_column_lists_the_data_columns() {
+        let columns = vec![String::from("name")];
+        let err = Template::compile("{{nmae}}", &columns).unwrap_err();
+        assert!(
+            err.contains("{{nmae}}") && err.contains("{{name}}"),
+            "{err}"
+        );
     }
 }

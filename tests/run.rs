@@ -13,6 +13,7 @@ use crate::common::{demo_target, soak, summary, timeseries};
 fn delay(ms: u64) -> DemoConfig {
     DemoConfig {
         reply_delay: Duration::from_millis(ms),
+        ..DemoConfig::default()
     }
 }
 

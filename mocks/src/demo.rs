@@ -9,15 +9,17 @@
 //! JSON object with an `id` is answered with `{"error": "…"}` and the connection stays open,
 //! because a demo that drops connections on bad input would hide the client's mistake.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::future::{Future, pending};
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -31,12 +33,41 @@ const BUFFER_BYTES: usize = 4 * 1024;
 /// Largest frame the demo accepts; a chat message is far smaller.
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
-/// How the demo target behaves. Build it as `DemoConfig { field, ..DemoConfig::default() }`.
+/// Close code the demo uses when it drops a connection on purpose (1012: service restart).
+pub const DROP_CLOSE_CODE: u16 = 1012;
+
+/// How the demo target behaves. Build it as `DemoConfig { field, ..DemoConfig::default() }`;
+/// every field's default is the plain, fast echo.
 #[derive(Debug, Clone, Default)]
 pub struct DemoConfig {
-    /// Time between receiving a message and sending its reply. Replies to concurrent
-    /// messages are delayed independently (the server is not a queue of one).
+    /// Time between receiving a message and sending its reply (its first frame when
+    /// streaming). Replies to concurrent messages are delayed independently.
     pub reply_delay: Duration,
+    /// Frames per reply: 0 or 1 sends one `{"id", "reply"}` frame; N > 1 streams N − 1
+    /// `{"id", "delta", "done": false}` frames and a last `{"id", "reply", "done": true}`.
+    pub stream_frames: u32,
+    /// Time between the frames of one streamed reply.
+    pub frame_gap: Duration,
+    /// Block the server's event loop for this long every [`DemoConfig::block_every`]
+    /// (a synchronous call in an async handler). Zero: never.
+    pub block_for: Duration,
+    /// Period of the blocks; the first comes one period after the server starts.
+    pub block_every: Duration,
+    /// Block the event loop this long on every message received. Zero: never.
+    pub block_per_message: Duration,
+    /// The first this-many connections are closed by the server (code 1012) after
+    /// [`DemoConfig::drop_after`]; later connections are left alone. Zero: none.
+    pub drop_first_connections: u32,
+    /// How long a connection that will be dropped lives.
+    pub drop_after: Duration,
+}
+
+/// Shared state of one demo server.
+#[derive(Debug)]
+struct Demo {
+    config: DemoConfig,
+    /// Connections accepted so far.
+    accepted: AtomicU32,
 }
 
 /// A chat request as the demo reads it. `id` is echoed back unchanged, whatever its type.
@@ -50,78 +81,167 @@ struct Request {
 /// One frame the demo sends.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
-enum Frame {
-    /// The answer to a request: its `id` and the reply text.
+enum Frame<'a> {
+    /// One piece of a streamed reply.
+    Delta {
+        id: &'a serde_json::Value,
+        delta: String,
+        done: bool,
+    },
+    /// The last frame of a streamed reply.
+    Done {
+        id: &'a serde_json::Value,
+        reply: &'a str,
+        done: bool,
+    },
+    /// The answer to a request, in one frame.
     Reply {
-        id: serde_json::Value,
-        reply: String,
+        id: &'a serde_json::Value,
+        reply: &'a str,
     },
     /// A request that could not be read, and why.
     Error { error: String },
 }
 
-/// The demo's routes: a WebSocket on every path (`/`, `/ws`, `/chat` all work).
-pub fn router(config: DemoConfig) -> Router {
-    Router::new().fallback(upgrade).with_state(Arc::new(config))
+/// A frame waiting for its time; the heap pops the earliest (then the first queued).
+struct Scheduled {
+    due: Instant,
+    order: u64,
+    frame: Message,
 }
 
-/// Serves the demo on an already bound `listener` until `shutdown` completes.
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.order) == (other.due, other.order)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.order).cmp(&(other.due, other.order))
+    }
+}
+
+/// The demo's routes: a WebSocket on every path (`/`, `/ws`, `/chat` all work).
+pub fn router(config: DemoConfig) -> Router {
+    let demo = Demo {
+        config,
+        accepted: AtomicU32::new(0),
+    };
+    Router::new().fallback(upgrade).with_state(Arc::new(demo))
+}
+
+/// Serves the demo on an already bound `listener` until `shutdown` completes. With a block
+/// pattern configured, a task on the serving runtime blocks it on schedule: serve it from a
+/// single-threaded runtime to block the whole event loop, as a single-loop server would be.
 pub async fn serve(
     listener: TcpListener,
     config: DemoConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(listener, router(config))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let blocker = blocker(config.block_for, config.block_every);
+    let server = axum::serve(listener, router(config)).with_graceful_shutdown(shutdown);
+    tokio::select! {
+        result = server => result,
+        () = blocker => Ok(()),
+    }
 }
 
-async fn upgrade(State(config): State<Arc<DemoConfig>>, ws: WebSocketUpgrade) -> Response {
+/// Blocks the current thread for `block_for` every `every`, on a drift-free schedule.
+async fn blocker(block_for: Duration, every: Duration) {
+    if block_for.is_zero() || every.is_zero() {
+        return pending().await;
+    }
+    let mut next = Instant::now() + every;
+    loop {
+        sleep_until(next).await;
+        // Deliberately blocking: this is the bug the demo imitates.
+        std::thread::sleep(block_for);
+        next += every;
+    }
+}
+
+async fn upgrade(State(demo): State<Arc<Demo>>, ws: WebSocketUpgrade) -> Response {
     ws.read_buffer_size(BUFFER_BYTES)
         .write_buffer_size(BUFFER_BYTES)
         .max_message_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket: WebSocket| {
+            let n = demo.accepted.fetch_add(1, Ordering::Relaxed);
+            let drop_at = (n < demo.config.drop_first_connections)
+                .then(|| Instant::now() + demo.config.drop_after);
             let (sink, stream) = socket.split();
-            chat(sink, stream, config)
+            chat(sink, stream, Arc::new(demo.config.clone()), drop_at)
         })
 }
 
 /// One connection's conversation, over any sink and stream of frames (tests feed channels).
 ///
-/// Replies wait in a queue ordered by due time; with one fixed delay that order is the
-/// arrival order, so a `VecDeque` is enough and the read loop never waits on a reply.
-pub async fn chat<S, R, E>(mut sink: S, mut stream: R, config: Arc<DemoConfig>)
-where
+/// Outgoing frames wait in a heap ordered by due time, so the read loop never waits on a
+/// reply and frames of concurrent streamed replies interleave as a real server's would.
+/// `drop_at`: when the server closes this connection on purpose (code 1012).
+pub async fn chat<S, R, E>(
+    mut sink: S,
+    mut stream: R,
+    config: Arc<DemoConfig>,
+    drop_at: Option<Instant>,
+) where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
 {
-    let mut due: VecDeque<(Instant, Message)> = VecDeque::new();
+    let mut due: BinaryHeap<Reverse<Scheduled>> = BinaryHeap::new();
+    let mut order = 0u64;
     loop {
-        let next_due = due.front().map(|(at, _)| *at);
+        let next_due = due.peek().map(|Reverse(s)| s.due);
         tokio::select! {
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
-                    let reply = answer(&text);
-                    if config.reply_delay.is_zero() {
-                        if sink.send(reply).await.is_err() {
-                            return;
-                        }
-                    } else {
-                        due.push_back((Instant::now() + config.reply_delay, reply));
+                    if !config.block_per_message.is_zero() {
+                        std::thread::sleep(config.block_per_message); // the imitated bug
+                    }
+                    let now = Instant::now();
+                    for (k, frame) in answer(&text, &config).into_iter().enumerate() {
+                        let at = now + config.reply_delay + config.frame_gap * k as u32;
+                        order += 1;
+                        due.push(Reverse(Scheduled { due: at, order, frame }));
+                    }
+                    if send_due(&mut due, &mut sink).await.is_err() {
+                        return;
                     }
                 }
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
                 Some(Ok(_)) => {} // pings are answered by the WebSocket layer; binary is ignored
             },
             () = wait_until(next_due) => {
-                if let Some((_, reply)) = due.pop_front()
-                    && sink.send(reply).await.is_err()
-                {
+                if send_due(&mut due, &mut sink).await.is_err() {
                     return;
                 }
             }
+            () = wait_until(drop_at) => {
+                let close = CloseFrame { code: DROP_CLOSE_CODE, reason: "demo: dropped on purpose".into() };
+                let _ = sink.send(Message::Close(Some(close))).await;
+                return;
+            }
         }
     }
+}
+
+/// Sends every frame whose time has come, earliest first.
+async fn send_due<S: Sink<Message> + Unpin>(
+    due: &mut BinaryHeap<Reverse<Scheduled>>,
+    sink: &mut S,
+) -> Result<(), ()> {
+    let now = Instant::now();
+    while due.peek().is_some_and(|Reverse(s)| s.due <= now) {
+        if let Some(Reverse(s)) = due.pop() {
+            sink.send(s.frame).await.map_err(|_| ())?;
+        }
+    }
+    Ok(())
 }
 
 async fn wait_until(at: Option<Instant>) {
@@ -131,19 +251,42 @@ async fn wait_until(at: Option<Instant>) {
     }
 }
 
-/// The reply frame for one text frame.
-fn answer(text: &str) -> Message {
-    let frame = match serde_json::from_str::<Request>(text) {
-        Ok(req) => Frame::Reply {
-            reply: format!("echo: {}", req.text),
-            id: req.id,
-        },
-        Err(err) => Frame::Error {
-            error: format!("expected a JSON object with an \"id\": {err}"),
-        },
+/// The frames answering one text frame, in order.
+fn answer(text: &str, config: &DemoConfig) -> Vec<Message> {
+    let json = |frame: &Frame<'_>| {
+        Message::Text(
+            serde_json::to_string(frame)
+                .unwrap_or_else(|_| String::from("{}"))
+                .into(),
+        )
     };
-    let json = serde_json::to_string(&frame).unwrap_or_else(|_| String::from("{}"));
-    Message::Text(json.into())
+    let req = match serde_json::from_str::<Request>(text) {
+        Ok(req) => req,
+        Err(err) => {
+            let error = format!("expected a JSON object with an \"id\": {err}");
+            return vec![json(&Frame::Error { error })];
+        }
+    };
+    let reply = format!("echo: {}", req.text);
+    let id = &req.id;
+    if config.stream_frames <= 1 {
+        return vec![json(&Frame::Reply { id, reply: &reply })];
+    }
+    let mut frames: Vec<Message> = (1..config.stream_frames)
+        .map(|k| {
+            json(&Frame::Delta {
+                id,
+                delta: format!("part {k} "),
+                done: false,
+            })
+        })
+        .collect();
+    frames.push(json(&Frame::Done {
+        id,
+        reply: &reply,
+        done: true,
+    }));
+    frames
 }
 
 #[cfg(test)]
@@ -165,7 +308,7 @@ mod tests {
             in_tx.unbounded_send(Ok(m)).unwrap();
         }
         in_tx.unbounded_send(Ok(Message::Close(None))).unwrap();
-        chat(out_tx, in_rx, Arc::new(config)).await;
+        chat(out_tx, in_rx, Arc::new(config), None).await;
         out_rx.collect().await
     }
 
@@ -216,14 +359,70 @@ mod tests {
         let (in_tx, in_rx) = mpsc::unbounded::<Result<Message, ()>>();
         let config = DemoConfig {
             reply_delay: Duration::from_millis(50),
+            ..DemoConfig::default()
         };
         let started = Instant::now();
-        tokio::spawn(chat(out_tx, in_rx, Arc::new(config)));
+        tokio::spawn(chat(out_tx, in_rx, Arc::new(config), None));
         in_tx
             .unbounded_send(Ok(Message::Text(r#"{"id": 1}"#.into())))
             .unwrap();
         let reply = out_rx.next().await.unwrap();
         assert!(text(&reply).contains("\"id\":1"));
         assert!(started.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn streamed_replies_interleave_by_due_time() {
+        let (out_tx, mut out_rx) = mpsc::unbounded::<Message>();
+        let (in_tx, in_rx) = mpsc::unbounded::<Result<Message, ()>>();
+        let config = DemoConfig {
+            reply_delay: Duration::from_millis(10),
+            stream_frames: 3,
+            frame_gap: Duration::from_millis(20),
+            ..DemoConfig::default()
+        };
+        tokio::spawn(chat(out_tx, in_rx, Arc::new(config), None));
+        in_tx
+            .unbounded_send(Ok(Message::Text(r#"{"id": 1}"#.into())))
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        in_tx
+            .unbounded_send(Ok(Message::Text(r#"{"id": 2}"#.into())))
+            .unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            let v: serde_json::Value =
+                serde_json::from_str(text(&out_rx.next().await.unwrap())).unwrap();
+            seen.push((v["id"].as_u64().unwrap(), v["done"].as_bool().unwrap()));
+        }
+        assert_eq!(
+            seen,
+            [
+                (1, false),
+                (2, false),
+                (1, false),
+                (2, false),
+                (1, true),
+                (2, true)
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropped_connections_get_close_code_1012() {
+        let (out_tx, mut out_rx) = mpsc::unbounded::<Message>();
+        let (_in_tx, in_rx) = mpsc::unbounded::<Result<Message, ()>>();
+        let drop_at = Instant::now() + Duration::from_secs(1);
+        tokio::spawn(chat(
+            out_tx,
+            in_rx,
+            Arc::new(DemoConfig::default()),
+            Some(drop_at),
+        ));
+        match out_rx.next().await.unwrap() {
+            Message::Close(Some(frame)) => assert_eq!(frame.code, DROP_CLOSE_CODE),
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+        assert!(Instant::now() >= drop_at);
     }
 }

@@ -1,16 +1,26 @@
-//! Opening one WebSocket connection: per-connection buffer sizes, timeouts, error kinds.
+//! Opening connections: per-connection buffer sizes, TLS, headers, timeouts, the connect-rate
+//! cap, and the error kind of every failure.
 
 use std::io;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{WebSocketStream, client_async_with_config};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream, client_async_tls_with_config};
 
+use crate::engine::tls;
 use crate::metrics::ErrorKind;
+use crate::profile::resolve::ConnectionConfig;
+use crate::units::Rate;
 
 /// tungstenite allocates its read buffer eagerly, 128 KiB by default: ≈2.4 GiB at 19,000
 /// connections before a frame arrives. Chat frames are small, so 4 KiB is enough; a larger
@@ -25,44 +35,144 @@ pub const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 /// reply cost a lot of memory per connection; a chat reply above 1 MiB is a protocol error.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
-/// TCP connect plus WebSocket handshake must finish within this, or the attempt counts as
-/// `connect_timeout` (a server that accepts and never upgrades must not hang a user).
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// An open client connection.
-pub type Ws = WebSocketStream<TcpStream>;
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// The target, looked up once so 19,000 connects do not make 19,000 DNS queries.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    /// The URL as given (used for the upgrade request's path and Host header).
-    pub url: String,
-    /// The address connected to.
-    pub addr: SocketAddr,
+/// Everything needed to open connections to one target, built once and shared by all
+/// sessions: the address looked up once (19,000 connects make no DNS queries), the TLS
+/// config built once, the headers parsed once, and the connect-rate limiter.
+pub struct Dialer {
+    url: String,
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    handshake_timeout: Duration,
+    limiter: DefaultDirectRateLimiter,
 }
 
-impl Endpoint {
-    /// Looks up the URL's host (a `ws://` URL, checked by the profile resolver).
-    pub async fn resolve(url: &str) -> Result<Endpoint, String> {
-        let rest = url.strip_prefix("ws://").unwrap_or(url);
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialer")
+            .field("url", &crate::redact::url(&self.url))
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl Dialer {
+    /// Looks up the target and prepares TLS and headers; errors are one line.
+    pub async fn new(
+        url: &str,
+        config: &ConnectionConfig,
+        connect_rate: Rate,
+    ) -> Result<Dialer, String> {
+        let (secure, rest) = match url.strip_prefix("wss://") {
+            Some(rest) => (true, rest),
+            None => (false, url.strip_prefix("ws://").unwrap_or(url)),
+        };
         let authority = rest.split(['/', '?']).next().unwrap_or_default();
         let authority = authority.rsplit('@').next().unwrap_or(authority);
         let with_port = if has_port(authority) {
             authority.to_string()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{}", if secure { 443 } else { 80 })
         };
-        let mut addrs = tokio::net::lookup_host(with_port.as_str())
+        let addr = tokio::net::lookup_host(with_port.as_str())
             .await
-            .map_err(|err| format!("cannot resolve `{authority}`: {err}"))?;
-        let addr = addrs
+            .map_err(|err| format!("cannot resolve `{authority}`: {err}"))?
             .next()
             .ok_or_else(|| format!("`{authority}` resolves to no address"))?;
-        Ok(Endpoint {
+        let mut headers = Vec::new();
+        for (name, value) in &config.headers {
+            let name = HeaderName::try_from(name.as_str())
+                .map_err(|_| format!("`{name}` is not a valid header name"))?;
+            let value = HeaderValue::try_from(value.as_str()).map_err(|_| {
+                format!("the value of header `{name}` has characters a header cannot carry")
+            })?;
+            headers.push((name, value));
+        }
+        if !config.subprotocols.is_empty() {
+            let value = HeaderValue::try_from(config.subprotocols.join(", "))
+                .map_err(|_| String::from("subprotocols have characters a header cannot carry"))?;
+            headers.push((HeaderName::from_static("sec-websocket-protocol"), value));
+        }
+        // Check the URL once, so a connect can only fail for reasons the server controls.
+        url.into_client_request()
+            .map_err(|err| format!("`{}`: {err}", crate::redact::url(url)))?;
+        Ok(Dialer {
             url: url.to_string(),
             addr,
+            tls: secure.then(|| tls::client_config(config.insecure)),
+            headers,
+            handshake_timeout: config.handshake_timeout,
+            limiter: limiter(connect_rate),
         })
     }
+
+    /// The target URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Waits until the connect-rate cap allows one more attempt.
+    pub async fn wait_turn(&self) {
+        self.limiter.until_ready().await;
+    }
+
+    /// Opens one connection: TCP with Nagle off, TLS for `wss://`, then the upgrade, all
+    /// within the handshake timeout.
+    pub async fn dial(&self) -> Result<Ws, ErrorKind> {
+        let attempt = async {
+            let tcp = TcpStream::connect(self.addr)
+                .await
+                .map_err(|err| classify_io(&err))?;
+            // Chat messages are small and latency is what we measure: never wait to coalesce.
+            tcp.set_nodelay(true).map_err(|_| ErrorKind::ConnectIo)?;
+            let connector = match &self.tls {
+                Some(config) => Connector::Rustls(Arc::clone(config)),
+                None => Connector::Plain,
+            };
+            let (ws, _response) = client_async_tls_with_config(
+                self.request()?,
+                tcp,
+                Some(ws_config()),
+                Some(connector),
+            )
+            .await
+            .map_err(|err| match err {
+                WsError::Io(io) => classify_io(&io),
+                WsError::Tls(_) => ErrorKind::Tls,
+                _ => ErrorKind::Handshake,
+            })?;
+            Ok(ws)
+        };
+        timeout(self.handshake_timeout, attempt)
+            .await
+            .unwrap_or(Err(ErrorKind::ConnectTimeout))
+    }
+
+    fn request(&self) -> Result<Request, ErrorKind> {
+        let mut request = self
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|_| ErrorKind::Handshake)?;
+        for (name, value) in &self.headers {
+            request.headers_mut().append(name.clone(), value.clone());
+        }
+        Ok(request)
+    }
+}
+
+fn limiter(rate: Rate) -> DefaultDirectRateLimiter {
+    let period = rate
+        .period()
+        .unwrap_or(Duration::from_millis(1))
+        .max(Duration::from_nanos(1));
+    let quota = Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
+        .allow_burst(NonZeroU32::MIN);
+    RateLimiter::direct(quota)
 }
 
 fn has_port(authority: &str) -> bool {
@@ -77,34 +187,18 @@ pub fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_write_buffer_size(WRITE_BUFFER_BYTES.max(MAX_MESSAGE_BYTES) * 2)
+        .max_write_buffer_size(MAX_MESSAGE_BYTES * 2)
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
 
-/// Opens one connection: TCP with Nagle off, then the upgrade, all within the timeout.
-pub async fn connect(endpoint: &Endpoint) -> Result<Ws, ErrorKind> {
-    let attempt = async {
-        let tcp = TcpStream::connect(endpoint.addr)
-            .await
-            .map_err(|err| classify_io(&err))?;
-        // Chat messages are small and latency is what we measure: never wait to coalesce.
-        tcp.set_nodelay(true).map_err(|_| ErrorKind::ConnectIo)?;
-        let (ws, _response) =
-            client_async_with_config(endpoint.url.as_str(), tcp, Some(ws_config()))
-                .await
-                .map_err(|err| match err {
-                    WsError::Io(io) => classify_io(&io),
-                    _ => ErrorKind::Handshake,
-                })?;
-        Ok(ws)
-    };
-    timeout(HANDSHAKE_TIMEOUT, attempt)
-        .await
-        .unwrap_or(Err(ErrorKind::ConnectTimeout))
-}
-
 fn classify_io(err: &io::Error) -> ErrorKind {
+    if err
+        .get_ref()
+        .is_some_and(|inner| inner.is::<rustls::Error>())
+    {
+        return ErrorKind::Tls;
+    }
     match err.kind() {
         io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
         io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
@@ -126,6 +220,7 @@ pub fn classify(err: &WsError) -> ErrorKind {
             }
             kind => kind,
         },
+        WsError::Tls(_) => ErrorKind::Tls,
         _ => ErrorKind::Protocol,
     }
 }
@@ -134,8 +229,11 @@ pub fn classify(err: &WsError) -> ErrorKind {
 pub fn describe(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::ConnectRefused => "connection refused (is the server running on that port?)",
-        ErrorKind::ConnectTimeout => "no WebSocket handshake within 10 s",
+        ErrorKind::ConnectTimeout => "no WebSocket handshake within the handshake timeout",
         ErrorKind::Handshake => "the server did not accept the WebSocket upgrade",
+        ErrorKind::Tls => {
+            "the TLS handshake failed (for a self-signed certificate, add --insecure)"
+        }
         _ => "the connection failed",
     }
 }
@@ -143,6 +241,15 @@ pub fn describe(kind: ErrorKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plain() -> ConnectionConfig {
+        ConnectionConfig {
+            headers: vec![],
+            subprotocols: vec![],
+            insecure: false,
+            handshake_timeout: Duration::from_secs(1),
+        }
+    }
 
     #[test]
     fn ports_are_found_in_authorities() {
@@ -153,10 +260,53 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn resolve_defaults_to_port_80() {
-        let ep = Endpoint::resolve("ws://127.0.0.1/chat").await.unwrap();
-        assert_eq!(ep.addr.port(), 80);
-        let ep = Endpoint::resolve("ws://127.0.0.1:9001/").await.unwrap();
-        assert_eq!(ep.addr.port(), 9001);
+    async fn default_ports_follow_the_scheme() {
+        let rate = Rate { per_second: 100.0 };
+        let ws = Dialer::new("ws://127.0.0.1/chat", &plain(), rate)
+            .await
+            .unwrap();
+        assert_eq!(ws.addr.port(), 80);
+        assert!(ws.tls.is_none());
+        let wss = Dialer::new("wss://127.0.0.1/chat", &plain(), rate)
+            .await
+            .unwrap();
+        assert_eq!(wss.addr.port(), 443);
+        assert!(wss.tls.is_some());
+        let explicit = Dialer::new("ws://127.0.0.1:9001/", &plain(), rate)
+            .await
+            .unwrap();
+        assert_eq!(explicit.addr.port(), 9001);
+    }
+
+    #[tokio::test]
+    async fn headers_and_subprotocols_go_into_the_request() {
+        let config = ConnectionConfig {
+            headers: vec![("X-Room".into(), "7".into())],
+            subprotocols: vec!["chat".into(), "v2".into()],
+            ..plain()
+        };
+        let dialer = Dialer::new("ws://127.0.0.1:1/", &config, Rate { per_second: 1.0 })
+            .await
+            .unwrap();
+        let request = dialer.request().unwrap();
+        assert_eq!(request.headers()["x-room"], "7");
+        assert_eq!(request.headers()["sec-websocket-protocol"], "chat, v2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_connect_rate_cap_paces_attempts() {
+        let dialer = Dialer::new("ws://127.0.0.1:1/", &plain(), Rate { per_second: 10.0 })
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        for _ in 0..3 {
+            dialer.wait_turn().await;
+        }
+        // governor keeps its own clock: real time, 2 waits of 100 ms after the first.
+        assert!(
+            started.elapsed() >= Duration::from_millis(190),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -21,22 +21,32 @@ pub fn split_id(id: u64) -> Option<(u32, u64)> {
     Some((u32::try_from(user).ok()?, id % USER_STRIDE))
 }
 
-/// The id in a reply at `pointer`: a JSON number, or a string of digits (servers often echo
-/// ids as strings). `None` when the reply is not JSON or has no such id.
-pub fn reply_id(text: &str, pointer: &str) -> Option<u64> {
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    match value.pointer(pointer)? {
+/// The id in a parsed reply at `pointer`: a JSON number, or a string of digits (servers
+/// often echo ids as strings). `None` when there is no such id.
+pub fn id_at(reply: &serde_json::Value, pointer: &str) -> Option<u64> {
+    match reply.pointer(pointer)? {
         serde_json::Value::Number(n) => n.as_u64(),
         serde_json::Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
 }
 
-/// What a reply's seq turned out to be.
+/// One outstanding request: when it was due, which scenario message, frames seen so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Match {
-    /// An outstanding request, sent (intended) at this instant.
-    Pending(Instant),
+pub struct Slot {
+    /// Intended send instant (latency runs from here).
+    pub intended: Instant,
+    /// Scenario message index.
+    pub msg: u16,
+    /// Frames of its reply received so far.
+    pub frames: u16,
+}
+
+/// What a reply's seq turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Match<'a> {
+    /// An outstanding request.
+    Pending(&'a mut Slot),
     /// A request already answered or timed out.
     Late,
     /// No request of this user has that seq.
@@ -45,13 +55,13 @@ pub enum Match {
 
 /// Outstanding requests of one session, by seq. Seqs are sent in order, so the table is a
 /// ring of slots from the oldest outstanding seq: push, match and expire are O(1) and the
-/// ring only grows to the number of requests in flight at once.
+/// ring only grows to the number of requests in flight at once (24 bytes a slot).
 #[derive(Debug)]
 pub struct Pending {
     /// Seq of the first slot.
     base: u64,
-    /// Intended send time per seq from `base`; `None` once answered.
-    slots: VecDeque<Option<Instant>>,
+    /// One slot per seq from `base`; `None` once answered.
+    slots: VecDeque<Option<Slot>>,
 }
 
 impl Pending {
@@ -63,8 +73,8 @@ impl Pending {
         }
     }
 
-    /// Records request `seq` (one more than the last) intended at `at`.
-    pub fn push(&mut self, seq: u64, at: Instant) {
+    /// Records request `seq` (one more than the last) of message `msg`, intended at `at`.
+    pub fn push(&mut self, seq: u64, msg: u16, at: Instant) {
         if self.slots.is_empty() {
             self.base = seq;
         }
@@ -73,45 +83,64 @@ impl Pending {
             self.base + self.slots.len() as u64,
             "seqs are consecutive"
         );
-        self.slots.push_back(Some(at));
+        self.slots.push_back(Some(Slot {
+            intended: at,
+            msg,
+            frames: 0,
+        }));
     }
 
-    /// Takes request `seq` out of the table.
-    pub fn take(&mut self, seq: u64) -> Match {
+    /// Looks request `seq` up, leaving it in the table.
+    pub fn get(&mut self, seq: u64) -> Match<'_> {
         let Some(offset) = seq.checked_sub(self.base) else {
             return Match::Late;
         };
-        let found = usize::try_from(offset)
+        match usize::try_from(offset)
             .ok()
             .and_then(|i| self.slots.get_mut(i))
-            .map(Option::take);
-        let result = match found {
-            Some(Some(at)) => Match::Pending(at),
+        {
+            Some(Some(slot)) => Match::Pending(slot),
             Some(None) => Match::Late,
             None => Match::Unknown,
-        };
-        self.trim();
-        result
+        }
     }
 
-    /// Removes requests intended before `now - timeout`; returns how many.
-    pub fn expire(&mut self, now: Instant, timeout: Duration) -> u32 {
-        let mut expired = 0;
+    /// Removes request `seq` (its reply is complete).
+    pub fn finish(&mut self, seq: u64) {
+        if let Some(slot) = seq
+            .checked_sub(self.base)
+            .and_then(|o| usize::try_from(o).ok())
+            .and_then(|i| self.slots.get_mut(i))
+        {
+            *slot = None;
+        }
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+    }
+
+    /// Removes requests intended before `now - timeout`, calling `expired` with each one's
+    /// message index.
+    pub fn expire(&mut self, now: Instant, timeout: Duration, mut expired: impl FnMut(u16)) {
         while let Some(&front) = self.slots.front() {
             match front {
-                Some(at) if at + timeout > now => break,
-                Some(_) => expired += 1,
+                Some(slot) if slot.intended + timeout > now => break,
+                Some(slot) => expired(slot.msg),
                 None => {}
             }
             self.slots.pop_front();
             self.base += 1;
         }
-        expired
     }
 
     /// When the oldest outstanding request times out.
     pub fn next_deadline(&self, timeout: Duration) -> Option<Instant> {
-        self.slots.front().copied().flatten().map(|at| at + timeout)
+        self.slots
+            .front()
+            .copied()
+            .flatten()
+            .map(|s| s.intended + timeout)
     }
 
     /// Requests still outstanding.
@@ -125,13 +154,6 @@ impl Pending {
         self.base += self.slots.len() as u64;
         self.slots.clear();
         n
-    }
-
-    fn trim(&mut self) {
-        while let Some(None) = self.slots.front() {
-            self.slots.pop_front();
-            self.base += 1;
-        }
     }
 }
 
@@ -150,57 +172,80 @@ mod tests {
 
     #[test]
     fn reply_ids_from_numbers_strings_and_nested_pointers() {
-        assert_eq!(
-            reply_id(r#"{"id": 5000000012}"#, "/id"),
-            Some(5_000_000_012)
-        );
-        assert_eq!(
-            reply_id(r#"{"id": "5000000012"}"#, "/id"),
-            Some(5_000_000_012)
-        );
-        assert_eq!(reply_id(r#"{"m": {"rid": 7}}"#, "/m/rid"), Some(7));
-        assert_eq!(reply_id("42", ""), Some(42));
-        assert_eq!(reply_id("not json", "/id"), None);
-        assert_eq!(reply_id(r#"{"id": null}"#, "/id"), None);
-        assert_eq!(reply_id(r#"{"id": -3}"#, "/id"), None);
-        assert_eq!(reply_id(r#"{"x": 1}"#, "/id"), None);
+        let id = |text: &str, pointer: &str| {
+            serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| id_at(&v, pointer))
+        };
+        assert_eq!(id(r#"{"id": 5000000012}"#, "/id"), Some(5_000_000_012));
+        assert_eq!(id(r#"{"id": "5000000012"}"#, "/id"), Some(5_000_000_012));
+        assert_eq!(id(r#"{"m": {"rid": 7}}"#, "/m/rid"), Some(7));
+        assert_eq!(id("42", ""), Some(42));
+        assert_eq!(id(r#"{"id": null}"#, "/id"), None);
+        assert_eq!(id(r#"{"id": -3}"#, "/id"), None);
+        assert_eq!(id(r#"{"x": 1}"#, "/id"), None);
+    }
+
+    fn at(p: &mut Pending, seq: u64) -> Option<Instant> {
+        match p.get(seq) {
+            Match::Pending(slot) => Some(slot.intended),
+            _ => None,
+        }
     }
 
     #[tokio::test(start_paused = true)]
     async fn out_of_order_replies_match_and_duplicates_are_late() {
         let t0 = Instant::now();
+        let ms = Duration::from_millis;
         let mut p = Pending::with_capacity(4);
         for seq in 1..=3 {
-            p.push(seq, t0 + Duration::from_millis(seq));
+            p.push(seq, 0, t0 + ms(seq));
         }
-        assert_eq!(p.take(2), Match::Pending(t0 + Duration::from_millis(2)));
-        assert_eq!(p.take(2), Match::Late);
-        assert_eq!(p.take(1), Match::Pending(t0 + Duration::from_millis(1)));
-        assert_eq!(p.take(1), Match::Late);
-        assert_eq!(p.take(9), Match::Unknown);
+        assert_eq!(at(&mut p, 2), Some(t0 + ms(2)));
+        p.finish(2);
+        assert_eq!(p.get(2), Match::Late);
+        assert_eq!(at(&mut p, 1), Some(t0 + ms(1)));
+        p.finish(1);
+        assert_eq!(p.get(1), Match::Late);
+        assert_eq!(p.get(9), Match::Unknown);
         assert_eq!(p.outstanding(), 1);
-        assert_eq!(p.take(3), Match::Pending(t0 + Duration::from_millis(3)));
+        p.finish(3);
         assert_eq!(p.outstanding(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn frames_are_counted_on_the_slot() {
+        let mut p = Pending::with_capacity(1);
+        p.push(1, 3, Instant::now());
+        for _ in 0..2 {
+            if let Match::Pending(slot) = p.get(1) {
+                slot.frames += 1;
+            }
+        }
+        match p.get(1) {
+            Match::Pending(slot) => assert_eq!((slot.msg, slot.frames), (3, 2)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test(start_paused = true)]
     async fn expiry_removes_only_overdue_requests() {
         let t0 = Instant::now();
+        let ms = Duration::from_millis;
         let timeout = Duration::from_secs(1);
         let mut p = Pending::with_capacity(4);
-        p.push(1, t0);
-        p.push(2, t0 + Duration::from_millis(500));
-        p.push(3, t0 + Duration::from_millis(900));
-        assert_eq!(p.take(2), Match::Pending(t0 + Duration::from_millis(500)));
+        p.push(1, 7, t0);
+        p.push(2, 0, t0 + ms(500));
+        p.push(3, 0, t0 + ms(900));
+        p.finish(2);
         assert_eq!(p.next_deadline(timeout), Some(t0 + timeout));
-        assert_eq!(p.expire(t0 + Duration::from_millis(1600), timeout), 1);
-        assert_eq!(
-            p.next_deadline(timeout),
-            Some(t0 + Duration::from_millis(1900))
-        );
-        assert_eq!(p.take(1), Match::Late, "a reply after its timeout is late");
+        let mut expired = Vec::new();
+        p.expire(t0 + ms(1600), timeout, |m| expired.push(m));
+        assert_eq!(expired, [7]);
+        assert_eq!(p.next_deadline(timeout), Some(t0 + ms(1900)));
+        assert_eq!(p.get(1), Match::Late, "a reply after its timeout is late");
         assert_eq!(p.clear(), 1);
-        p.push(4, t0);
-        assert_eq!(p.take(4), Match::Pending(t0));
+        p.push(4, 0, t0);
+        assert_eq!(at(&mut p, 4), Some(t0));
     }
 }

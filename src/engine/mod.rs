@@ -1,9 +1,11 @@
 //! The load engine: runs the plan's sessions on a `TaskTracker` and waits for them to end.
 
+pub mod complete;
 pub mod connect;
 pub mod correlate;
 pub mod scheduler;
 pub mod session;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,18 +1,19 @@
-//! One simulated user: connect, one `select!` loop over cancel / replies / timeouts / sends,
-//! and reconnect with back-off when the connection is lost.
+//! One simulated user: connect, one `select!` loop over cancel / frames / timeouts / churn /
+//! sends, and reconnect with back-off when the connection is lost.
 //!
 //! Memory budget per session (×19,000 connections): the socket with 4 KiB read and write
 //! buffers (`connect.rs`), an `Arc` of the shared config, a child token, the pending table
-//! (a ring of 16-byte slots sized to the requests in flight, 4 to start) and one send buffer
-//! sized once from the template. No histogram, no per-session allocation per message
-//! beyond the frame tungstenite sends.
+//! (a ring of 24-byte slots sized to the requests in flight, 4 to start), one send buffer
+//! sized once from the largest template, and a few timers. No histogram; nothing per
+//! message but the frame tungstenite sends and the parsed reply.
 
 use std::future::pending;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
 use tokio::time::{
     Instant, Interval, MissedTickBehavior, interval_at, sleep, sleep_until, timeout,
 };
@@ -21,45 +22,96 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::connect::{Endpoint, Ws, classify, connect};
-use crate::engine::correlate::{Match, Pending, message_id, reply_id, split_id};
-use crate::metrics::{ErrorKind, Recorder, Sample};
-use crate::template::{Template, Vars};
+use crate::data::UserData;
+use crate::engine::connect::{Dialer, Ws, classify};
+use crate::engine::correlate::{Match, Pending, id_at, message_id, split_id};
+use crate::metrics::{Disconnect, ErrorKind, Recorder, Sample};
+use crate::profile::resolve::{MessageConfig, RunConfig};
+use crate::profile::spec::Model;
+use crate::template::Vars;
 
 /// How long a stopping user waits to hand its close frame to the socket.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-/// First reconnect delay; doubled per failed attempt up to [`BACKOFF_MAX`], with ±50 % jitter
-/// so a server restart is not answered by every user reconnecting in the same millisecond.
-const BACKOFF_START: Duration = Duration::from_millis(100);
-
-/// Longest wait between reconnect attempts.
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Close code recorded when a connection ends without a close frame (RFC 6455 §7.4.1).
+const ABNORMAL_CLOSE: u16 = 1006;
 
 /// What every session shares, behind one `Arc`.
 #[derive(Debug)]
 pub struct SessionConfig {
-    /// Where to connect.
-    pub endpoint: Endpoint,
-    /// The message template.
-    pub template: Template,
-    /// JSON pointer to the reply's id.
-    pub correlate: String,
-    /// Time between sends; `None` sends nothing.
+    /// Opens connections.
+    pub dialer: Dialer,
+    /// The scenario's messages.
+    pub messages: Vec<MessageConfig>,
+    /// Running sum of the weights, for picking a message.
+    cumulative: Vec<u32>,
+    /// The distinct correlation pointers, tried in order on each frame.
+    pointers: Vec<String>,
+    /// Open or closed model.
+    pub model: Model,
+    /// Open model: time between sends; `None` sends nothing.
     pub period: Option<Duration>,
-    /// A reply later than this is a `timeout`.
+    /// Closed model: pause after each complete reply.
+    pub think: Duration,
+    /// A reply not complete within this is a `timeout`.
     pub reply_timeout: Duration,
+    /// Per-user CSV rows.
+    pub data: UserData,
+    /// Close and reopen connections after this long.
+    pub lifetime: Option<Duration>,
+    /// Reconnect back-off bounds.
+    pub reconnect: (Duration, Duration),
+    /// Whether any template needs the wall clock.
+    uses_clock: bool,
     /// Where samples go.
     pub recorder: Recorder,
 }
 
-/// Why a connection's loop ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    /// The plan stopped the user (or the run ended).
-    Stopped,
-    /// The connection was lost; reconnect.
-    Lost,
+impl SessionConfig {
+    /// The shared session config of a run.
+    pub fn new(config: &RunConfig, dialer: Dialer, recorder: Recorder) -> SessionConfig {
+        let mut pointers: Vec<String> = Vec::new();
+        for m in &config.messages {
+            if !pointers.contains(&m.correlate) {
+                pointers.push(m.correlate.clone());
+            }
+        }
+        let cumulative = config
+            .messages
+            .iter()
+            .scan(0u32, |sum, m| {
+                *sum = sum.saturating_add(m.weight);
+                Some(*sum)
+            })
+            .collect();
+        SessionConfig {
+            dialer,
+            messages: config.messages.clone(),
+            cumulative,
+            pointers,
+            model: config.model,
+            period: config.period,
+            think: config.think,
+            reply_timeout: config.reply_timeout,
+            data: config.data.clone(),
+            lifetime: config.lifetime,
+            reconnect: (config.reconnect_min, config.reconnect_max),
+            uses_clock: config.messages.iter().any(|m| m.template.uses_clock()),
+            recorder,
+        }
+    }
+
+    /// The message index a random draw picks, by weight.
+    fn pick(&self, draw: u64) -> u16 {
+        pick(&self.cumulative, draw)
+    }
+}
+
+/// The index whose share of the cumulative weights a draw falls in.
+fn pick(cumulative: &[u32], draw: u64) -> u16 {
+    let total = cumulative.last().copied().unwrap_or(1).max(1);
+    let r = (draw % u64::from(total)) as u32;
+    cumulative.iter().position(|&c| r < c).unwrap_or(0) as u16
 }
 
 /// One user's state that outlives its connections.
@@ -68,44 +120,61 @@ struct Session {
     seq: u64,
     pending: Pending,
     buf: String,
+    rng: XorShift,
 }
 
 /// Runs user `user` until `cancel` fires.
 pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToken) {
     let rec = &config.recorder;
     rec.record(Sample::UserStarted);
+    let capacity = config
+        .messages
+        .iter()
+        .map(|m| m.template.capacity_hint())
+        .max()
+        .unwrap_or(64);
     let mut session = Session {
         user,
         seq: 0,
         pending: Pending::with_capacity(4),
-        buf: String::with_capacity(config.template.capacity_hint()),
+        buf: String::with_capacity(capacity + 64),
+        rng: XorShift::new(user),
     };
-    let mut backoff = Backoff::new(user);
+    let mut backoff = Backoff::new(user, config.reconnect);
+    let mut connected_before = false;
     loop {
-        rec.record(Sample::ConnectAttempt);
-        let began = Instant::now();
         let attempt = tokio::select! {
             biased;
             () = cancel.cancelled() => break,
-            attempt = connect(&config.endpoint) => attempt,
+            attempt = async {
+                config.dialer.wait_turn().await;
+                rec.record(Sample::ConnectAttempt);
+                let began = Instant::now();
+                (config.dialer.dial().await, began.elapsed())
+            } => attempt,
         };
         match attempt {
-            Ok(ws) => {
+            (Ok(ws), took) => {
                 rec.record(Sample::Connected {
-                    micros: micros(began.elapsed()),
+                    user,
+                    micros: micros(took),
+                    reconnect: connected_before,
                 });
+                connected_before = true;
                 backoff.reset();
-                let end = session.converse(ws, &config, &cancel).await;
-                rec.record(Sample::Disconnected);
+                let (cause, code) = session.converse(ws, &config, &cancel).await;
+                rec.record(Sample::Disconnected { user, cause, code });
                 let abandoned = session.pending.clear();
                 if abandoned > 0 {
                     rec.record(Sample::Abandoned { count: abandoned });
                 }
-                if end == End::Stopped {
-                    break;
+                match cause {
+                    Disconnect::Stopped => break,
+                    Disconnect::Churned => continue, // reopen at once: churn is not a failure
+                    Disconnect::Lost(_) => {}
                 }
             }
-            Err(kind) => rec.record(Sample::Error(kind)),
+            (Err(kind), _) => rec.record(Sample::Error { kind, user }),
         }
         tokio::select! {
             biased;
@@ -117,19 +186,20 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
 }
 
 impl Session {
-    /// The loop over one open connection.
+    /// The loop over one open connection; returns why it ended and the server's close code.
     async fn converse(
         &mut self,
         ws: Ws,
         config: &SessionConfig,
         cancel: &CancellationToken,
-    ) -> End {
+    ) -> (Disconnect, u16) {
         let rec = &config.recorder;
         let (mut sink, mut stream) = ws.split();
-        let mut pacing = pacing(config.period, self.user);
+        let mut pacing = Pacing::new(config, self.user);
         let expiry = sleep_until(Instant::now());
         tokio::pin!(expiry);
         let mut armed: Option<Instant> = None;
+        let end_of_life = config.lifetime.map(|l| Instant::now() + l);
         let end = loop {
             let deadline = self.pending.next_deadline(config.reply_timeout);
             if deadline != armed {
@@ -140,38 +210,46 @@ impl Session {
             }
             tokio::select! {
                 biased;
-                () = cancel.cancelled() => break End::Stopped,
+                () = cancel.cancelled() => break (Disconnect::Stopped, 0),
                 frame = stream.next() => match frame {
-                    Some(Ok(Message::Text(text))) => self.on_reply(&text, config, Instant::now()),
-                    Some(Ok(Message::Close(_))) | None => {
-                        rec.record(Sample::Error(ErrorKind::Closed));
-                        break End::Lost;
+                    Some(Ok(Message::Text(text))) => self.on_frame(&text, config, &mut pacing, Instant::now()),
+                    Some(Ok(Message::Close(frame))) => {
+                        let code = frame.map_or(ABNORMAL_CLOSE, |f| u16::from(f.code));
+                        break (Disconnect::Lost(ErrorKind::Closed), code);
                     }
                     Some(Ok(_)) => {} // pongs, binary and raw frames carry no reply
-                    Some(Err(err)) => {
-                        rec.record(Sample::Error(classify(&err)));
-                        break End::Lost;
-                    }
+                    Some(Err(err)) => break (Disconnect::Lost(classify(&err)), ABNORMAL_CLOSE),
+                    None => break (Disconnect::Lost(ErrorKind::Closed), ABNORMAL_CLOSE),
                 },
                 () = &mut expiry, if armed.is_some() => {
-                    let expired = self.pending.expire(Instant::now(), config.reply_timeout);
-                    for _ in 0..expired {
-                        rec.record(Sample::Error(ErrorKind::Timeout));
+                    let mut timed_out = false;
+                    self.pending.expire(Instant::now(), config.reply_timeout, |msg| {
+                        rec.record(Sample::Timeout { msg });
+                        timed_out = true;
+                    });
+                    if timed_out {
+                        pacing.reply_done(Instant::now());
                     }
                     armed = None;
                 }
-                intended = next_send(&mut pacing) => {
+                () = wait_until(end_of_life) => break (Disconnect::Churned, 0),
+                intended = pacing.next_send() => {
                     if let Err(kind) = self.send(intended, &mut sink, config).await {
-                        rec.record(Sample::Error(kind));
-                        break End::Lost;
+                        break (Disconnect::Lost(kind), ABNORMAL_CLOSE);
                     }
+                    pacing.sent();
                 }
             }
         };
-        if end == End::Stopped {
+        if matches!(end.0, Disconnect::Stopped | Disconnect::Churned) {
+            let reason = if end.0 == Disconnect::Stopped {
+                "soak: user stopped"
+            } else {
+                "soak: connection lifetime"
+            };
             let close = Message::Close(Some(CloseFrame {
                 code: CloseCode::Normal,
-                reason: "soak: user stopped".into(),
+                reason: reason.into(),
             }));
             let _ = timeout(CLOSE_GRACE, sink.send(close)).await;
         }
@@ -186,76 +264,206 @@ impl Session {
         config: &SessionConfig,
     ) -> Result<(), ErrorKind> {
         self.seq += 1;
+        let random = self.rng.next();
+        let msg = config.pick(random >> 32);
+        let now_ms = if config.uses_clock { unix_ms() } else { 0 };
         let vars = Vars {
             user: self.user,
             seq: self.seq,
             id: message_id(self.user, self.seq),
+            now_ms,
+            random: random & 0x7FFF_FFFF_FFFF_FFFF,
+            row: config.data.row(self.user),
         };
-        config.template.render(vars, &mut self.buf);
-        self.pending.push(self.seq, intended);
+        config.messages[usize::from(msg)]
+            .template
+            .render(vars, &mut self.buf);
+        self.pending.push(self.seq, msg, intended);
         sink.send(Message::text(self.buf.as_str()))
             .await
             .map_err(|err| classify(&err))?;
-        config.recorder.record(Sample::Sent);
+        config.recorder.record(Sample::Sent { msg });
         Ok(())
     }
 
-    /// Attributes one text frame received at `now`.
-    fn on_reply(&mut self, text: &str, config: &SessionConfig, now: Instant) {
+    /// Attributes one text frame received at `now` to its request by the correlation pointer.
+    fn on_frame(&mut self, text: &str, config: &SessionConfig, pacing: &mut Pacing, now: Instant) {
         let rec = &config.recorder;
-        let Some(id) = reply_id(text, &config.correlate) else {
-            rec.record(Sample::Error(ErrorKind::Unparsable));
+        let Ok(value) = serde_json::from_str::<Value>(text) else {
+            rec.record(Sample::Error {
+                kind: ErrorKind::Unparsable,
+                user: self.user,
+            });
             return;
         };
-        let sample = match split_id(id) {
-            Some((user, seq)) if user == self.user => match self.pending.take(seq) {
-                Match::Pending(at) => Sample::Reply {
-                    micros: micros(now.saturating_duration_since(at)),
-                },
-                Match::Late => Sample::LateReply,
-                Match::Unknown => Sample::Error(ErrorKind::Unmatched),
-            },
-            _ => Sample::Error(ErrorKind::Unmatched),
+        let Some(id) = config.pointers.iter().find_map(|p| id_at(&value, p)) else {
+            rec.record(Sample::Error {
+                kind: ErrorKind::Unparsable,
+                user: self.user,
+            });
+            return;
         };
-        rec.record(sample);
+        let seq = match split_id(id) {
+            Some((user, seq)) if user == self.user => seq,
+            _ => {
+                rec.record(Sample::Error {
+                    kind: ErrorKind::Unmatched,
+                    user: self.user,
+                });
+                return;
+            }
+        };
+        let slot = match self.pending.get(seq) {
+            Match::Pending(slot) => slot,
+            Match::Late => return rec.record(Sample::LateReply),
+            Match::Unknown => {
+                return rec.record(Sample::Error {
+                    kind: ErrorKind::Unmatched,
+                    user: self.user,
+                });
+            }
+        };
+        slot.frames = slot.frames.saturating_add(1);
+        let (msg, frames, latency) = (
+            slot.msg,
+            slot.frames,
+            micros(now.saturating_duration_since(slot.intended)),
+        );
+        let rule = &config.messages[usize::from(msg)].complete;
+        if frames == 1 && rule.streams() {
+            rec.record(Sample::FirstFrame {
+                msg,
+                micros: latency,
+            });
+        }
+        if rule.is_complete(&value, u32::from(frames)) {
+            self.pending.finish(seq);
+            rec.record(Sample::Reply {
+                msg,
+                micros: latency,
+            });
+            pacing.reply_done(now);
+        }
     }
 }
 
-/// The open-model schedule: a fixed period from the connection's start, offset per user by
-/// a golden-ratio fraction of the period so users that start together do not send together.
-/// Missed ticks burst (tokio's `Burst`): each send keeps its own intended instant, so a
-/// late tester or a stalled socket shows up as latency, never as fewer measurements.
-fn pacing(period: Option<Duration>, user: u32) -> Option<Interval> {
-    let period = period?;
-    let spread = (f64::from(user) * 0.618_033_988_749_895).fract();
-    let mut interval = interval_at(Instant::now() + period.mul_f64(spread), period);
-    interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    Some(interval)
+/// When the next message is due. The open and closed models differ only here.
+enum Pacing {
+    /// A fixed schedule. Missed ticks burst (tokio's `Burst`): each send keeps its own
+    /// intended instant, so a late tester or a stalled socket shows up as latency, never as
+    /// fewer measurements.
+    Open(Interval),
+    /// `--rate 0/s`: never send.
+    Idle,
+    /// Send when the previous reply is complete (or timed out) plus the think time; the
+    /// intended instant is that deadline.
+    Closed {
+        think: Duration,
+        next: Option<Instant>,
+    },
 }
 
-/// The next intended send instant; never ready when the user sends nothing.
-async fn next_send(pacing: &mut Option<Interval>) -> Instant {
-    match pacing {
-        Some(interval) => interval.tick().await,
+impl Pacing {
+    /// Open model: users that start together are spread over one period by a golden-ratio
+    /// fraction per user, so they do not all send in the same millisecond.
+    fn new(config: &SessionConfig, user: u32) -> Pacing {
+        let spread = (f64::from(user) * 0.618_033_988_749_895).fract();
+        match (config.model, config.period) {
+            (Model::Closed, _) => Pacing::Closed {
+                think: config.think,
+                next: Some(Instant::now()),
+            },
+            (Model::Open, None) => Pacing::Idle,
+            (Model::Open, Some(period)) => {
+                let mut interval = interval_at(Instant::now() + period.mul_f64(spread), period);
+                interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
+                Pacing::Open(interval)
+            }
+        }
+    }
+
+    /// The next intended send instant.
+    async fn next_send(&mut self) -> Instant {
+        match self {
+            Pacing::Open(interval) => interval.tick().await,
+            Pacing::Idle | Pacing::Closed { next: None, .. } => pending().await,
+            Pacing::Closed { next: Some(at), .. } => {
+                sleep_until(*at).await;
+                *at
+            }
+        }
+    }
+
+    /// A message went out: the closed model now waits for its reply.
+    fn sent(&mut self) {
+        if let Pacing::Closed { next, .. } = self {
+            *next = None;
+        }
+    }
+
+    /// A reply completed (or timed out) at `now`: the closed model thinks, then sends.
+    fn reply_done(&mut self, now: Instant) {
+        if let Pacing::Closed { think, next } = self {
+            *next = Some(now + *think);
+        }
+    }
+}
+
+async fn wait_until(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
         None => pending().await,
     }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Exponential back-off with jitter from a small per-user generator (no shared RNG).
+/// xorshift64: a tiny per-user generator for message picks, `{{random}}` and jitter
+/// (no shared RNG, so no lock and no contention between sessions).
+struct XorShift(u64);
+
+impl XorShift {
+    fn new(user: u32) -> XorShift {
+        XorShift(
+            u64::from(user)
+                .wrapping_add(1)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                | 1,
+        )
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Exponential back-off with ±50 % jitter, so a server restart is not answered by every
+/// user reconnecting in the same millisecond.
 struct Backoff {
     attempt: u32,
-    state: u64,
+    min: Duration,
+    max: Duration,
+    rng: XorShift,
 }
 
 impl Backoff {
-    fn new(user: u32) -> Backoff {
+    fn new(user: u32, (min, max): (Duration, Duration)) -> Backoff {
         Backoff {
             attempt: 0,
-            state: u64::from(user).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            min,
+            max,
+            rng: XorShift::new(user ^ 0x5EED),
         }
     }
 
@@ -264,15 +472,12 @@ impl Backoff {
     }
 
     fn next_delay(&mut self) -> Duration {
-        // xorshift64: plenty for spreading reconnects.
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 7;
-        self.state ^= self.state << 17;
-        let base = BACKOFF_START
+        let base = self
+            .min
             .saturating_mul(1 << self.attempt.min(16))
-            .min(BACKOFF_MAX);
+            .min(self.max);
         self.attempt = self.attempt.saturating_add(1);
-        let jitter = 0.5 + (self.state % 1000) as f64 / 1000.0;
+        let jitter = 0.5 + (self.rng.next() % 1000) as f64 / 1000.0;
         base.mul_f64(jitter)
     }
 }
@@ -281,37 +486,77 @@ impl Backoff {
 mod tests {
     use super::*;
 
+    const MIN: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(10);
+
     #[test]
     fn backoff_grows_to_its_cap_with_jitter() {
-        let mut b = Backoff::new(7);
+        let mut b = Backoff::new(7, (MIN, MAX));
         let delays: Vec<_> = (0..12).map(|_| b.next_delay()).collect();
-        assert!(delays[0] >= BACKOFF_START / 2 && delays[0] <= BACKOFF_START * 3 / 2);
+        assert!(delays[0] >= MIN / 2 && delays[0] <= MIN * 3 / 2);
         assert!(delays[3] > delays[0]);
-        assert!(delays.iter().all(|d| *d <= BACKOFF_MAX * 3 / 2));
-        assert!(delays[11] >= BACKOFF_MAX / 2);
+        assert!(delays.iter().all(|d| *d <= MAX * 3 / 2));
+        assert!(delays[11] >= MAX / 2);
         b.reset();
-        assert!(b.next_delay() <= BACKOFF_START * 3 / 2);
+        assert!(b.next_delay() <= MIN * 3 / 2);
+    }
+
+    fn open(period: Duration) -> Pacing {
+        let mut interval = interval_at(Instant::now(), period);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        Pacing::Open(interval)
     }
 
     #[tokio::test(start_paused = true)]
-    async fn pacing_keeps_intended_instants_when_late() {
+    async fn open_pacing_keeps_intended_instants_when_late() {
         let period = Duration::from_millis(100);
-        let mut p = pacing(Some(period), 0);
-        let first = next_send(&mut p).await;
+        let mut p = open(period);
+        let first = p.next_send().await;
         tokio::time::sleep(Duration::from_millis(350)).await; // the tester falls behind
         let burst = [
-            next_send(&mut p).await,
-            next_send(&mut p).await,
-            next_send(&mut p).await,
+            p.next_send().await,
+            p.next_send().await,
+            p.next_send().await,
         ];
         assert_eq!(burst[0] - first, period);
         assert_eq!(burst[2] - first, period * 3);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn no_rate_never_sends() {
-        let mut p = pacing(None, 3);
-        let sent = timeout(Duration::from_secs(3600), next_send(&mut p)).await;
+    async fn idle_pacing_never_sends() {
+        let sent = timeout(Duration::from_secs(3600), Pacing::Idle.next_send()).await;
         assert!(sent.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closed_pacing_waits_for_the_reply_then_thinks() {
+        let think = Duration::from_millis(200);
+        let mut p = Pacing::Closed {
+            think,
+            next: Some(Instant::now()),
+        };
+        let first = p.next_send().await;
+        p.sent();
+        assert!(
+            timeout(Duration::from_secs(60), p.next_send())
+                .await
+                .is_err(),
+            "no reply, no send"
+        );
+        let replied = Instant::now();
+        p.reply_done(replied);
+        assert_eq!(p.next_send().await, replied + think);
+        assert!(replied > first);
+    }
+
+    #[test]
+    fn weighted_picks_follow_the_weights() {
+        let cumulative = [80u32, 100];
+        let mut rng = XorShift::new(1);
+        let chat = (0..10_000)
+            .filter(|_| pick(&cumulative, rng.next() >> 32) == 0)
+            .count();
+        assert!((7_700..8_300).contains(&chat), "{chat}");
+        assert_eq!(pick(&[5], 12345), 0);
     }
 }

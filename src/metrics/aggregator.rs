@@ -1,10 +1,12 @@
 //! The one task that owns the histograms and counters and closes each interval.
 //!
-//! Sessions `try_send` samples; this task drains them in batches, records latencies into
-//! the interval histogram (and the hold histogram during the hold), and on each tick merges
-//! the interval into the run histogram with `add` and hands out a snapshot. When every
-//! recorder is gone, it closes the last, partial interval and returns the totals.
+//! Sessions `try_send` samples; this task drains them in batches and records latencies into
+//! per-message interval histograms (and the hold histograms during the hold). On each tick
+//! it merges the intervals into the run's histograms with `add` (percentiles are never
+//! averaged) and hands out a snapshot. When `done` fires or every recorder is gone, it
+//! closes the last, partial interval and returns the totals.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -14,10 +16,12 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::Sample;
+use crate::metrics::events::{Event, EventLog};
 use crate::metrics::snapshot::{
-    Counters, IntervalSnapshot, LatencyStats, RunTotals, new_histogram,
+    Counters, IntervalSnapshot, LatencyStats, MsgCounters, MsgStats, RunTotals, Tagged,
+    new_histogram,
 };
+use crate::metrics::{Disconnect, Sample};
 use crate::plan::{Phase, Plan};
 
 /// Samples taken off the channel per wake-up.
@@ -27,63 +31,259 @@ const BATCH: usize = 1024;
 /// task, so it must only queue the data (the writer thread does the I/O).
 pub type Sink = Box<dyn FnMut(&IntervalSnapshot, &RunTotals) + Send>;
 
+/// What the aggregator needs to know about the run.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The plan, for the phase of each instant.
+    pub plan: Plan,
+    /// When the run started.
+    pub started: Instant,
+    /// Interval length.
+    pub every: Duration,
+    /// Scenario message names, in order, and whether each one's replies stream.
+    pub messages: Vec<(String, bool)>,
+    /// Closed model: the expected interval between one user's sends, µs, for corrected
+    /// recording; `None` in the open model (its schedule already is the truth).
+    pub correct_micros: Option<u64>,
+}
+
+/// Histograms and counts of one scenario message.
+struct PerMsg {
+    name: String,
+    streams: bool,
+    interval: MsgCounters,
+    total: MsgCounters,
+    ttlf: Histogram<u64>,
+    ttff: Histogram<u64>,
+    run_ttlf: Histogram<u64>,
+    run_ttff: Histogram<u64>,
+}
+
 struct State {
-    plan: Plan,
-    started: Instant,
+    setup: Setup,
     interval_start: Duration,
     interval: Counters,
     totals: Counters,
-    interval_hist: Histogram<u64>,
-    run_hist: Histogram<u64>,
-    hold_hist: Histogram<u64>,
-    connect_hist: Histogram<u64>,
+    msgs: Vec<PerMsg>,
+    hold: Histogram<u64>,
+    hold_ttff: Histogram<u64>,
+    corrected: Histogram<u64>,
+    connect: Histogram<u64>,
+    scratch: Histogram<u64>,
+    close_codes: BTreeMap<u16, u64>,
+    events: EventLog,
     dropped: Arc<AtomicU64>,
 }
 
 impl State {
-    fn apply(&mut self, sample: Sample, phase: Phase) {
+    fn new(setup: Setup, dropped: Arc<AtomicU64>) -> State {
+        let msgs = setup
+            .messages
+            .iter()
+            .map(|(name, streams)| PerMsg {
+                name: name.clone(),
+                streams: *streams,
+                interval: MsgCounters::default(),
+                total: MsgCounters::default(),
+                ttlf: new_histogram(),
+                ttff: new_histogram(),
+                run_ttlf: new_histogram(),
+                run_ttff: new_histogram(),
+            })
+            .collect();
+        State {
+            setup,
+            interval_start: Duration::ZERO,
+            interval: Counters::default(),
+            totals: Counters::default(),
+            msgs,
+            hold: new_histogram(),
+            hold_ttff: new_histogram(),
+            corrected: new_histogram(),
+            connect: new_histogram(),
+            scratch: new_histogram(),
+            close_codes: BTreeMap::new(),
+            events: EventLog::default(),
+            dropped,
+        }
+    }
+
+    fn apply(&mut self, sample: Sample, phase: Phase, at: Duration) {
         self.interval.count(sample);
+        let hold = phase == Phase::Hold;
         match sample {
-            Sample::Reply { micros } => {
-                self.interval_hist.saturating_record(micros.max(1));
-                if phase == Phase::Hold {
-                    self.hold_hist.saturating_record(micros.max(1));
+            Sample::Sent { msg } => self.msg(msg, |m| m.interval.sent += 1),
+            Sample::Reply { msg, micros } => {
+                let v = micros.max(1);
+                self.msg(msg, |m| {
+                    m.interval.received += 1;
+                    m.ttlf.saturating_record(v);
+                });
+                if hold {
+                    self.hold.saturating_record(v);
+                }
+                if let Some(interval) = self.setup.correct_micros {
+                    // Values beyond the histogram's range are clamped like saturating_record.
+                    let _ = self
+                        .corrected
+                        .record_correct(v.min(self.corrected.high()), interval);
                 }
             }
-            Sample::Connected { micros } => self.connect_hist.saturating_record(micros.max(1)),
-            _ => {}
+            Sample::FirstFrame { msg, micros } => {
+                let v = micros.max(1);
+                self.msg(msg, |m| m.ttff.saturating_record(v));
+                if hold {
+                    self.hold_ttff.saturating_record(v);
+                }
+            }
+            Sample::Timeout { msg } => {
+                self.msg(msg, |m| m.interval.timeouts += 1);
+                let name = self.msgs.get(usize::from(msg)).map(|m| m.name.clone());
+                self.events
+                    .push(at, ("error", "timeout", 0), || Event::Error {
+                        kind: "timeout",
+                        user: None,
+                        message: name,
+                    });
+            }
+            Sample::Connected {
+                user,
+                micros,
+                reconnect,
+            } => {
+                self.connect.saturating_record(micros.max(1));
+                let what = if reconnect { "reconnect" } else { "connect" };
+                self.events.push(at, (what, "", 0), || Event::Connect {
+                    user,
+                    connect_ms: micros as f64 / 1000.0,
+                    reconnect,
+                });
+            }
+            Sample::Disconnected { user, cause, code } => {
+                if code != 0 {
+                    *self.close_codes.entry(code).or_default() += 1;
+                }
+                let reason = match cause {
+                    Disconnect::Stopped => "stopped",
+                    Disconnect::Churned => "churned",
+                    Disconnect::Lost(kind) => kind.label(),
+                };
+                self.events
+                    .push(at, ("disconnect", reason, code), || Event::Disconnect {
+                        user,
+                        reason,
+                        code: (code != 0).then_some(code),
+                    });
+            }
+            Sample::Error { kind, user } => {
+                self.events
+                    .push(at, ("error", kind.label(), 0), || Event::Error {
+                        kind: kind.label(),
+                        user: Some(user),
+                        message: None,
+                    });
+            }
+            Sample::UserStarted
+            | Sample::UserStopped
+            | Sample::ConnectAttempt
+            | Sample::LateReply
+            | Sample::Abandoned { .. } => {}
+        }
+    }
+
+    fn msg(&mut self, msg: u16, f: impl FnOnce(&mut PerMsg)) {
+        if let Some(m) = self.msgs.get_mut(usize::from(msg)) {
+            f(m);
         }
     }
 
     /// Closes the interval ending at offset `end`.
-    fn rotate(&mut self, end: Duration) -> (IntervalSnapshot, RunTotals) {
-        let latency = LatencyStats::of(&self.interval_hist);
-        // Both histograms have the same bounds, so adding cannot fail.
-        let _ = self.run_hist.add(&self.interval_hist);
-        self.interval_hist.reset();
+    fn rotate(&mut self, end: Duration, last: bool) -> (IntervalSnapshot, RunTotals) {
+        self.events.flush_repeats(end, last);
+        let mut messages = Vec::with_capacity(self.msgs.len());
+        let mut histograms = Vec::new();
+        self.scratch.reset();
+        let mut scratch_ttff = new_histogram();
+        for m in &mut self.msgs {
+            messages.push(MsgStats {
+                counters: m.interval,
+                latency: LatencyStats::of(&m.ttlf),
+                ttff: LatencyStats::of(&m.ttff),
+            });
+            // Same bounds everywhere, so adding cannot fail.
+            let _ = self.scratch.add(&m.ttlf);
+            let _ = scratch_ttff.add(&m.ttff);
+            let _ = m.run_ttlf.add(&m.ttlf);
+            let _ = m.run_ttff.add(&m.ttff);
+            if !m.ttlf.is_empty() {
+                histograms.push(Tagged {
+                    tag: format!("{}.ttlf", m.name),
+                    histogram: m.ttlf.clone(),
+                });
+            }
+            if m.streams && !m.ttff.is_empty() {
+                histograms.push(Tagged {
+                    tag: format!("{}.ttff", m.name),
+                    histogram: m.ttff.clone(),
+                });
+            }
+            m.ttlf.reset();
+            m.ttff.reset();
+            m.total += m.interval;
+            m.interval = MsgCounters::default();
+        }
         self.totals += self.interval;
         let start = self.interval_start;
         let snapshot = IntervalSnapshot {
             start,
             end,
             wall_end: SystemTime::now(),
-            phase: self.plan.phase_at(start + (end.saturating_sub(start)) / 2),
+            phase: self
+                .setup
+                .plan
+                .phase_at(start + end.saturating_sub(start) / 2),
             active_users: self.totals.active_users(),
             open_connections: self.totals.open_connections(),
             counters: std::mem::take(&mut self.interval),
-            latency,
+            latency: LatencyStats::of(&self.scratch),
+            ttff: LatencyStats::of(&scratch_ttff),
+            messages,
+            histograms,
+            events: std::mem::take(&mut self.events.out),
         };
         self.interval_start = end;
         (snapshot, self.totals(end))
     }
 
-    fn totals(&self, elapsed: Duration) -> RunTotals {
+    fn totals(&mut self, elapsed: Duration) -> RunTotals {
+        self.scratch.reset();
+        let mut all_ttff = new_histogram();
+        for m in &self.msgs {
+            let _ = self.scratch.add(&m.run_ttlf);
+            let _ = all_ttff.add(&m.run_ttff);
+        }
         RunTotals {
             elapsed,
             counters: self.totals,
-            latency_run: LatencyStats::of(&self.run_hist),
-            latency_hold: LatencyStats::of(&self.hold_hist),
-            connect_time: LatencyStats::of(&self.connect_hist),
+            latency_run: LatencyStats::of(&self.scratch),
+            latency_hold: LatencyStats::of(&self.hold),
+            latency_corrected: self
+                .setup
+                .correct_micros
+                .and_then(|_| LatencyStats::of(&self.corrected)),
+            ttff_run: LatencyStats::of(&all_ttff),
+            ttff_hold: LatencyStats::of(&self.hold_ttff),
+            messages: self
+                .msgs
+                .iter()
+                .map(|m| MsgStats {
+                    counters: m.total,
+                    latency: LatencyStats::of(&m.run_ttlf),
+                    ttff: LatencyStats::of(&m.run_ttff),
+                })
+                .collect(),
+            close_codes: self.close_codes.clone(),
+            connect_time: LatencyStats::of(&self.connect),
             dropped_samples: self.dropped.load(Ordering::Relaxed),
         }
     }
@@ -95,32 +295,21 @@ pub async fn run(
     mut rx: mpsc::Receiver<Sample>,
     done: CancellationToken,
     dropped: Arc<AtomicU64>,
-    plan: Plan,
-    started: Instant,
-    every: Duration,
+    setup: Setup,
     mut sink: Sink,
 ) -> RunTotals {
-    let mut state = State {
-        plan,
-        started,
-        interval_start: Duration::ZERO,
-        interval: Counters::default(),
-        totals: Counters::default(),
-        interval_hist: new_histogram(),
-        run_hist: new_histogram(),
-        hold_hist: new_histogram(),
-        connect_hist: new_histogram(),
-        dropped,
-    };
+    let (started, every, plan) = (setup.started, setup.every, setup.plan);
+    let mut state = State::new(setup, dropped);
     let mut ticker = interval_at(started + every, every);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
             () = done.cancelled() => {
-                let phase = plan.phase_at(started.elapsed());
+                let at = started.elapsed();
+                let phase = plan.phase_at(at);
                 while let Ok(sample) = rx.try_recv() {
-                    state.apply(sample, phase);
+                    state.apply(sample, phase, at);
                 }
                 break;
             }
@@ -128,21 +317,20 @@ pub async fn run(
                 if n == 0 {
                     break;
                 }
-                let phase = plan.phase_at(started.elapsed());
+                let at = started.elapsed();
+                let phase = plan.phase_at(at);
                 for sample in batch.drain(..) {
-                    state.apply(sample, phase);
+                    state.apply(sample, phase, at);
                 }
             }
             tick = ticker.tick() => {
-                let end = tick.saturating_duration_since(state.started);
-                let (snapshot, totals) = state.rotate(end);
+                let (snapshot, totals) = state.rotate(tick.saturating_duration_since(started), false);
                 sink(&snapshot, &totals);
             }
         }
     }
-    let end = state.started.elapsed();
-    let (snapshot, totals) = state.rotate(end);
-    if snapshot.end > snapshot.start {
+    let (snapshot, totals) = state.rotate(started.elapsed(), true);
+    if snapshot.end > snapshot.start || !snapshot.events.is_empty() {
         sink(&snapshot, &totals);
     }
     totals
@@ -166,31 +354,40 @@ mod tests {
         (seen, sink)
     }
 
+    fn setup(messages: &[(&str, bool)], correct_micros: Option<u64>) -> Setup {
+        Setup {
+            plan: Plan::new(1, Duration::from_secs(3), Duration::ZERO, Duration::ZERO),
+            started: Instant::now(),
+            every: Duration::from_secs(1),
+            messages: messages.iter().map(|(n, s)| (n.to_string(), *s)).collect(),
+            correct_micros,
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn intervals_merge_into_run_totals() {
-        let plan = Plan::new(1, Duration::from_secs(3), Duration::ZERO, Duration::ZERO);
         let (recorder, rx, dropped) = Recorder::channel();
         let (seen, sink) = collecting();
-        let started = Instant::now();
         let agg = tokio::spawn(run(
             rx,
             CancellationToken::new(),
             dropped,
-            plan,
-            started,
-            Duration::from_secs(1),
+            setup(&[("chat", false)], None),
             sink,
         ));
 
         recorder.record(Sample::UserStarted);
         for micros in [10_000, 20_000, 30_000] {
-            recorder.record(Sample::Sent);
-            recorder.record(Sample::Reply { micros });
+            recorder.record(Sample::Sent { msg: 0 });
+            recorder.record(Sample::Reply { msg: 0, micros });
         }
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        recorder.record(Sample::Sent);
-        recorder.record(Sample::Reply { micros: 1_000_000 });
-        recorder.record(Sample::Error(ErrorKind::Timeout));
+        recorder.record(Sample::Sent { msg: 0 });
+        recorder.record(Sample::Reply {
+            msg: 0,
+            micros: 1_000_000,
+        });
+        recorder.record(Sample::Timeout { msg: 0 });
         tokio::time::sleep(Duration::from_millis(1000)).await;
         recorder.record(Sample::UserStopped);
         drop(recorder);
@@ -205,8 +402,11 @@ mod tests {
             (30.0..30.1).contains(&first_max),
             "max of the first interval only: {first_max}"
         );
+        assert_eq!(seen[0].0.histograms.len(), 1);
+        assert_eq!(seen[0].0.histograms[0].tag, "chat.ttlf");
         assert_eq!(seen[1].0.counters.received, 1);
         assert_eq!(seen[1].0.counters.errors[ErrorKind::Timeout.index()], 1);
+        assert_eq!(seen[1].0.messages[0].counters.timeouts, 1);
         assert_eq!(seen[2].0.active_users, 0);
         assert_eq!(totals.counters.sent, 4);
         assert_eq!(totals.counters.error_total(), 1);
@@ -214,6 +414,92 @@ mod tests {
         assert_eq!(run.count, 4);
         assert!((run.max - 1000.0).abs() < 1.0, "{run:?}");
         assert_eq!(totals.latency_hold.unwrap().count, 4, "all during the hold");
+        assert_eq!(
+            totals.messages[0].counters,
+            MsgCounters {
+                sent: 4,
+                received: 4,
+                timeouts: 1
+            }
+        );
+        assert!(
+            totals.latency_corrected.is_none(),
+            "open model: no correction"
+        );
         assert_eq!(totals.dropped_samples, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn per_message_breakdown_ttff_and_close_codes() {
+        let (recorder, rx, dropped) = Recorder::channel();
+        let (_seen, sink) = collecting();
+        let done = CancellationToken::new();
+        let agg = tokio::spawn(run(
+            rx,
+            done.clone(),
+            dropped,
+            setup(&[("chat", true), ("history", false)], None),
+            sink,
+        ));
+        recorder.record(Sample::FirstFrame {
+            msg: 0,
+            micros: 5_000,
+        });
+        recorder.record(Sample::Reply {
+            msg: 0,
+            micros: 50_000,
+        });
+        recorder.record(Sample::Reply {
+            msg: 1,
+            micros: 2_000,
+        });
+        let lost = Disconnect::Lost(ErrorKind::Closed);
+        recorder.record(Sample::Disconnected {
+            user: 1,
+            cause: lost,
+            code: 1011,
+        });
+        recorder.record(Sample::Disconnected {
+            user: 2,
+            cause: lost,
+            code: 1011,
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        done.cancel();
+        let totals = agg.await.unwrap();
+        assert_eq!(totals.messages[0].ttff.unwrap().count, 1);
+        assert!(totals.messages[1].ttff.is_none());
+        assert!(totals.messages[0].latency.unwrap().p50 >= 49.9);
+        assert!(totals.messages[1].latency.unwrap().p50 <= 2.01);
+        assert_eq!(totals.ttff_run.unwrap().count, 1);
+        assert_eq!(totals.close_codes.get(&1011), Some(&2));
+        assert_eq!(totals.counters.errors[ErrorKind::Closed.index()], 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closed_model_records_a_corrected_histogram() {
+        let (recorder, rx, dropped) = Recorder::channel();
+        let (_seen, sink) = collecting();
+        let done = CancellationToken::new();
+        let agg = tokio::spawn(run(
+            rx,
+            done.clone(),
+            dropped,
+            setup(&[("m", false)], Some(100_000)),
+            sink,
+        ));
+        // One reply took 1 s while the user meant to send every 100 ms: the corrected
+        // histogram adds the 9 sends that the stall held back (900 ms, 800 ms, … 100 ms).
+        recorder.record(Sample::Reply {
+            msg: 0,
+            micros: 1_000_000,
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        done.cancel();
+        let totals = agg.await.unwrap();
+        assert_eq!(totals.latency_run.unwrap().count, 1);
+        let corrected = totals.latency_corrected.unwrap();
+        assert_eq!(corrected.count, 10);
+        assert!((corrected.p50 - 500.0).abs() < 1.0, "{corrected:?}");
     }
 }

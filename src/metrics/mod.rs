@@ -5,6 +5,7 @@
 //! session and make the tester itself the bottleneck it is measuring.
 
 pub mod aggregator;
+pub mod events;
 pub mod snapshot;
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-/// Samples in flight between sessions and the aggregator. 16 bytes each, so 1 MiB: room for
+/// Samples in flight between sessions and the aggregator. 24 bytes each, so 1.5 MiB: room for
 /// well over a second of 100,000 messages per second if the aggregator is briefly late.
 pub const CHANNEL_CAPACITY: usize = 64 * 1024;
 
@@ -29,6 +30,8 @@ pub enum ErrorKind {
     Handshake,
     /// Another I/O error while connecting (unreachable network, DNS, …).
     ConnectIo,
+    /// The TLS handshake failed (untrusted or invalid certificate, protocol mismatch).
+    Tls,
     /// A reply did not arrive within the reply timeout.
     Timeout,
     /// The server closed the connection (close frame or end of stream).
@@ -45,11 +48,12 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order of the counter array.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::Handshake,
         ErrorKind::ConnectIo,
+        ErrorKind::Tls,
         ErrorKind::Timeout,
         ErrorKind::Closed,
         ErrorKind::Reset,
@@ -65,6 +69,7 @@ impl ErrorKind {
             ErrorKind::ConnectTimeout => "connect_timeout",
             ErrorKind::Handshake => "handshake",
             ErrorKind::ConnectIo => "connect_io",
+            ErrorKind::Tls => "tls",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Closed => "closed",
             ErrorKind::Reset => "reset",
@@ -80,7 +85,18 @@ impl ErrorKind {
     }
 }
 
-/// One thing that happened in a session.
+/// Why a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disconnect {
+    /// The plan stopped the user (ramp-down or end of run): a normal close by soak.
+    Stopped,
+    /// The connection reached its lifetime and soak closed it to reopen it (churn).
+    Churned,
+    /// The server closed it, or it broke: the error kind says which.
+    Lost(ErrorKind),
+}
+
+/// One thing that happened in a session. Small and `Copy`: 24 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sample {
     /// A user's session began (the plan started it).
@@ -89,29 +105,62 @@ pub enum Sample {
     UserStopped,
     /// A connection attempt began.
     ConnectAttempt,
-    /// A connection was established; handshake time in microseconds.
+    /// A connection was established.
     Connected {
-        /// TCP connect plus WebSocket handshake, µs.
+        /// The user.
+        user: u32,
+        /// TCP connect + TLS + WebSocket handshake, µs.
+        micros: u64,
+        /// Whether the user had been connected before (a reconnect).
+        reconnect: bool,
+    },
+    /// An open connection ended.
+    Disconnected {
+        /// The user.
+        user: u32,
+        /// Why.
+        cause: Disconnect,
+        /// The server's close code, 0 when there was none.
+        code: u16,
+    },
+    /// Message `msg` (index into the scenario) was written to the socket.
+    Sent {
+        /// Scenario index.
+        msg: u16,
+    },
+    /// The first frame of a streamed reply to `msg`; latency from the intended send, µs.
+    FirstFrame {
+        /// Scenario index.
+        msg: u16,
+        /// Time to first frame, µs.
         micros: u64,
     },
-    /// An open connection ended, for any reason.
-    Disconnected,
-    /// A message was written to the socket.
-    Sent,
-    /// A reply matched its request; latency from the intended send time, µs.
+    /// A reply to `msg` is complete; latency from the intended send, µs.
     Reply {
-        /// Latency in microseconds.
+        /// Scenario index.
+        msg: u16,
+        /// Time to the complete reply, µs.
         micros: u64,
     },
-    /// A reply came for a request already counted as timed out.
+    /// A reply to `msg` was not complete within the reply timeout.
+    Timeout {
+        /// Scenario index.
+        msg: u16,
+    },
+    /// A reply came for a request already answered or counted as timed out.
     LateReply,
-    /// Requests still unanswered when their user stopped (not errors: the plan ended them).
+    /// Requests still unanswered when their connection ended (not errors by themselves).
     Abandoned {
         /// How many.
         count: u32,
     },
-    /// Something failed.
-    Error(ErrorKind),
+    /// Something failed that is not a timeout or a lost connection.
+    Error {
+        /// What.
+        kind: ErrorKind,
+        /// The user it happened to.
+        user: u32,
+    },
 }
 
 /// A cheap, cloneable handle that sessions record through.

@@ -1,12 +1,14 @@
 //! Plain data the aggregator hands out: one `IntervalSnapshot` per interval, and `RunTotals`.
 
+use std::collections::BTreeMap;
 use std::ops::AddAssign;
 use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::metrics::{ErrorKind, Sample};
+use crate::metrics::events::Record;
+use crate::metrics::{Disconnect, ErrorKind, Sample};
 use crate::plan::Phase;
 
 /// Highest latency a histogram records, µs (1 hour); larger values are clamped to it.
@@ -84,6 +86,10 @@ pub struct Counters {
     pub connects: u64,
     /// Connections ended.
     pub disconnects: u64,
+    /// Connections opened by users that had been connected before.
+    pub reconnects: u64,
+    /// Connections closed by soak at the end of their lifetime (churn).
+    pub churned: u64,
     /// Users started.
     pub users_started: u64,
     /// Users stopped.
@@ -99,13 +105,25 @@ impl Counters {
             Sample::UserStarted => self.users_started += 1,
             Sample::UserStopped => self.users_stopped += 1,
             Sample::ConnectAttempt => self.connect_attempts += 1,
-            Sample::Connected { .. } => self.connects += 1,
-            Sample::Disconnected => self.disconnects += 1,
-            Sample::Sent => self.sent += 1,
+            Sample::Connected { reconnect, .. } => {
+                self.connects += 1;
+                self.reconnects += u64::from(reconnect);
+            }
+            Sample::Disconnected { cause, .. } => {
+                self.disconnects += 1;
+                match cause {
+                    Disconnect::Stopped => {}
+                    Disconnect::Churned => self.churned += 1,
+                    Disconnect::Lost(kind) => self.errors[kind.index()] += 1,
+                }
+            }
+            Sample::Sent { .. } => self.sent += 1,
+            Sample::FirstFrame { .. } => {}
             Sample::Reply { .. } => self.received += 1,
+            Sample::Timeout { .. } => self.errors[ErrorKind::Timeout.index()] += 1,
             Sample::LateReply => self.late += 1,
             Sample::Abandoned { count } => self.abandoned += u64::from(count),
-            Sample::Error(kind) => self.errors[kind.index()] += 1,
+            Sample::Error { kind, .. } => self.errors[kind.index()] += 1,
         }
     }
 
@@ -134,12 +152,53 @@ impl AddAssign for Counters {
         self.connect_attempts += rhs.connect_attempts;
         self.connects += rhs.connects;
         self.disconnects += rhs.disconnects;
+        self.reconnects += rhs.reconnects;
+        self.churned += rhs.churned;
         self.users_started += rhs.users_started;
         self.users_stopped += rhs.users_stopped;
         for (total, n) in self.errors.iter_mut().zip(rhs.errors) {
             *total += n;
         }
     }
+}
+
+/// Counts of one scenario message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MsgCounters {
+    /// Sent.
+    pub sent: u64,
+    /// Complete replies.
+    pub received: u64,
+    /// Replies not complete within the timeout.
+    pub timeouts: u64,
+}
+
+impl AddAssign for MsgCounters {
+    fn add_assign(&mut self, rhs: MsgCounters) {
+        self.sent += rhs.sent;
+        self.received += rhs.received;
+        self.timeouts += rhs.timeouts;
+    }
+}
+
+/// One scenario message over an interval or the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MsgStats {
+    /// Counts.
+    pub counters: MsgCounters,
+    /// Time to the complete reply.
+    pub latency: Option<LatencyStats>,
+    /// Time to the first frame (streamed replies only).
+    pub ttff: Option<LatencyStats>,
+}
+
+/// An interval histogram with its `latency.hlog` tag.
+#[derive(Debug, Clone)]
+pub struct Tagged {
+    /// `<message>.ttlf` or `<message>.ttff`.
+    pub tag: String,
+    /// Values in µs.
+    pub histogram: Histogram<u64>,
 }
 
 /// One interval of the run.
@@ -159,8 +218,16 @@ pub struct IntervalSnapshot {
     pub open_connections: u64,
     /// What happened during the interval.
     pub counters: Counters,
-    /// Latency of the replies received during the interval.
+    /// Latency of the replies completed during the interval (all messages).
     pub latency: Option<LatencyStats>,
+    /// Time to first frame during the interval (streamed replies only).
+    pub ttff: Option<LatencyStats>,
+    /// Per scenario message, in scenario order.
+    pub messages: Vec<MsgStats>,
+    /// The interval's histograms for `latency.hlog` (non-empty ones only).
+    pub histograms: Vec<Tagged>,
+    /// Events to append to `events.jsonl`.
+    pub events: Vec<Record>,
 }
 
 impl IntervalSnapshot {
@@ -181,6 +248,17 @@ pub struct RunTotals {
     pub latency_run: Option<LatencyStats>,
     /// Latency of replies received during the hold phase.
     pub latency_hold: Option<LatencyStats>,
+    /// Closed model: the run's latency corrected for the expected interval (HdrHistogram's
+    /// corrected recording); `None` in the open model.
+    pub latency_corrected: Option<LatencyStats>,
+    /// Time to first frame over the run (streamed replies only).
+    pub ttff_run: Option<LatencyStats>,
+    /// Time to first frame during the hold.
+    pub ttff_hold: Option<LatencyStats>,
+    /// Per scenario message, in scenario order.
+    pub messages: Vec<MsgStats>,
+    /// Close codes the server sent, with how often.
+    pub close_codes: BTreeMap<u16, u64>,
     /// TCP connect + WebSocket handshake time.
     pub connect_time: Option<LatencyStats>,
     /// Samples the aggregator never saw because its channel was full.

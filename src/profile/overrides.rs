@@ -20,11 +20,40 @@ pub fn apply(args: &RunArgs, spec: &mut ProfileSpec) {
     if let Some(d) = args.ramp_down {
         spec.load.ramp_down = d;
     }
+    if let Some(rate) = args.connect_rate {
+        spec.load.connect_rate = rate;
+    }
+    if let Some(model) = args.model {
+        spec.session.model = model;
+    }
     if let Some(rate) = args.rate {
         spec.session.rate = rate;
     }
+    if let Some(d) = args.think {
+        spec.session.think = d;
+    }
     if let Some(message) = &args.message {
         spec.session.message = message.clone();
+        spec.session.messages.clear(); // a message on the command line replaces a scenario
+    }
+    if let Some(rule) = &args.complete {
+        spec.session.complete = rule.clone();
+    }
+    if let Some(path) = &args.data {
+        spec.session.data = Some(path.clone());
+    }
+    if let Some(d) = args.lifetime {
+        spec.session.lifetime = d;
+    }
+    spec.target.headers.extend(args.headers.iter().cloned());
+    spec.target
+        .subprotocols
+        .extend(args.subprotocols.iter().cloned());
+    if args.insecure {
+        spec.target.insecure = true;
+    }
+    if let Some(d) = args.handshake_timeout {
+        spec.target.handshake_timeout = d;
     }
     if let Some(pointer) = &args.correlate {
         spec.session.correlate = pointer.clone();

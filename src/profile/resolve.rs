@@ -1,4 +1,4 @@
-//! `ProfileSpec` → `RunConfig`: validate, convert units, compile the template and pointer.
+//! `ProfileSpec` → `RunConfig`: validate, convert units, compile templates, rules and data.
 //!
 //! Every error is one line naming the profile, the field (and its flag) and what is valid.
 
@@ -7,9 +7,13 @@ use std::time::Duration;
 
 use soak_mocks::demo::DemoConfig;
 
+use crate::data::{self, UserData};
+use crate::engine::complete::Complete;
 use crate::error::{SoakError, usage};
-use crate::profile::{Loaded, ProfileSpec};
+use crate::profile::Loaded;
+use crate::profile::spec::{Model, ProfileSpec};
 use crate::template::Template;
+use crate::units::{Rate, format_duration};
 
 /// Shortest timeseries interval: below this, rows are noise and flushing costs more than it tells.
 const MIN_INTERVAL: Duration = Duration::from_millis(50);
@@ -18,6 +22,9 @@ const MIN_INTERVAL: Duration = Duration::from_millis(50);
 /// limit), so a typo like `--users 1000000000` is caught before anything starts.
 const MAX_USERS: u32 = 1_000_000;
 
+/// Most named messages in a scenario (each costs two histograms in the aggregator).
+const MAX_MESSAGES: usize = 32;
+
 /// Everything a run needs, validated. The engine reads only this.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -25,6 +32,8 @@ pub struct RunConfig {
     pub profile: String,
     /// What the load goes to.
     pub target: Target,
+    /// How connections are opened.
+    pub connection: ConnectionConfig,
     /// Number of simulated users.
     pub users: u32,
     /// Whole run, ramps included.
@@ -33,14 +42,26 @@ pub struct RunConfig {
     pub ramp_up: Duration,
     /// Time over which users stop.
     pub ramp_down: Duration,
-    /// Time between two sends of one user; `None` holds the connection idle.
+    /// Most connection attempts per second over all users.
+    pub connect_rate: Rate,
+    /// Open or closed model.
+    pub model: Model,
+    /// Open model: time between two sends of one user; `None` holds the connection idle.
     pub period: Option<Duration>,
-    /// The compiled message template.
-    pub template: Template,
-    /// JSON pointer to the reply field holding the request id.
-    pub correlate: String,
-    /// A reply later than this counts as a `timeout` error.
+    /// Closed model: pause after each complete reply.
+    pub think: Duration,
+    /// The messages of the scenario (one, named `message`, without a scenario).
+    pub messages: Vec<MessageConfig>,
+    /// A reply not complete within this is a `timeout` error.
     pub reply_timeout: Duration,
+    /// Per-user CSV data (empty without a data file).
+    pub data: UserData,
+    /// Close and reopen connections after this long; `None`: keep them.
+    pub lifetime: Option<Duration>,
+    /// First reconnect delay.
+    pub reconnect_min: Duration,
+    /// Longest reconnect delay.
+    pub reconnect_max: Duration,
     /// One timeseries row per interval.
     pub interval: Duration,
     /// Folder under which the run's folder is created.
@@ -49,13 +70,48 @@ pub struct RunConfig {
     pub effective: ProfileSpec,
 }
 
+/// One named message of the scenario, compiled.
+#[derive(Debug, Clone)]
+pub struct MessageConfig {
+    /// Name in the per-message breakdown.
+    pub name: String,
+    /// Relative weight.
+    pub weight: u32,
+    /// The compiled template.
+    pub template: Template,
+    /// JSON pointer to the reply's id.
+    pub correlate: String,
+    /// When its reply is complete.
+    pub complete: Complete,
+}
+
+/// How each connection is opened.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// Extra handshake headers.
+    pub headers: Vec<(String, String)>,
+    /// Offered subprotocols.
+    pub subprotocols: Vec<String>,
+    /// Accept any certificate.
+    pub insecure: bool,
+    /// Limit for TCP + TLS + WebSocket handshake.
+    pub handshake_timeout: Duration,
+}
+
 /// Where the load goes.
 #[derive(Debug, Clone)]
 pub enum Target {
     /// The built-in demo target, started in-process on 127.0.0.1.
     Demo(DemoConfig),
-    /// A WebSocket URL given by the user (`ws://…`).
+    /// A WebSocket URL given by the user (`ws://…` or `wss://…`).
     Url(String),
+}
+
+impl RunConfig {
+    /// Whether any message's replies stream (so time to first frame is reported apart).
+    pub fn streams(&self) -> bool {
+        self.messages.iter().any(|m| m.complete.streams())
+    }
 }
 
 /// Validates a loaded profile (with overrides already applied).
@@ -63,6 +119,66 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
     let spec = &loaded.spec;
     let bad = |field: &str, msg: String| usage(format!("{}: {field}: {msg}", loaded.source));
     let target = target(spec).map_err(|m| bad("target.url (--url)", m))?;
+    let connection = connection(spec, &bad)?;
+    check_load(spec, &bad)?;
+    let data = match &spec.session.data {
+        Some(path) => data::load(path).map_err(|m| bad("session.data (--data)", m))?,
+        None => UserData::default(),
+    };
+    let messages = messages(spec, &data.columns, &bad)?;
+    let session = &spec.session;
+    let positive = |d: Duration, field: &str| {
+        if d.is_zero() {
+            Err(bad(field, "must be longer than 0s".into()))
+        } else {
+            Ok(())
+        }
+    };
+    positive(
+        session.reply_timeout,
+        "session.reply_timeout (--reply-timeout)",
+    )?;
+    positive(session.reconnect_min, "session.reconnect_min")?;
+    if session.reconnect_max < session.reconnect_min {
+        return Err(bad(
+            "session.reconnect_max",
+            "must not be shorter than reconnect_min".into(),
+        ));
+    }
+    if spec.output.interval < MIN_INTERVAL {
+        return Err(bad(
+            "output.interval (--interval)",
+            format!("must be at least {}ms", MIN_INTERVAL.as_millis()),
+        ));
+    }
+    Ok(RunConfig {
+        profile: loaded.name.clone(),
+        target,
+        connection,
+        users: spec.load.users,
+        duration: spec.load.duration,
+        ramp_up: spec.load.ramp_up,
+        ramp_down: spec.load.ramp_down,
+        connect_rate: spec.load.connect_rate,
+        model: session.model,
+        period: session.rate.period(),
+        think: session.think,
+        messages,
+        reply_timeout: session.reply_timeout,
+        data,
+        lifetime: (!session.lifetime.is_zero()).then_some(session.lifetime),
+        reconnect_min: session.reconnect_min,
+        reconnect_max: session.reconnect_max,
+        interval: spec.output.interval,
+        out_dir: spec.output.dir.clone(),
+        effective: spec.clone(),
+    })
+}
+
+fn check_load(
+    spec: &ProfileSpec,
+    bad: &impl Fn(&str, String) -> SoakError,
+) -> Result<(), SoakError> {
     let load = &spec.load;
     if load.users == 0 || load.users > MAX_USERS {
         return Err(bad(
@@ -81,42 +197,128 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
             "load.ramp_up + load.ramp_down (--ramp-up, --ramp-down)",
             format!(
                 "{} + {} is longer than the whole run ({}); the duration includes both ramps",
-                crate::units::format_duration(load.ramp_up),
-                crate::units::format_duration(load.ramp_down),
-                crate::units::format_duration(load.duration),
+                format_duration(load.ramp_up),
+                format_duration(load.ramp_down),
+                format_duration(load.duration),
             ),
         ));
     }
-    let session = &spec.session;
-    let template =
-        Template::compile(&session.message).map_err(|m| bad("session.message (--message)", m))?;
-    check_pointer(&session.correlate).map_err(|m| bad("session.correlate (--correlate)", m))?;
-    if session.reply_timeout.is_zero() {
+    if load.connect_rate.per_second <= 0.0 {
         return Err(bad(
-            "session.reply_timeout (--reply-timeout)",
+            "load.connect_rate (--connect-rate)",
+            "must be above 0/s, like 200/s".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn messages(
+    spec: &ProfileSpec,
+    columns: &[String],
+    bad: &impl Fn(&str, String) -> SoakError,
+) -> Result<Vec<MessageConfig>, SoakError> {
+    let session = &spec.session;
+    let default_rule =
+        Complete::parse(&session.complete).map_err(|m| bad("session.complete (--complete)", m))?;
+    check_pointer(&session.correlate).map_err(|m| bad("session.correlate (--correlate)", m))?;
+    if session.messages.is_empty() {
+        let template = Template::compile(&session.message, columns)
+            .map_err(|m| bad("session.message (--message)", m))?;
+        return Ok(vec![MessageConfig {
+            name: String::from("message"),
+            weight: 1,
+            template,
+            correlate: session.correlate.clone(),
+            complete: default_rule,
+        }]);
+    }
+    if session.messages.len() > MAX_MESSAGES {
+        return Err(bad(
+            "session.messages",
+            format!("at most {MAX_MESSAGES} messages"),
+        ));
+    }
+    let mut out: Vec<MessageConfig> = Vec::new();
+    for (i, m) in session.messages.iter().enumerate() {
+        let field = |f: &str| format!("session.messages[{i}].{f}");
+        if m.name.is_empty()
+            || !m
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(bad(
+                &field("name"),
+                format!("`{}`: use letters, digits, `-` and `_`", m.name),
+            ));
+        }
+        if out.iter().any(|o| o.name == m.name) {
+            return Err(bad(&field("name"), format!("`{}` is used twice", m.name)));
+        }
+        if m.weight == 0 {
+            return Err(bad(&field("weight"), "must be at least 1".into()));
+        }
+        let correlate = m
+            .correlate
+            .clone()
+            .unwrap_or_else(|| session.correlate.clone());
+        check_pointer(&correlate).map_err(|e| bad(&field("correlate"), e))?;
+        let complete = match &m.complete {
+            Some(rule) => Complete::parse(rule).map_err(|e| bad(&field("complete"), e))?,
+            None => default_rule.clone(),
+        };
+        out.push(MessageConfig {
+            name: m.name.clone(),
+            weight: m.weight,
+            template: Template::compile(&m.message, columns)
+                .map_err(|e| bad(&field("message"), e))?,
+            correlate,
+            complete,
+        });
+    }
+    Ok(out)
+}
+
+fn connection(
+    spec: &ProfileSpec,
+    bad: &impl Fn(&str, String) -> SoakError,
+) -> Result<ConnectionConfig, SoakError> {
+    let t = &spec.target;
+    let mut headers = Vec::new();
+    for h in &t.headers {
+        let parsed = h.split_once(':').map(|(k, v)| (k.trim(), v.trim()));
+        match parsed {
+            Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_graphic()) => {
+                headers.push((k.to_string(), v.to_string()));
+            }
+            _ => {
+                let shown = crate::redact::header(h);
+                return Err(bad(
+                    "target.headers (--header)",
+                    format!("`{shown}`: expected 'Name: value'"),
+                ));
+            }
+        }
+    }
+    for p in &t.subprotocols {
+        if p.is_empty() || !p.chars().all(|c| c.is_ascii_graphic() && c != ',') {
+            return Err(bad(
+                "target.subprotocols (--subprotocol)",
+                format!("`{p}` is not a protocol token"),
+            ));
+        }
+    }
+    if t.handshake_timeout.is_zero() {
+        return Err(bad(
+            "target.handshake_timeout (--handshake-timeout)",
             "must be longer than 0s".into(),
         ));
     }
-    if spec.output.interval < MIN_INTERVAL {
-        return Err(bad(
-            "output.interval (--interval)",
-            format!("must be at least {}ms", MIN_INTERVAL.as_millis()),
-        ));
-    }
-    Ok(RunConfig {
-        profile: loaded.name.clone(),
-        target,
-        users: load.users,
-        duration: load.duration,
-        ramp_up: load.ramp_up,
-        ramp_down: load.ramp_down,
-        period: session.rate.period(),
-        template,
-        correlate: session.correlate.clone(),
-        reply_timeout: session.reply_timeout,
-        interval: spec.output.interval,
-        out_dir: spec.output.dir.clone(),
-        effective: spec.clone(),
+    Ok(ConnectionConfig {
+        headers,
+        subprotocols: t.subprotocols.clone(),
+        insecure: t.insecure,
+        handshake_timeout: t.handshake_timeout,
     })
 }
 
@@ -128,21 +330,32 @@ fn target(spec: &ProfileSpec) -> Result<Target, String> {
         .map(str::trim)
         .unwrap_or_default();
     if url.is_empty() {
+        let d = &spec.demo;
         return Ok(Target::Demo(DemoConfig {
-            reply_delay: spec.demo.reply_delay,
+            reply_delay: d.reply_delay,
+            stream_frames: d.stream_frames,
+            frame_gap: d.frame_gap,
+            block_for: d.block_for,
+            block_every: d.block_every,
+            block_per_message: d.block_per_message,
+            ..DemoConfig::default()
         }));
-    }
-    if url.starts_with("wss://") {
-        return Err(format!(
-            "`{url}`: wss:// (TLS) is not supported by this build yet; use a ws:// URL"
-        ));
     }
     let rest = url
         .strip_prefix("ws://")
-        .ok_or_else(|| format!("`{url}` is not a WebSocket URL: expected ws://host:port/path"))?;
+        .or_else(|| url.strip_prefix("wss://"))
+        .ok_or_else(|| {
+            format!(
+                "`{}` is not a WebSocket URL: expected ws://host:port/path or wss://…",
+                crate::redact::url(url)
+            )
+        })?;
     let host = rest.split(['/', '?']).next().unwrap_or_default();
     if host.is_empty() {
-        return Err(format!("`{url}` has no host: expected ws://host:port/path"));
+        return Err(format!(
+            "`{}` has no host: expected ws://host:port/path",
+            crate::redact::url(url)
+        ));
     }
     Ok(Target::Url(url.to_string()))
 }
@@ -161,6 +374,7 @@ fn check_pointer(pointer: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::spec::MessageSpec;
 
     fn loaded(spec: ProfileSpec) -> Loaded {
         Loaded {
@@ -181,6 +395,9 @@ mod tests {
         let config = resolve(&loaded(ProfileSpec::default())).unwrap();
         assert!(matches!(config.target, Target::Demo(_)));
         assert_eq!(config.period, Some(Duration::from_secs(1)));
+        assert_eq!(config.messages.len(), 1);
+        assert_eq!(config.messages[0].name, "message");
+        assert!(!config.streams());
     }
 
     #[test]
@@ -215,20 +432,72 @@ mod tests {
             "{e}"
         );
         assert!(err(|s| s.session.correlate = "id".into()).contains("JSON pointer"));
+        assert!(err(|s| s.session.complete = "done".into()).contains("session.complete"));
         assert!(err(|s| s.output.interval = Duration::from_millis(1)).contains("output.interval"));
+        assert!(err(|s| s.target.headers = vec!["no colon".into()]).contains("--header"));
+        assert!(err(|s| s.load.connect_rate = Rate { per_second: 0.0 }).contains("--connect-rate"));
+    }
+
+    #[test]
+    fn header_errors_do_not_echo_secrets() {
+        let e = err(|s| s.target.headers = vec!["Authorization Bearer s3cret".into()]);
+        assert!(!e.contains("s3cret"), "{e}");
     }
 
     #[test]
     fn urls_must_be_websocket_urls() {
-        for url in ["http://x/", "ws://", "localhost:80", "wss://x/"] {
+        for url in ["http://x/", "ws://", "localhost:80"] {
             let e = err(|s| s.target.url = Some(url.into()));
             assert!(e.contains("target.url"), "{url}: {e}");
         }
+        for url in ["ws://127.0.0.1:9/chat", "wss://example.test/ws"] {
+            let mut spec = ProfileSpec::default();
+            spec.target.url = Some(url.into());
+            assert!(matches!(
+                resolve(&loaded(spec)).unwrap().target,
+                Target::Url(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn scenarios_compile_each_message_with_inherited_rules() {
         let mut spec = ProfileSpec::default();
-        spec.target.url = Some("ws://127.0.0.1:9/chat".into());
-        assert!(matches!(
-            resolve(&loaded(spec)).unwrap().target,
-            Target::Url(_)
-        ));
+        spec.session.complete = "/done == true".into();
+        let msg = |name: &str, weight| MessageSpec {
+            name: name.into(),
+            weight,
+            message: "{{id}}".into(),
+            correlate: None,
+            complete: None,
+        };
+        spec.session.messages = vec![
+            msg("chat", 80),
+            MessageSpec {
+                complete: Some("frames 2".into()),
+                ..msg("history", 20)
+            },
+        ];
+        let config = resolve(&loaded(spec.clone())).unwrap();
+        assert_eq!(
+            config.messages[0].complete,
+            Complete::parse("/done == true").unwrap()
+        );
+        assert_eq!(config.messages[1].complete, Complete::Frames(2));
+        assert!(config.streams());
+        spec.session.messages.push(msg("chat", 1));
+        assert!(
+            resolve(&loaded(spec.clone()))
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
+        spec.session.messages = vec![msg("bad name", 1)];
+        assert!(
+            resolve(&loaded(spec))
+                .unwrap_err()
+                .to_string()
+                .contains("messages[0].name")
+        );
     }
 }

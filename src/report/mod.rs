@@ -5,6 +5,8 @@
 //! a rename, so a reader never sees half a file) and flushes, so a `kill -9` loses at most
 //! one interval. File I/O never runs on the async runtime.
 
+pub mod events;
+pub mod hlog;
 pub mod summary;
 pub mod timeseries;
 
@@ -20,18 +22,36 @@ use crate::metrics::aggregator::Sink;
 use crate::metrics::snapshot::{IntervalSnapshot, RunTotals};
 use crate::progress::Progress;
 use crate::report::summary::{RunMeta, Status, Summary};
+use crate::report::timeseries::Columns;
+use hdrhistogram::serialization::V2DeflateSerializer;
 
 /// A run's results folder and its open files.
 #[derive(Debug)]
 pub struct RunDir {
     /// The folder, `<out>/<UTC timestamp>-<profile>/`.
     pub path: PathBuf,
+    columns: Columns,
+    started: SystemTime,
     timeseries: BufWriter<File>,
+    hlog: BufWriter<File>,
+    events: BufWriter<File>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Writer")
+    }
 }
 
 impl RunDir {
-    /// Creates `<out>/<UTC timestamp>-<profile>/` (a suffix keeps two runs in one second apart).
-    pub fn create(out: &Path, profile: &str, now: SystemTime) -> Result<RunDir, SoakError> {
+    /// Creates `<out>/<UTC timestamp>-<profile>/` (a suffix keeps two runs in one second
+    /// apart) with its timeseries, latency log and event log started.
+    pub fn create(
+        out: &Path,
+        profile: &str,
+        now: SystemTime,
+        columns: Columns,
+    ) -> Result<RunDir, SoakError> {
         let not_writable = |err: io::Error| {
             could_not_run(format!(
                 "results folder {} is not writable: {err}",
@@ -52,11 +72,26 @@ impl RunDir {
                 Err(err) => return Err(not_writable(err)),
             }
         }
-        let file = File::create(path.join("timeseries.csv")).map_err(not_writable)?;
-        let mut timeseries = BufWriter::new(file);
-        timeseries::write_header(&mut timeseries).map_err(not_writable)?;
+        let open = |name: &str| {
+            File::create(path.join(name))
+                .map(BufWriter::new)
+                .map_err(not_writable)
+        };
+        let mut timeseries = open("timeseries.csv")?;
+        timeseries::write_header(&mut timeseries, &columns).map_err(not_writable)?;
         timeseries.flush().map_err(not_writable)?;
-        Ok(RunDir { path, timeseries })
+        let mut hlog = open("latency.hlog")?;
+        hlog::write_header(&mut hlog, now).map_err(not_writable)?;
+        hlog.flush().map_err(not_writable)?;
+        let events = open("events.jsonl")?;
+        Ok(RunDir {
+            path,
+            columns,
+            started: now,
+            timeseries,
+            hlog,
+            events,
+        })
     }
 
     /// The folder's name (the run id).
@@ -67,9 +102,19 @@ impl RunDir {
             .unwrap_or_default()
     }
 
-    fn append_interval(&mut self, snapshot: &IntervalSnapshot) -> io::Result<()> {
-        timeseries::write_row(&mut self.timeseries, snapshot)?;
-        self.timeseries.flush()
+    fn append_interval(
+        &mut self,
+        snapshot: &IntervalSnapshot,
+        serializer: &mut V2DeflateSerializer,
+    ) -> io::Result<()> {
+        timeseries::write_row(&mut self.timeseries, &self.columns, snapshot)?;
+        self.timeseries.flush()?;
+        hlog::write_interval(&mut self.hlog, serializer, snapshot)?;
+        self.hlog.flush()?;
+        for record in &snapshot.events {
+            events::write_record(&mut self.events, self.started, record)?;
+        }
+        self.events.flush()
     }
 
     fn write_summary(&self, summary: &Summary) -> io::Result<()> {
@@ -115,6 +160,7 @@ impl Writer {
             .name("soak-writer".into())
             .spawn(move || {
                 let mut first_error: Option<String> = None;
+                let mut serializer = V2DeflateSerializer::new();
                 let shown = dir.path.display().to_string();
                 let mut keep = |r: io::Result<()>, what: &str| {
                     if let Err(err) = r {
@@ -126,7 +172,10 @@ impl Writer {
                     match msg {
                         Msg::Interval(snapshot, totals) => {
                             progress.interval(&snapshot, &totals);
-                            keep(dir.append_interval(&snapshot), "timeseries.csv");
+                            keep(
+                                dir.append_interval(&snapshot, &mut serializer),
+                                "interval files",
+                            );
                             let s =
                                 summary::build(&meta, &totals, Status::Running, SystemTime::now());
                             keep(dir.write_summary(&s), "summary.json");
@@ -176,8 +225,8 @@ mod tests {
     fn folder_names_are_utc_and_unique() {
         let tmp = tempfile::tempdir().unwrap();
         let t = SystemTime::UNIX_EPOCH;
-        let a = RunDir::create(tmp.path(), "smoke", t).unwrap();
-        let b = RunDir::create(tmp.path(), "smoke", t).unwrap();
+        let a = RunDir::create(tmp.path(), "smoke", t, Columns::default()).unwrap();
+        let b = RunDir::create(tmp.path(), "smoke", t, Columns::default()).unwrap();
         assert_eq!(a.id(), "1970-01-01T00-00-00Z-smoke");
         assert_eq!(b.id(), "1970-01-01T00-00-00Z-smoke-2");
         let header = fs::read_to_string(a.path.join("timeseries.csv")).unwrap();
@@ -189,7 +238,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join("plain-file");
         fs::write(&file, "x").unwrap();
-        let err = RunDir::create(&file.join("sub"), "smoke", SystemTime::now()).unwrap_err();
+        let err = RunDir::create(
+            &file.join("sub"),
+            "smoke",
+            SystemTime::now(),
+            Columns::default(),
+        )
+        .unwrap_err();
         assert!(matches!(err, SoakError::CouldNotRun(_)), "{err}");
     }
 }

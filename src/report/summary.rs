@@ -7,9 +7,10 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::metrics::ErrorKind;
-use crate::metrics::snapshot::{LatencyStats, RunTotals};
+use crate::metrics::snapshot::{LatencyStats, MsgCounters, RunTotals};
 use crate::plan::PhaseSpan;
 use crate::profile::ProfileSpec;
+use crate::profile::spec::Model;
 use crate::redact;
 
 /// Version of the summary's shape; bumped when a field changes meaning or goes away.
@@ -44,6 +45,12 @@ pub struct RunMeta {
     pub config: ProfileSpec,
     /// The plan's phases.
     pub phases: Vec<PhaseSpan>,
+    /// Open or closed model.
+    pub model: Model,
+    /// Closed model: the expected interval the corrected histogram assumes, if any.
+    pub correction: Option<Duration>,
+    /// Scenario messages: name, weight, whether its replies stream.
+    pub messages: Vec<(String, u32, bool)>,
 }
 
 /// The whole `summary.json`.
@@ -65,8 +72,14 @@ pub struct Summary {
     pub errors: BTreeMap<&'static str, u64>,
     /// Connection attempts and their outcome.
     pub connects: Connects,
-    /// Round-trip latency from the intended send time, in ms.
+    /// Time from the intended send to the complete reply, in ms (all messages).
     pub latency_ms: Latency,
+    /// Time from the intended send to the first frame of a streamed reply, in ms.
+    pub ttff_ms: Option<Latency>,
+    /// The breakdown per scenario message.
+    pub messages: Vec<MessageSummary>,
+    /// Close codes the server sent (1006: the connection ended without a close frame).
+    pub close_codes: BTreeMap<String, u64>,
     /// TCP connect + WebSocket handshake time, in ms.
     pub connect_time_ms: Option<LatencyStats>,
     /// The overall verdict.
@@ -91,8 +104,9 @@ pub struct RunInfo {
     pub profile: String,
     /// Where it stands.
     pub status: Status,
-    /// Load model: `open` (each user sends on a fixed schedule, replies or not).
-    pub model: &'static str,
+    /// Load model: `open` (each user sends on a fixed schedule, replies or not) or
+    /// `closed` (send, wait for the complete reply, think, send).
+    pub model: Model,
     /// Target URL, secrets redacted.
     pub target: String,
     /// Whether the target was the built-in demo.
@@ -150,6 +164,26 @@ pub struct Connects {
     pub failures: u64,
     /// successes / attempts (1 when there were none).
     pub success_ratio: f64,
+    /// Connections opened by users that had been connected before.
+    pub reconnects: u64,
+    /// Connections closed by soak at the end of their lifetime (churn).
+    pub churned: u64,
+}
+
+/// One scenario message.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageSummary {
+    /// Its name.
+    pub name: String,
+    /// Its weight.
+    pub weight: u32,
+    /// Sent, received, timeouts.
+    #[serde(flatten)]
+    pub counts: MsgCounters,
+    /// Time to the complete reply.
+    pub latency_ms: Option<LatencyStats>,
+    /// Time to the first frame (streamed replies only).
+    pub ttff_ms: Option<LatencyStats>,
 }
 
 /// `latency_ms`
@@ -159,6 +193,13 @@ pub struct Latency {
     pub run: Option<LatencyStats>,
     /// Replies received during the hold phase.
     pub hold: Option<LatencyStats>,
+    /// Closed model only: the whole run corrected for the expected interval between sends
+    /// (HdrHistogram's corrected recording), so stalls count the sends they held back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrected: Option<LatencyStats>,
+    /// Closed model only: the expected interval used for the correction, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrected_interval_ms: Option<f64>,
 }
 
 /// `verdict`
@@ -192,7 +233,7 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
             id: meta.id.clone(),
             profile: meta.profile.clone(),
             status,
-            model: "open",
+            model: meta.model,
             target: redact::url(&meta.target),
             demo_target: meta.demo_target,
             started_at: timestamp(meta.started_at),
@@ -229,11 +270,38 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
             successes: c.connects,
             failures: c.connect_attempts.saturating_sub(c.connects),
             success_ratio: ratio(c.connects, c.connect_attempts, 1.0),
+            reconnects: c.reconnects,
+            churned: c.churned,
         },
         latency_ms: Latency {
             run: totals.latency_run,
             hold: totals.latency_hold,
+            corrected: totals.latency_corrected,
+            corrected_interval_ms: meta.correction.map(|d| d.as_secs_f64() * 1000.0),
         },
+        ttff_ms: meta.messages.iter().any(|m| m.2).then_some(Latency {
+            run: totals.ttff_run,
+            hold: totals.ttff_hold,
+            corrected: None,
+            corrected_interval_ms: None,
+        }),
+        messages: meta
+            .messages
+            .iter()
+            .zip(&totals.messages)
+            .map(|((name, weight, _), m)| MessageSummary {
+                name: name.clone(),
+                weight: *weight,
+                counts: m.counters,
+                latency_ms: m.latency,
+                ttff_ms: m.ttff,
+            })
+            .collect(),
+        close_codes: totals
+            .close_codes
+            .iter()
+            .map(|(code, n)| (code.to_string(), *n))
+            .collect(),
         connect_time_ms: totals.connect_time,
         verdict: verdict(status),
     }
@@ -291,6 +359,9 @@ mod tests {
                 Duration::ZERO,
             )
             .phases(),
+            model: Model::Open,
+            correction: None,
+            messages: vec![("message".into(), 1, false)],
         }
     }
 
@@ -319,5 +390,11 @@ mod tests {
         assert_eq!(v["phases"][1]["started_at"], "1970-01-01T00:00:02.000Z");
         assert_eq!(v["verdict"]["result"], "pass");
         assert!(v["latency_ms"]["run"].is_null());
+        assert!(
+            v["latency_ms"].get("corrected").is_none(),
+            "open model: no corrected figures"
+        );
+        assert!(v["ttff_ms"].is_null(), "no streaming");
+        assert_eq!(v["run"]["model"], "open");
     }
 }

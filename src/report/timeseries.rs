@@ -5,16 +5,35 @@ use std::io::{self, Write};
 use crate::metrics::snapshot::IntervalSnapshot;
 use crate::report::summary::timestamp;
 
-/// The header row.
+/// The columns every run has.
 pub const HEADER: &str = "time,elapsed_s,phase,active_users,open_connections,sent_per_s,received_per_s,errors_per_s,p50_ms,p95_ms,p99_ms,max_ms";
 
+/// Which optional columns a run's file has.
+#[derive(Debug, Clone, Default)]
+pub struct Columns {
+    /// Time-to-first-frame columns (streamed replies).
+    pub ttff: bool,
+    /// Per-message columns, by name (only for scenarios of two or more messages).
+    pub messages: Vec<String>,
+}
+
 /// Writes the header row.
-pub fn write_header<W: Write>(mut out: W) -> io::Result<()> {
-    writeln!(out, "{HEADER}")
+pub fn write_header<W: Write>(mut out: W, columns: &Columns) -> io::Result<()> {
+    write!(out, "{HEADER}")?;
+    if columns.ttff {
+        write!(out, ",ttff_p50_ms,ttff_p99_ms")?;
+    }
+    for name in &columns.messages {
+        write!(
+            out,
+            ",{name}_sent_per_s,{name}_received_per_s,{name}_timeouts_per_s,{name}_p50_ms,{name}_p99_ms"
+        )?;
+    }
+    writeln!(out)
 }
 
 /// Writes one interval's row; percentile cells are empty when no reply arrived in it.
-pub fn write_row<W: Write>(mut out: W, s: &IntervalSnapshot) -> io::Result<()> {
+pub fn write_row<W: Write>(mut out: W, columns: &Columns, s: &IntervalSnapshot) -> io::Result<()> {
     let secs = s.seconds();
     let per_s = |n: u64| n as f64 / secs;
     write!(
@@ -30,9 +49,32 @@ pub fn write_row<W: Write>(mut out: W, s: &IntervalSnapshot) -> io::Result<()> {
         per_s(s.counters.error_total()),
     )?;
     match &s.latency {
-        Some(l) => writeln!(out, "{},{},{},{}", l.p50, l.p95, l.p99, l.max),
-        None => writeln!(out, ",,,"),
+        Some(l) => write!(out, "{},{},{},{}", l.p50, l.p95, l.p99, l.max)?,
+        None => write!(out, ",,,")?,
     }
+    if columns.ttff {
+        match &s.ttff {
+            Some(l) => write!(out, ",{},{}", l.p50, l.p99)?,
+            None => write!(out, ",,")?,
+        }
+    }
+    if !columns.messages.is_empty() {
+        for m in &s.messages {
+            let c = &m.counters;
+            write!(
+                out,
+                ",{:.2},{:.2},{:.2}",
+                per_s(c.sent),
+                per_s(c.received),
+                per_s(c.timeouts)
+            )?;
+            match &m.latency {
+                Some(l) => write!(out, ",{},{}", l.p50, l.p99)?,
+                None => write!(out, ",,")?,
+            }
+        }
+    }
+    writeln!(out)
 }
 
 #[cfg(test)]
@@ -40,7 +82,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::metrics::snapshot::{Counters, LatencyStats};
+    use crate::metrics::snapshot::{Counters, LatencyStats, MsgCounters, MsgStats};
     use crate::plan::Phase;
 
     #[test]
@@ -57,10 +99,15 @@ mod tests {
                 ..Counters::default()
             },
             latency: None,
+            ttff: None,
+            messages: vec![],
+            histograms: vec![],
+            events: vec![],
         };
+        let columns = Columns::default();
         let mut out = Vec::new();
-        write_header(&mut out).unwrap();
-        write_row(&mut out, &s).unwrap();
+        write_header(&mut out, &columns).unwrap();
+        write_row(&mut out, &columns, &s).unwrap();
         s.latency = Some(LatencyStats {
             count: 1,
             p50: 1.5,
@@ -71,7 +118,7 @@ mod tests {
             max: 2.5,
             mean: 1.6,
         });
-        write_row(&mut out, &s).unwrap();
+        write_row(&mut out, &columns, &s).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<_> = text.lines().collect();
         let cells = HEADER.split(',').count();
@@ -84,5 +131,48 @@ mod tests {
             "1970-01-01T00:00:00.000Z,1.000,hold,3,2,10.00,0.00,0.00,,,,"
         );
         assert!(lines[2].ends_with(",1.5,2,2,2.5"), "{}", lines[2]);
+    }
+
+    #[test]
+    fn optional_columns_follow_the_header() {
+        let columns = Columns {
+            ttff: true,
+            messages: vec!["chat".into(), "history".into()],
+        };
+        let stats = |sent| MsgStats {
+            counters: MsgCounters {
+                sent,
+                received: 0,
+                timeouts: 0,
+            },
+            latency: None,
+            ttff: None,
+        };
+        let s = IntervalSnapshot {
+            start: Duration::ZERO,
+            end: Duration::from_secs(1),
+            wall_end: SystemTime::UNIX_EPOCH,
+            phase: Phase::Hold,
+            active_users: 1,
+            open_connections: 1,
+            counters: Counters::default(),
+            latency: None,
+            ttff: None,
+            messages: vec![stats(8), stats(2)],
+            histograms: vec![],
+            events: vec![],
+        };
+        let mut out = Vec::new();
+        write_header(&mut out, &columns).unwrap();
+        write_row(&mut out, &columns, &s).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        let header: Vec<_> = lines[0].split(',').collect();
+        let row: Vec<_> = lines[1].split(',').collect();
+        assert_eq!(header.len(), row.len(), "{text}");
+        let at = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+        assert_eq!(at("chat_sent_per_s"), "8.00");
+        assert_eq!(at("history_sent_per_s"), "2.00");
+        assert_eq!(at("ttff_p50_ms"), "");
     }
 }

@@ -1,0 +1,280 @@
+//! `ProfileSpec`: the serde mirror of a profile TOML, one `///` line per field.
+//!
+//! Every section and field is optional; missing ones take the defaults below (those of the
+//! `smoke` profile). Unknown keys are errors (`deny_unknown_fields`, and no `flatten`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::{Rate, serde_units};
+
+/// A whole profile file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProfileSpec {
+    /// One line saying what the profile is for (shown by `soak profiles`).
+    pub description: String,
+    /// Where the load goes.
+    pub target: TargetSpec,
+    /// How many users, and the shape of the run over time.
+    pub load: LoadSpec,
+    /// What each user does while connected.
+    pub session: SessionSpec,
+    /// The built-in demo target, used when no target URL is given.
+    pub demo: DemoSpec,
+    /// Where and how often results are written.
+    pub output: OutputSpec,
+}
+
+/// `[target]`: the WebSocket server under test.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TargetSpec {
+    /// `ws://` or `wss://host:port/path`; absent or empty starts the built-in demo target.
+    pub url: Option<String>,
+    /// Extra handshake headers, each `"Name: value"` (values of secret-looking names are
+    /// redacted in every file soak writes).
+    pub headers: Vec<String>,
+    /// WebSocket subprotocols offered in `Sec-WebSocket-Protocol`, in order of preference.
+    pub subprotocols: Vec<String>,
+    /// Accept any TLS certificate (self-signed test servers). Never the default.
+    pub insecure: bool,
+    /// TCP connect + TLS + WebSocket handshake must finish within this.
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub handshake_timeout: Duration,
+}
+
+impl Default for TargetSpec {
+    fn default() -> Self {
+        Self {
+            url: None,
+            headers: Vec::new(),
+            subprotocols: Vec::new(),
+            insecure: false,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[load]`: users and the run's shape. `duration` is the whole run, ramps included.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoadSpec {
+    /// Number of simulated users, each holding one connection.
+    pub users: u32,
+    /// Length of the whole run, ramps included.
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub duration: Duration,
+    /// Users start evenly spread over this time.
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub ramp_up: Duration,
+    /// Users stop evenly spread over this time, ending with the run.
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub ramp_down: Duration,
+    /// Most connection attempts per second, over all users (reconnects included), so a
+    /// 10,000-user ramp or a mass reconnect is not a connect storm unless asked for.
+    #[serde(
+        deserialize_with = "serde_units::rate",
+        serialize_with = "serde_units::ser_rate"
+    )]
+    pub connect_rate: Rate,
+}
+
+impl Default for LoadSpec {
+    fn default() -> Self {
+        Self {
+            users: 10,
+            duration: Duration::from_secs(30),
+            ramp_up: Duration::from_secs(5),
+            ramp_down: Duration::from_secs(5),
+            connect_rate: Rate { per_second: 1000.0 },
+        }
+    }
+}
+
+/// `[session]`: what one simulated user sends and how replies are matched.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSpec {
+    /// `open` (send on a fixed schedule, replies or not) or `closed` (send, wait for the
+    /// complete reply, think, send again).
+    pub model: Model,
+    /// Open model: messages per user (`2/s`, `30/m`; `0/s` holds idle connections).
+    #[serde(
+        deserialize_with = "serde_units::rate",
+        serialize_with = "serde_units::ser_rate"
+    )]
+    pub rate: Rate,
+    /// Closed model: pause between a complete reply (or its timeout) and the next send.
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub think: Duration,
+    /// The message template when no `[[session.messages]]` are given (named `message`).
+    pub message: String,
+    /// JSON pointer to the reply field carrying the request's `{{id}}`.
+    pub correlate: String,
+    /// When a reply is complete: empty (its first frame), `/done == true`, `/type != "delta"`,
+    /// `/delta missing`, `/final exists`, or `frames 5`.
+    pub complete: String,
+    /// A reply not complete within this is a `timeout` error.
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub reply_timeout: Duration,
+    /// Per-user CSV file (header row of column names, one row per user, wrapping around);
+    /// its columns fill `{{column}}` in templates. Relative to the working directory.
+    pub data: Option<PathBuf>,
+    /// Close and reopen each connection after this long (churn); `0s` keeps it open.
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub lifetime: Duration,
+    /// First wait before reconnecting after a lost connection; doubled per failure.
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub reconnect_min: Duration,
+    /// Longest wait between reconnect attempts.
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub reconnect_max: Duration,
+    /// A scenario: several named messages picked by weight. Replaces `message` when given.
+    pub messages: Vec<MessageSpec>,
+}
+
+impl Default for SessionSpec {
+    fn default() -> Self {
+        Self {
+            model: Model::Open,
+            rate: Rate { per_second: 1.0 },
+            think: Duration::from_secs(1),
+            message: String::from(
+                r#"{"id": {{id}}, "text": "hello from user {{user}}, message {{seq}}"}"#,
+            ),
+            correlate: String::from("/id"),
+            complete: String::new(),
+            reply_timeout: Duration::from_secs(30),
+            data: None,
+            lifetime: Duration::ZERO,
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(10),
+            messages: Vec::new(),
+        }
+    }
+}
+
+/// The load model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Model {
+    /// Each user sends on a fixed schedule whether or not replies are outstanding.
+    #[default]
+    Open,
+    /// Each user sends, waits for the complete reply, thinks, and sends again.
+    Closed,
+}
+
+/// `[[session.messages]]`: one named message of a scenario.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSpec {
+    /// Name used in the per-message breakdown (letters, digits, `-`, `_`).
+    pub name: String,
+    /// Relative weight: `chat` 80 and `history` 20 send chat four times as often.
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// The template.
+    pub message: String,
+    /// JSON pointer to the reply's id; default: `session.correlate`.
+    #[serde(default)]
+    pub correlate: Option<String>,
+    /// Completion rule; default: `session.complete`.
+    #[serde(default)]
+    pub complete: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `[demo]`: the built-in demo target's behaviour (used only without a target URL).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoSpec {
+    /// How long the demo waits before each reply (its first frame when streaming).
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub reply_delay: Duration,
+    /// Frames per reply; more than 1 streams `{"delta"}` frames ending with `{"done": true}`.
+    pub stream_frames: u32,
+    /// Time between the frames of a streamed reply.
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub frame_gap: Duration,
+    /// Block the demo's event loop this long every `block_every` (`0s`: never).
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub block_for: Duration,
+    /// Period of the blocks.
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub block_every: Duration,
+    /// Block the demo's event loop this long on every message (`0s`: never).
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub block_per_message: Duration,
+}
+
+/// `[output]`: the results folder and the timeseries interval.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputSpec {
+    /// Folder in which each run creates `<UTC timestamp>-<profile>/`.
+    pub dir: PathBuf,
+    /// One timeseries row, one progress line and one flush per interval.
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub interval: Duration,
+}
+
+impl Default for OutputSpec {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("results"),
+            interval: Duration::from_secs(1),
+        }
+    }
+}
