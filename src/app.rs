@@ -192,14 +192,9 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// `soak mock`: serve the demo target until Ctrl-C.
+/// `soak mock`: serve the demo target until Ctrl-C, on its own single-threaded event loop
+/// (so its blocking modes block the whole server, as in a single-loop chat server).
 pub async fn mock(args: MockArgs) -> Result<Outcome, SoakError> {
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|err| could_not_run(format!("cannot listen on {}: {err}", args.listen)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|err| could_not_run(format!("cannot read the bound address: {err}")))?;
     let config = soak_mocks::demo::DemoConfig {
         reply_delay: args.demo_delay,
         stream_frames: args.demo_stream,
@@ -208,12 +203,10 @@ pub async fn mock(args: MockArgs) -> Result<Outcome, SoakError> {
         block_every: args.demo_block_every,
         ..soak_mocks::demo::DemoConfig::default()
     };
-    println!("demo target listening on ws://{addr}/ws (Ctrl-C stops it)");
-    soak_mocks::demo::serve(listener, config, async {
-        wait_for_signal().await;
-    })
-    .await
-    .map_err(|err| could_not_run(format!("demo target failed: {err}")))?;
+    let demo = DemoTarget::start_on(args.listen, config)?;
+    println!("demo target listening on {} (Ctrl-C stops it)", demo.url());
+    wait_for_signal().await;
+    drop(demo);
     Ok(Outcome::Passed)
 }
 

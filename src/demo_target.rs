@@ -22,9 +22,15 @@ pub struct DemoTarget {
 impl DemoTarget {
     /// Binds 127.0.0.1:0 and starts serving; clients may connect as soon as this returns.
     pub fn start(config: DemoConfig) -> Result<DemoTarget, SoakError> {
-        let fail =
-            |err: std::io::Error| could_not_run(format!("cannot start the demo target: {err}"));
-        let listener = TcpListener::bind("127.0.0.1:0").map_err(fail)?;
+        DemoTarget::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), config)
+    }
+
+    /// Binds `addr` and starts serving; clients may connect as soon as this returns.
+    pub fn start_on(addr: SocketAddr, config: DemoConfig) -> Result<DemoTarget, SoakError> {
+        let fail = |err: std::io::Error| {
+            could_not_run(format!("cannot start the demo target on {addr}: {err}"))
+        };
+        let listener = TcpListener::bind(addr).map_err(fail)?;
         listener.set_nonblocking(true).map_err(fail)?;
         let addr = listener.local_addr().map_err(fail)?;
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -139,3 +139,44 @@ fn profiles_lists_the_built_ins() {
     assert_eq!(code, 0);
     assert!(stdout.lines().any(|l| l.starts_with("smoke")), "{stdout}");
 }
+
+#[test]
+fn a_ragged_csv_exits_2_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("users.csv");
+    std::fs::write(&csv, "name,room\nann,red\nbob\n").unwrap();
+    let (code, _, stderr) = code(
+        soak_bin()
+            .arg("--data")
+            .arg(&csv)
+            .arg("--out")
+            .arg(dir.path().join("out")),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("users.csv:3:") && stderr.contains("--data"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("out").exists(), "nothing was run");
+}
+
+#[test]
+fn a_bad_template_exits_2_naming_the_placeholder() {
+    let (code, _, stderr) =
+        code(soak_bin().args(["--message", r#"{"id": {{id}}, "who": "{{nmae}}"}"#]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("session.message (--message)") && stderr.contains("{{nmae}}"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_completion_rule_exits_2() {
+    let (code, _, stderr) = code(soak_bin().args(["--complete", "done"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--complete") && stderr.contains("/done == true"),
+        "{stderr}"
+    );
+}

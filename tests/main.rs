@@ -4,3 +4,5 @@
 mod cli;
 mod common;
 mod run;
+mod sessions;
+mod tls;

@@ -4,7 +4,11 @@
 pub const DEFAULT: &str = "smoke";
 
 /// Name and TOML text of every built-in profile, in the order `soak profiles` lists them.
-const BUILTINS: &[(&str, &str)] = &[("smoke", include_str!("../../profiles/smoke.toml"))];
+const BUILTINS: &[(&str, &str)] = &[
+    ("smoke", include_str!("../../profiles/smoke.toml")),
+    ("baseline", include_str!("../../profiles/baseline.toml")),
+    ("burst", include_str!("../../profiles/burst.toml")),
+];
 
 /// The TOML text of a built-in profile.
 pub fn get(name: &str) -> Option<&'static str> {

@@ -76,3 +76,72 @@ pub fn timeseries(out: &Path) -> Vec<std::collections::HashMap<String, String>> 
 pub fn soak_bin() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_soak"))
 }
+
+/// Demo target on its own thread and single-threaded runtime (as `soak` runs it), for
+/// blocking modes that must not block the test's runtime.
+pub fn demo_on_own_thread(config: DemoConfig) -> soak::demo_target::DemoTarget {
+    soak::demo_target::DemoTarget::start(config).unwrap()
+}
+
+/// A WebSocket server on 127.0.0.1:0 that answers every frame's `/id` with `{"id": …}` and
+/// hands each received text frame to the test.
+pub async fn recording_server() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                while let Some(Ok(Message::Text(text))) = ws.next().await {
+                    let id = serde_json::from_str::<serde_json::Value>(&text)
+                        .ok()
+                        .map(|v| v["id"].clone());
+                    let _ = tx.send(text.to_string());
+                    let reply = serde_json::json!({ "id": id });
+                    if ws.send(Message::text(reply.to_string())).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// Total count of every `.ttlf` histogram in a run's `latency.hlog`.
+pub fn hlog_ttlf_count(out: &Path) -> u64 {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::Deserializer;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let bytes = std::fs::read(run_dir(out).join("latency.hlog")).unwrap();
+    let mut total = 0;
+    for entry in IntervalLogIterator::new(&bytes) {
+        if let LogEntry::Interval(ilh) = entry.unwrap() {
+            if !ilh.tag().unwrap().as_str().ends_with(".ttlf") {
+                continue;
+            }
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(ilh.encoded_histogram())
+                .unwrap();
+            let h: hdrhistogram::Histogram<u64> =
+                Deserializer::new().deserialize(&mut &raw[..]).unwrap();
+            total += h.len();
+        }
+    }
+    total
+}
+
+/// The run's `events.jsonl`, parsed.
+pub fn events(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run_dir(out).join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
