@@ -20,7 +20,7 @@ use crate::profile::resolve::{RunConfig, Target};
 use crate::profile::spec::Model;
 use crate::profile::{self, builtin, overrides, resolve};
 use crate::progress::Progress;
-use crate::report::summary::{RunMeta, Status};
+use crate::report::summary::{ProbeInfo, RunMeta, Status};
 use crate::report::timeseries::Columns;
 use crate::report::{RunDir, Writer};
 
@@ -61,6 +61,16 @@ pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
         phases: plan.phases(),
         model: config.model,
         correction: correction(&config),
+        probes: config.probes.as_ref().map(|p| ProbeInfo {
+            count: p.count,
+            every_ms: p.every.as_secs_f64() * 1000.0,
+            kind: if p.message.is_some() {
+                "message"
+            } else {
+                "ping"
+            },
+        }),
+        stall_rule: config.stall_rule,
         messages: config
             .messages
             .iter()
@@ -127,6 +137,7 @@ async fn soak_it(
             .collect(),
         correct_micros: correction(config)
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+        stall_rule: config.stall_rule,
     };
     let aggregator = tokio::spawn(aggregator::run(
         rx,
@@ -136,7 +147,14 @@ async fn soak_it(
         writer.sink(),
     ));
     let sessions = Arc::new(SessionConfig::new(config, dialer, recorder));
-    crate::engine::run(plan, started, sessions, &signals.cancel).await;
+    crate::engine::run(
+        plan,
+        started,
+        sessions,
+        config.probes.clone(),
+        &signals.cancel,
+    )
+    .await;
     done.cancel();
     aggregator.await.unwrap_or_default()
 }

@@ -106,6 +106,15 @@ pub struct RunArgs {
     /// Length of one timeseries interval (one row of timeseries.csv, one progress line).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub interval: Option<Duration>,
+    /// Probe connections that time pings to detect event-loop stalls (0 turns them off).
+    #[arg(long, value_name = "N")]
+    pub probes: Option<u32>,
+    /// App-level probe message (template) instead of WebSocket pings.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub probe_message: Option<String>,
+    /// A probe answered later than this is late (a stall needs most probes late at once).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub stall_threshold: Option<Duration>,
     /// Folder under which the run's results folder is created (default `results/`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -20,6 +20,7 @@
 //!   at the end    ─> RunTotals ─> summary.json ─> Outcome ─> exit code
 //! ```
 
+pub mod analysis;
 pub mod app;
 pub mod cli;
 pub mod data;

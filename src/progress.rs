@@ -73,8 +73,8 @@ impl Progress {
         }
         let t = &summary.totals;
         println!(
-            "soak: {:?} — sent {}, received {}, errors {}, connects {}/{}",
-            summary.run.status,
+            "soak: {} — sent {}, received {}, errors {}, connects {}/{}",
+            summary.run.status.label(),
             t.sent,
             t.received,
             t.errors,
@@ -85,6 +85,40 @@ impl Progress {
             println!(
                 "soak: latency ms  p50 {}  p95 {}  p99 {}  p99.9 {}  max {}",
                 l.p50, l.p95, l.p99, l.p99_9, l.max
+            );
+        }
+        if let Some(stalls) = &summary.stalls {
+            let list = &stalls.list;
+            println!(
+                "soak: event-loop stalls {} (longest {:.0} ms, total {:.0} ms){}",
+                stalls.count,
+                stalls.longest_ms,
+                stalls.total_ms,
+                if stalls.tester_bound_count > 0 {
+                    format!(
+                        ", plus {} while soak itself was late",
+                        stalls.tester_bound_count
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            for s in list.iter().filter(|s| !s.stall.tester_bound).take(5) {
+                println!(
+                    "soak:   at {} (+{:.1} s) for {:.0} ms",
+                    s.at, s.stall.start_s, s.stall.length_ms
+                );
+            }
+        }
+        if summary.tester.bottleneck {
+            println!(
+                "soak: WARNING {}",
+                summary
+                    .verdict
+                    .reasons
+                    .iter()
+                    .find(|r| r.starts_with("soak itself"))
+                    .map_or("", String::as_str)
             );
         }
         println!("soak: results in {}", dir.display());

@@ -5,4 +5,5 @@ mod cli;
 mod common;
 mod run;
 mod sessions;
+mod stalls;
 mod tls;

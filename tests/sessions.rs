@@ -313,6 +313,8 @@ async fn every_dropped_user_reconnects_and_the_run_goes_on() {
             "0s",
             "--ramp-down",
             "0s",
+            "--probes",
+            "0", // probe connections would take some of the dropped slots
         ],
     )
     .await

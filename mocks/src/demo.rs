@@ -15,6 +15,7 @@ use std::future::{Future, pending};
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+
 use std::time::Duration;
 
 use axum::Router;
@@ -24,6 +25,7 @@ use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 /// Read and write buffers per connection. The demo may hold thousands of connections and
@@ -60,14 +62,79 @@ pub struct DemoConfig {
     pub drop_first_connections: u32,
     /// How long a connection that will be dropped lives.
     pub drop_after: Duration,
+    /// Handle messages on a separate single-threaded event loop (its own thread), while
+    /// connections, and so pings, are served by the I/O runtime: the blocking modes then
+    /// block message handling only, and pings keep being answered on time, as in servers
+    /// whose WebSocket layer answers pings off the application's loop.
+    pub separate_handler: bool,
 }
 
 /// Shared state of one demo server.
 #[derive(Debug)]
-struct Demo {
+pub struct Demo {
     config: DemoConfig,
     /// Connections accepted so far.
     accepted: AtomicU32,
+    /// The separate message loop, when configured.
+    handler: Option<mpsc::UnboundedSender<Job>>,
+}
+
+impl Demo {
+    /// Shared state for `config`; starts the separate message loop if the config asks.
+    pub fn new(config: DemoConfig) -> Demo {
+        let handler = config
+            .separate_handler
+            .then(|| spawn_handler(config.clone()));
+        Demo {
+            config,
+            accepted: AtomicU32::new(0),
+            handler,
+        }
+    }
+}
+
+/// A message for the separate loop, and where its frames go back to.
+#[derive(Debug)]
+pub struct Job {
+    text: String,
+    received: Instant,
+    back: mpsc::UnboundedSender<(Instant, Message)>,
+}
+
+/// Starts the separate message loop on its own thread; it ends when every sender is gone.
+fn spawn_handler(config: DemoConfig) -> mpsc::UnboundedSender<Job> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    if let Ok(runtime) = runtime {
+        let _ = std::thread::Builder::new()
+            .name("demo-handler".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                let block = blocker(config.block_for, config.block_every);
+                tokio::pin!(block);
+                loop {
+                    tokio::select! {
+                        job = rx.recv() => {
+                            let Some(job) = job else { return };
+                            if !config.block_per_message.is_zero() {
+                                std::thread::sleep(config.block_per_message); // the imitated bug
+                            }
+                            // Frames are due from when the loop got to the message.
+                            let now = Instant::now().max(job.received);
+                            for (k, frame) in answer(&job.text, &config).into_iter().enumerate() {
+                                let at = now + config.reply_delay + config.frame_gap * k as u32;
+                                let _ = job.back.send((at, frame));
+                            }
+                        }
+                        () = &mut block => {}
+                    }
+                }
+            });
+            });
+    }
+    tx
 }
 
 /// A chat request as the demo reads it. `id` is echoed back unchanged, whatever its type.
@@ -129,11 +196,9 @@ impl Ord for Scheduled {
 
 /// The demo's routes: a WebSocket on every path (`/`, `/ws`, `/chat` all work).
 pub fn router(config: DemoConfig) -> Router {
-    let demo = Demo {
-        config,
-        accepted: AtomicU32::new(0),
-    };
-    Router::new().fallback(upgrade).with_state(Arc::new(demo))
+    Router::new()
+        .fallback(upgrade)
+        .with_state(Arc::new(Demo::new(config)))
 }
 
 /// Serves the demo on an already bound `listener` until `shutdown` completes. With a block
@@ -144,7 +209,12 @@ pub async fn serve(
     config: DemoConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let blocker = blocker(config.block_for, config.block_every);
+    // With a separate message loop, that loop carries the blocks instead.
+    let blocker = if config.separate_handler {
+        blocker(Duration::ZERO, Duration::ZERO)
+    } else {
+        blocker(config.block_for, config.block_every)
+    };
     let server = axum::serve(listener, router(config)).with_graceful_shutdown(shutdown);
     tokio::select! {
         result = server => result,
@@ -175,7 +245,7 @@ async fn upgrade(State(demo): State<Arc<Demo>>, ws: WebSocketUpgrade) -> Respons
             let drop_at = (n < demo.config.drop_first_connections)
                 .then(|| Instant::now() + demo.config.drop_after);
             let (sink, stream) = socket.split();
-            chat(sink, stream, Arc::new(demo.config.clone()), drop_at)
+            chat(sink, stream, demo, drop_at)
         })
 }
 
@@ -184,27 +254,31 @@ async fn upgrade(State(demo): State<Arc<Demo>>, ws: WebSocketUpgrade) -> Respons
 /// Outgoing frames wait in a heap ordered by due time, so the read loop never waits on a
 /// reply and frames of concurrent streamed replies interleave as a real server's would.
 /// `drop_at`: when the server closes this connection on purpose (code 1012).
-pub async fn chat<S, R, E>(
-    mut sink: S,
-    mut stream: R,
-    config: Arc<DemoConfig>,
-    drop_at: Option<Instant>,
-) where
+pub async fn chat<S, R, E>(mut sink: S, mut stream: R, demo: Arc<Demo>, drop_at: Option<Instant>)
+where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
 {
+    let config = &demo.config;
     let mut due: BinaryHeap<Reverse<Scheduled>> = BinaryHeap::new();
     let mut order = 0u64;
+    let (back_tx, mut back_rx) = mpsc::unbounded_channel::<(Instant, Message)>();
     loop {
         let next_due = due.peek().map(|Reverse(s)| s.due);
         tokio::select! {
             frame = stream.next() => match frame {
+                Some(Ok(Message::Text(text))) if demo.handler.is_some() => {
+                    if let Some(handler) = &demo.handler {
+                        let job = Job { text: text.to_string(), received: Instant::now(), back: back_tx.clone() };
+                        let _ = handler.send(job);
+                    }
+                }
                 Some(Ok(Message::Text(text))) => {
                     if !config.block_per_message.is_zero() {
                         std::thread::sleep(config.block_per_message); // the imitated bug
                     }
                     let now = Instant::now();
-                    for (k, frame) in answer(&text, &config).into_iter().enumerate() {
+                    for (k, frame) in answer(&text, config).into_iter().enumerate() {
                         let at = now + config.reply_delay + config.frame_gap * k as u32;
                         order += 1;
                         due.push(Reverse(Scheduled { due: at, order, frame }));
@@ -216,6 +290,13 @@ pub async fn chat<S, R, E>(
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
                 Some(Ok(_)) => {} // pings are answered by the WebSocket layer; binary is ignored
             },
+            Some((at, frame)) = back_rx.recv() => {
+                order += 1;
+                due.push(Reverse(Scheduled { due: at, order, frame }));
+                if send_due(&mut due, &mut sink).await.is_err() {
+                    return;
+                }
+            }
             () = wait_until(next_due) => {
                 if send_due(&mut due, &mut sink).await.is_err() {
                     return;
@@ -308,7 +389,7 @@ mod tests {
             in_tx.unbounded_send(Ok(m)).unwrap();
         }
         in_tx.unbounded_send(Ok(Message::Close(None))).unwrap();
-        chat(out_tx, in_rx, Arc::new(config), None).await;
+        chat(out_tx, in_rx, Arc::new(Demo::new(config)), None).await;
         out_rx.collect().await
     }
 
@@ -362,7 +443,7 @@ mod tests {
             ..DemoConfig::default()
         };
         let started = Instant::now();
-        tokio::spawn(chat(out_tx, in_rx, Arc::new(config), None));
+        tokio::spawn(chat(out_tx, in_rx, Arc::new(Demo::new(config)), None));
         in_tx
             .unbounded_send(Ok(Message::Text(r#"{"id": 1}"#.into())))
             .unwrap();
@@ -381,7 +462,7 @@ mod tests {
             frame_gap: Duration::from_millis(20),
             ..DemoConfig::default()
         };
-        tokio::spawn(chat(out_tx, in_rx, Arc::new(config), None));
+        tokio::spawn(chat(out_tx, in_rx, Arc::new(Demo::new(config)), None));
         in_tx
             .unbounded_send(Ok(Message::Text(r#"{"id": 1}"#.into())))
             .unwrap();
@@ -416,7 +497,7 @@ mod tests {
         tokio::spawn(chat(
             out_tx,
             in_rx,
-            Arc::new(DemoConfig::default()),
+            Arc::new(Demo::new(DemoConfig::default())),
             Some(drop_at),
         ));
         match out_rx.next().await.unwrap() {

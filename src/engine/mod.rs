@@ -3,6 +3,8 @@
 pub mod complete;
 pub mod connect;
 pub mod correlate;
+pub mod lag;
+pub mod probe;
 pub mod scheduler;
 pub mod session;
 pub mod tls;
@@ -16,20 +18,36 @@ use tokio_util::task::TaskTracker;
 
 use crate::engine::session::SessionConfig;
 use crate::plan::Plan;
+use crate::profile::resolve::ProbeConfig;
 
 /// How long stopped sessions get to close their connections before the run ends without them.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// Runs `plan` from `started` until its end or until `cancel` fires, then stops every
-/// session and waits for them (bounded by [`STOP_GRACE`]).
+/// Runs `plan` from `started` until its end or until `cancel` fires, with the probes and
+/// the lag ticker beside the users for the whole run; then stops every task and waits for
+/// them (bounded by [`STOP_GRACE`]).
 pub async fn run(
     plan: Plan,
     started: Instant,
     config: Arc<SessionConfig>,
+    probes: Option<ProbeConfig>,
     cancel: &CancellationToken,
 ) {
     let tracker = TaskTracker::new();
     let users = cancel.child_token();
+    tracker.spawn(lag::run(started, config.recorder.clone(), users.clone()));
+    if let Some(probes) = probes {
+        let probes = Arc::new(probes);
+        for k in 0..probes.count {
+            tracker.spawn(probe::run(
+                k,
+                Arc::clone(&probes),
+                Arc::clone(&config),
+                started,
+                users.clone(),
+            ));
+        }
+    }
     scheduler::run(plan, started, &config, &tracker, &users).await;
     users.cancel();
     tracker.close();

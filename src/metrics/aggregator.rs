@@ -16,7 +16,8 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::events::{Event, EventLog};
+use crate::analysis::stall::{self, Bin, StallRule};
+use crate::metrics::events::{Event, EventLog, Record};
 use crate::metrics::snapshot::{
     Counters, IntervalSnapshot, LatencyStats, MsgCounters, MsgStats, RunTotals, Tagged,
     new_histogram,
@@ -45,7 +46,16 @@ pub struct Setup {
     /// Closed model: the expected interval between one user's sends, µs, for corrected
     /// recording; `None` in the open model (its schedule already is the truth).
     pub correct_micros: Option<u64>,
+    /// Stall detection settings (its bin is the probe period).
+    pub stall_rule: StallRule,
 }
+
+/// Abnormal closes remembered for noting beside stalls (offsets, 4 bytes each).
+const MAX_ABNORMAL_CLOSES: usize = 100_000;
+
+/// Bins kept for stall detection: 4 hours of 100 ms bins is 144,000 (16 bytes each);
+/// this bound holds a day of them.
+const MAX_BINS: usize = 864_000;
 
 /// Histograms and counts of one scenario message.
 struct PerMsg {
@@ -73,6 +83,12 @@ struct State {
     close_codes: BTreeMap<u16, u64>,
     events: EventLog,
     dropped: Arc<AtomicU64>,
+    bins: Vec<Bin>,
+    probe: Histogram<u64>,
+    run_probe: Histogram<u64>,
+    lag: Histogram<u64>,
+    interval_lag_max_us: u32,
+    abnormal_closes: Vec<u32>,
 }
 
 impl State {
@@ -105,7 +121,26 @@ impl State {
             close_codes: BTreeMap::new(),
             events: EventLog::default(),
             dropped,
+            bins: Vec::new(),
+            probe: new_histogram(),
+            run_probe: new_histogram(),
+            lag: new_histogram(),
+            interval_lag_max_us: 0,
+            abnormal_closes: Vec::new(),
         }
+    }
+
+    /// The stall bin holding offset `at_ms`, grown on demand (bounded by [`MAX_BINS`]).
+    fn bin(&mut self, at_ms: u32) -> Option<&mut Bin> {
+        let bin_ms = self.setup.stall_rule.bin.as_millis().max(1);
+        let i = usize::try_from(u128::from(at_ms) / bin_ms).ok()?;
+        if i >= MAX_BINS {
+            return None;
+        }
+        if i >= self.bins.len() {
+            self.bins.resize(i + 1, Bin::default());
+        }
+        self.bins.get_mut(i)
     }
 
     fn apply(&mut self, sample: Sample, phase: Phase, at: Duration) {
@@ -159,9 +194,27 @@ impl State {
                     reconnect,
                 });
             }
+            Sample::Probe { at_ms, rtt_us } => {
+                self.probe.saturating_record(u64::from(rtt_us).max(1));
+                let threshold = self.setup.stall_rule.threshold;
+                if let Some(bin) = self.bin(at_ms) {
+                    bin.add_probe(at_ms, rtt_us, threshold);
+                }
+            }
+            Sample::Lag { at_ms, lag_us } => {
+                self.lag.saturating_record(u64::from(lag_us).max(1));
+                self.interval_lag_max_us = self.interval_lag_max_us.max(lag_us);
+                if let Some(bin) = self.bin(at_ms) {
+                    bin.lag_max_us = bin.lag_max_us.max(lag_us);
+                }
+            }
             Sample::Disconnected { user, cause, code } => {
                 if code != 0 {
                     *self.close_codes.entry(code).or_default() += 1;
+                }
+                if matches!(code, 1006 | 1011) && self.abnormal_closes.len() < MAX_ABNORMAL_CLOSES {
+                    self.abnormal_closes
+                        .push(u32::try_from(at.as_millis()).unwrap_or(u32::MAX));
                 }
                 let reason = match cause {
                     Disconnect::Stopped => "stopped",
@@ -199,7 +252,20 @@ impl State {
 
     /// Closes the interval ending at offset `end`.
     fn rotate(&mut self, end: Duration, last: bool) -> (IntervalSnapshot, RunTotals) {
+        if last {
+            for stall in self.stalls() {
+                let at = Duration::from_secs_f64(stall.start_s);
+                self.events.out.push(Record {
+                    at,
+                    event: Event::Stall(stall),
+                });
+            }
+        }
         self.events.flush_repeats(end, last);
+        let probe = LatencyStats::of(&self.probe);
+        let _ = self.run_probe.add(&self.probe);
+        self.probe.reset();
+        let lag_max_ms = f64::from(std::mem::take(&mut self.interval_lag_max_us)) / 1000.0;
         let mut messages = Vec::with_capacity(self.msgs.len());
         let mut histograms = Vec::new();
         self.scratch.reset();
@@ -250,9 +316,18 @@ impl State {
             messages,
             histograms,
             events: std::mem::take(&mut self.events.out),
+            probe,
+            lag_max_ms,
         };
         self.interval_start = end;
         (snapshot, self.totals(end))
+    }
+
+    /// Stalls in the probe bins so far, with abnormal closes noted beside them.
+    fn stalls(&self) -> Vec<stall::Stall> {
+        let mut stalls = stall::detect(&self.bins, self.setup.stall_rule);
+        stall::annotate(&mut stalls, &self.abnormal_closes);
+        stalls
     }
 
     fn totals(&mut self, elapsed: Duration) -> RunTotals {
@@ -283,6 +358,10 @@ impl State {
                 })
                 .collect(),
             close_codes: self.close_codes.clone(),
+            probe: LatencyStats::of(&self.run_probe),
+            lag: LatencyStats::of(&self.lag),
+            stalls: self.stalls(),
+            tester_bound: stall::tester_bound_time(&self.bins, self.setup.stall_rule),
             connect_time: LatencyStats::of(&self.connect),
             dropped_samples: self.dropped.load(Ordering::Relaxed),
         }
@@ -361,6 +440,11 @@ mod tests {
             every: Duration::from_secs(1),
             messages: messages.iter().map(|(n, s)| (n.to_string(), *s)).collect(),
             correct_micros,
+            stall_rule: StallRule {
+                threshold: Duration::from_millis(50),
+                quorum: 0.75,
+                bin: Duration::from_millis(100),
+            },
         }
     }
 

@@ -47,6 +47,8 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// A stall: most probes late at once (written when the run ends).
+    Stall(crate::analysis::stall::Stall),
     /// Repeats of one kind of record, counted instead of logged.
     Repeated {
         /// Which kind: `connect`, `disconnect closed 1011`, `error timeout`, …

@@ -154,6 +154,21 @@ pub enum Sample {
         /// How many.
         count: u32,
     },
+    /// A probe's answer: intended send offset (ms from the run's start) and round trip
+    /// from that intended send (µs).
+    Probe {
+        /// Intended send, ms from the run's start.
+        at_ms: u32,
+        /// Round trip from the intended send, µs.
+        rtt_us: u32,
+    },
+    /// How late one of soak's own timer ticks fired (ms from the run's start, µs late).
+    Lag {
+        /// When the tick was due, ms from the run's start.
+        at_ms: u32,
+        /// How late it fired, µs.
+        lag_us: u32,
+    },
     /// Something failed that is not a timeout or a lost connection.
     Error {
         /// What.

@@ -118,7 +118,7 @@ impl Counters {
                 }
             }
             Sample::Sent { .. } => self.sent += 1,
-            Sample::FirstFrame { .. } => {}
+            Sample::FirstFrame { .. } | Sample::Probe { .. } | Sample::Lag { .. } => {}
             Sample::Reply { .. } => self.received += 1,
             Sample::Timeout { .. } => self.errors[ErrorKind::Timeout.index()] += 1,
             Sample::LateReply => self.late += 1,
@@ -228,6 +228,10 @@ pub struct IntervalSnapshot {
     pub histograms: Vec<Tagged>,
     /// Events to append to `events.jsonl`.
     pub events: Vec<Record>,
+    /// Probe round trips answered during the interval.
+    pub probe: Option<LatencyStats>,
+    /// The tester's worst timer lag during the interval, ms.
+    pub lag_max_ms: f64,
 }
 
 impl IntervalSnapshot {
@@ -259,6 +263,14 @@ pub struct RunTotals {
     pub messages: Vec<MsgStats>,
     /// Close codes the server sent, with how often.
     pub close_codes: BTreeMap<u16, u64>,
+    /// Probe round trips from their intended sends.
+    pub probe: Option<LatencyStats>,
+    /// The tester's own timer lag.
+    pub lag: Option<LatencyStats>,
+    /// Stalls found so far.
+    pub stalls: Vec<crate::analysis::stall::Stall>,
+    /// How long the tester itself was late (timer lag at least half the stall threshold).
+    pub tester_bound: Duration,
     /// TCP connect + WebSocket handshake time.
     pub connect_time: Option<LatencyStats>,
     /// Samples the aggregator never saw because its channel was full.

@@ -8,6 +8,10 @@ const BUILTINS: &[(&str, &str)] = &[
     ("smoke", include_str!("../../profiles/smoke.toml")),
     ("baseline", include_str!("../../profiles/baseline.toml")),
     ("burst", include_str!("../../profiles/burst.toml")),
+    (
+        "blocking-check",
+        include_str!("../../profiles/blocking-check.toml"),
+    ),
 ];
 
 /// The TOML text of a built-in profile.

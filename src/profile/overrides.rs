@@ -61,6 +61,15 @@ pub fn apply(args: &RunArgs, spec: &mut ProfileSpec) {
     if let Some(d) = args.reply_timeout {
         spec.session.reply_timeout = d;
     }
+    if let Some(n) = args.probes {
+        spec.probes.count = n;
+    }
+    if let Some(message) = &args.probe_message {
+        spec.probes.message = message.clone();
+    }
+    if let Some(d) = args.stall_threshold {
+        spec.probes.threshold = d;
+    }
     if let Some(d) = args.interval {
         spec.output.interval = d;
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use soak_mocks::demo::DemoConfig;
 
+use crate::analysis::stall::StallRule;
 use crate::data::{self, UserData};
 use crate::engine::complete::Complete;
 use crate::error::{SoakError, usage};
@@ -62,6 +63,10 @@ pub struct RunConfig {
     pub reconnect_min: Duration,
     /// Longest reconnect delay.
     pub reconnect_max: Duration,
+    /// Probe connections, if any.
+    pub probes: Option<ProbeConfig>,
+    /// Stall detection settings (the bin is the probe period, 100 ms without probes).
+    pub stall_rule: StallRule,
     /// One timeseries row per interval.
     pub interval: Duration,
     /// Folder under which the run's folder is created.
@@ -83,6 +88,17 @@ pub struct MessageConfig {
     pub correlate: String,
     /// When its reply is complete.
     pub complete: Complete,
+}
+
+/// The probe connections.
+#[derive(Debug, Clone)]
+pub struct ProbeConfig {
+    /// How many.
+    pub count: u32,
+    /// Send period of each.
+    pub every: Duration,
+    /// App-level probe: template and reply id pointer; `None` sends WebSocket pings.
+    pub message: Option<(Template, String)>,
 }
 
 /// How each connection is opened.
@@ -145,6 +161,7 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
             "must not be shorter than reconnect_min".into(),
         ));
     }
+    let (probes, stall_rule) = probes(spec, &data.columns, &bad)?;
     if spec.output.interval < MIN_INTERVAL {
         return Err(bad(
             "output.interval (--interval)",
@@ -169,10 +186,73 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         lifetime: (!session.lifetime.is_zero()).then_some(session.lifetime),
         reconnect_min: session.reconnect_min,
         reconnect_max: session.reconnect_max,
+        probes,
+        stall_rule,
         interval: spec.output.interval,
         out_dir: spec.output.dir.clone(),
         effective: spec.clone(),
     })
+}
+
+fn probes(
+    spec: &ProfileSpec,
+    columns: &[String],
+    bad: &impl Fn(&str, String) -> SoakError,
+) -> Result<(Option<ProbeConfig>, StallRule), SoakError> {
+    let p = &spec.probes;
+    if p.count > 64 {
+        return Err(bad(
+            "probes.count (--probes)",
+            format!("{} probes: expected 0 to 64", p.count),
+        ));
+    }
+    if p.every < Duration::from_millis(10) {
+        return Err(bad("probes.every", "must be at least 10ms".into()));
+    }
+    if p.threshold.is_zero() {
+        return Err(bad(
+            "probes.threshold (--stall-threshold)",
+            "must be longer than 0s".into(),
+        ));
+    }
+    if !(p.quorum > 0.0 && p.quorum <= 1.0) {
+        return Err(bad(
+            "probes.quorum",
+            format!(
+                "{}: expected a share above 0 and at most 1, like 0.75",
+                p.quorum
+            ),
+        ));
+    }
+    let message = if p.message.trim().is_empty() {
+        None
+    } else {
+        check_pointer(&p.correlate).map_err(|m| bad("probes.correlate", m))?;
+        let template = Template::compile(&p.message, columns)
+            .map_err(|m| bad("probes.message (--probe-message)", m))?;
+        if !template.has_id() {
+            return Err(bad(
+                "probes.message (--probe-message)",
+                "must contain {{id}}, or its replies cannot be timed".into(),
+            ));
+        }
+        Some((template, p.correlate.clone()))
+    };
+    let rule = StallRule {
+        threshold: p.threshold,
+        quorum: p.quorum,
+        bin: if p.count > 0 {
+            p.every
+        } else {
+            Duration::from_millis(100)
+        },
+    };
+    let config = (p.count > 0).then_some(ProbeConfig {
+        count: p.count,
+        every: p.every,
+        message,
+    });
+    Ok((config, rule))
 }
 
 fn check_load(
@@ -338,6 +418,7 @@ fn target(spec: &ProfileSpec) -> Result<Target, String> {
             block_for: d.block_for,
             block_every: d.block_every,
             block_per_message: d.block_per_message,
+            separate_handler: d.separate_handler,
             ..DemoConfig::default()
         }));
     }

@@ -22,6 +22,8 @@ pub struct ProfileSpec {
     pub load: LoadSpec,
     /// What each user does while connected.
     pub session: SessionSpec,
+    /// Probe connections that detect event-loop stalls.
+    pub probes: ProbesSpec,
     /// The built-in demo target, used when no target URL is given.
     pub demo: DemoSpec,
     /// Where and how often results are written.
@@ -218,6 +220,47 @@ fn one() -> u32 {
     1
 }
 
+/// `[probes]`: a few connections apart from the users that time a ping (or an app-level
+/// message) on a fixed schedule, to catch the target's event loop stalling.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProbesSpec {
+    /// Probe connections (0 turns probes off).
+    pub count: u32,
+    /// Each probe sends once per this period.
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub every: Duration,
+    /// A probe answered later than this after its intended send is late.
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub threshold: Duration,
+    /// Share of probes that must be late at the same time for a stall (0 to 1).
+    pub quorum: f64,
+    /// App-level probe template (filled like messages); empty sends WebSocket pings, which
+    /// some servers answer off their event loop.
+    pub message: String,
+    /// JSON pointer to the app-level probe reply's id.
+    pub correlate: String,
+}
+
+impl Default for ProbesSpec {
+    fn default() -> Self {
+        Self {
+            count: 4,
+            every: Duration::from_millis(100),
+            threshold: Duration::from_millis(50),
+            quorum: 0.75,
+            message: String::new(),
+            correlate: String::from("/id"),
+        }
+    }
+}
+
 /// `[demo]`: the built-in demo target's behaviour (used only without a target URL).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -254,6 +297,9 @@ pub struct DemoSpec {
         serialize_with = "serde_units::ser_duration"
     )]
     pub block_per_message: Duration,
+    /// Handle messages on a separate event loop while pings are answered on the I/O
+    /// threads (so pings look healthy when the message loop blocks).
+    pub separate_handler: bool,
 }
 
 /// `[output]`: the results folder and the timeseries interval.

@@ -87,6 +87,8 @@ mod tests {
                 histogram: h,
             }],
             events: vec![],
+            probe: None,
+            lag_max_ms: 0.0,
         };
         let mut out = Vec::new();
         write_header(

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::analysis::stall::{Stall, StallRule};
 use crate::metrics::ErrorKind;
 use crate::metrics::snapshot::{LatencyStats, MsgCounters, RunTotals};
 use crate::plan::PhaseSpan;
@@ -26,6 +27,17 @@ pub enum Status {
     Completed,
     /// Ctrl-C or SIGTERM ended it early.
     Interrupted,
+}
+
+impl Status {
+    /// The name used on screen and in files.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Interrupted => "interrupted",
+        }
+    }
 }
 
 /// What is known about a run before it starts.
@@ -51,6 +63,21 @@ pub struct RunMeta {
     pub correction: Option<Duration>,
     /// Scenario messages: name, weight, whether its replies stream.
     pub messages: Vec<(String, u32, bool)>,
+    /// Probe settings; `None` when probes are off.
+    pub probes: Option<ProbeInfo>,
+    /// Stall detection settings.
+    pub stall_rule: StallRule,
+}
+
+/// How the probes were set up.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeInfo {
+    /// Probe connections.
+    pub count: u32,
+    /// Each probe's send period, ms.
+    pub every_ms: f64,
+    /// `ping` (WebSocket ping frames) or `message` (an app-level message).
+    pub kind: &'static str,
 }
 
 /// The whole `summary.json`.
@@ -80,6 +107,12 @@ pub struct Summary {
     pub messages: Vec<MessageSummary>,
     /// Close codes the server sent (1006: the connection ended without a close frame).
     pub close_codes: BTreeMap<String, u64>,
+    /// Probe settings and round trips; `None` when probes are off.
+    pub probes: Option<Probes>,
+    /// Event-loop stalls of the target, as the probes saw them; `None` without probes.
+    pub stalls: Option<Stalls>,
+    /// How the tester itself kept up.
+    pub tester: Tester,
     /// TCP connect + WebSocket handshake time, in ms.
     pub connect_time_ms: Option<LatencyStats>,
     /// The overall verdict.
@@ -202,6 +235,58 @@ pub struct Latency {
     pub corrected_interval_ms: Option<f64>,
 }
 
+/// `probes`
+#[derive(Debug, Clone, Serialize)]
+pub struct Probes {
+    /// How they were set up.
+    #[serde(flatten)]
+    pub setup: ProbeInfo,
+    /// A probe later than this is late, ms.
+    pub threshold_ms: f64,
+    /// Share of probes late at once that makes a stall.
+    pub quorum: f64,
+    /// Round trips from the intended send, ms.
+    pub rtt_ms: Option<LatencyStats>,
+}
+
+/// `stalls`
+#[derive(Debug, Clone, Serialize)]
+pub struct Stalls {
+    /// Stalls blamed on the target (not tester-bound).
+    pub count: usize,
+    /// Longest of those, ms.
+    pub longest_ms: f64,
+    /// Their total length, ms.
+    pub total_ms: f64,
+    /// Stalls during which soak itself was late (not blamed on the target).
+    pub tester_bound_count: usize,
+    /// Every stall: start (s from the run's start, and UTC), length, tester-bound or not.
+    pub list: Vec<StallInfo>,
+}
+
+/// One stall in the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct StallInfo {
+    /// Wall-clock start, RFC 3339 UTC.
+    pub at: String,
+    /// The stall's figures.
+    #[serde(flatten)]
+    pub stall: Stall,
+}
+
+/// `tester`
+#[derive(Debug, Clone, Serialize)]
+pub struct Tester {
+    /// How late soak's own timers fired, ms.
+    pub lag_ms: Option<LatencyStats>,
+    /// Time during which soak's timers were at least half the stall threshold late, s.
+    pub tester_bound_s: f64,
+    /// That time as a share of the run.
+    pub tester_bound_ratio: f64,
+    /// Whether soak itself was a bottleneck (late for more than 1 % of the run).
+    pub bottleneck: bool,
+}
+
 /// `verdict`
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
@@ -302,12 +387,56 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
             .iter()
             .map(|(code, n)| (code.to_string(), *n))
             .collect(),
+        probes: meta.probes.clone().map(|setup| Probes {
+            setup,
+            threshold_ms: meta.stall_rule.threshold.as_secs_f64() * 1000.0,
+            quorum: meta.stall_rule.quorum,
+            rtt_ms: totals.probe,
+        }),
+        stalls: meta.probes.as_ref().map(|_| stalls(meta, totals)),
+        tester: tester(totals),
         connect_time_ms: totals.connect_time,
-        verdict: verdict(status),
+        verdict: verdict(status, totals),
     }
 }
 
-fn verdict(status: Status) -> Verdict {
+/// Share of the run during which the tester itself was late before it is called a bottleneck.
+const TESTER_BOTTLENECK_RATIO: f64 = 0.01;
+
+fn stalls(meta: &RunMeta, totals: &RunTotals) -> Stalls {
+    let target: Vec<&Stall> = totals.stalls.iter().filter(|s| !s.tester_bound).collect();
+    Stalls {
+        count: target.len(),
+        longest_ms: target.iter().map(|s| s.length_ms).fold(0.0, f64::max),
+        total_ms: target.iter().map(|s| s.length_ms).fold(0.0, |a, b| a + b),
+        tester_bound_count: totals.stalls.len() - target.len(),
+        list: totals
+            .stalls
+            .iter()
+            .map(|s| StallInfo {
+                at: timestamp(meta.started_at + Duration::from_secs_f64(s.start_s)),
+                stall: s.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn tester(totals: &RunTotals) -> Tester {
+    let bound = totals.tester_bound.as_secs_f64();
+    let ratio = if totals.elapsed.is_zero() {
+        0.0
+    } else {
+        bound / totals.elapsed.as_secs_f64()
+    };
+    Tester {
+        lag_ms: totals.lag,
+        tester_bound_s: secs(totals.tester_bound),
+        tester_bound_ratio: (ratio * 10_000.0).round() / 10_000.0,
+        bottleneck: ratio > TESTER_BOTTLENECK_RATIO,
+    }
+}
+
+fn verdict(status: Status, totals: &RunTotals) -> Verdict {
     let (result, reason) = match status {
         Status::Running => ("incomplete", "the run is still going; this is a checkpoint"),
         Status::Completed => ("pass", "the run completed and no gates are configured"),
@@ -316,10 +445,25 @@ fn verdict(status: Status) -> Verdict {
             "the run was stopped early; figures cover the time it ran",
         ),
     };
-    Verdict {
-        result,
-        reasons: vec![reason.to_string()],
+    let mut reasons = vec![reason.to_string()];
+    let t = tester(totals);
+    if t.bottleneck {
+        let worst = totals.lag.map_or(0.0, |l| l.max);
+        reasons.push(format!(
+            "soak itself was the bottleneck for {:.1} s ({:.1} % of the run): its own timers fired up to {worst:.0} ms late, so latencies then include soak's delay and stalls then are not blamed on the target",
+            t.tester_bound_s,
+            t.tester_bound_ratio * 100.0
+        ));
     }
+    let target: Vec<&Stall> = totals.stalls.iter().filter(|s| !s.tester_bound).collect();
+    if !target.is_empty() {
+        let longest = target.iter().map(|s| s.length_ms).fold(0.0, f64::max);
+        reasons.push(format!(
+            "the target's event loop stalled {} time(s), the longest for {longest:.0} ms",
+            target.len()
+        ));
+    }
+    Verdict { result, reasons }
 }
 
 /// Writes the summary as pretty JSON.
@@ -362,6 +506,12 @@ mod tests {
             model: Model::Open,
             correction: None,
             messages: vec![("message".into(), 1, false)],
+            probes: None,
+            stall_rule: StallRule {
+                threshold: Duration::from_millis(50),
+                quorum: 0.75,
+                bin: Duration::from_millis(100),
+            },
         }
     }
 

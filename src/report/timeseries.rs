@@ -6,7 +6,7 @@ use crate::metrics::snapshot::IntervalSnapshot;
 use crate::report::summary::timestamp;
 
 /// The columns every run has.
-pub const HEADER: &str = "time,elapsed_s,phase,active_users,open_connections,sent_per_s,received_per_s,errors_per_s,p50_ms,p95_ms,p99_ms,max_ms";
+pub const HEADER: &str = "time,elapsed_s,phase,active_users,open_connections,sent_per_s,received_per_s,errors_per_s,p50_ms,p95_ms,p99_ms,max_ms,probe_p99_ms,tester_lag_max_ms";
 
 /// Which optional columns a run's file has.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +52,11 @@ pub fn write_row<W: Write>(mut out: W, columns: &Columns, s: &IntervalSnapshot) 
         Some(l) => write!(out, "{},{},{},{}", l.p50, l.p95, l.p99, l.max)?,
         None => write!(out, ",,,")?,
     }
+    match &s.probe {
+        Some(p) => write!(out, ",{}", p.p99)?,
+        None => write!(out, ",")?,
+    }
+    write!(out, ",{}", s.lag_max_ms)?;
     if columns.ttff {
         match &s.ttff {
             Some(l) => write!(out, ",{},{}", l.p50, l.p99)?,
@@ -103,6 +108,8 @@ mod tests {
             messages: vec![],
             histograms: vec![],
             events: vec![],
+            probe: None,
+            lag_max_ms: 0.0,
         };
         let columns = Columns::default();
         let mut out = Vec::new();
@@ -128,9 +135,9 @@ mod tests {
         );
         assert_eq!(
             lines[1],
-            "1970-01-01T00:00:00.000Z,1.000,hold,3,2,10.00,0.00,0.00,,,,"
+            "1970-01-01T00:00:00.000Z,1.000,hold,3,2,10.00,0.00,0.00,,,,,,0"
         );
-        assert!(lines[2].ends_with(",1.5,2,2,2.5"), "{}", lines[2]);
+        assert!(lines[2].ends_with(",1.5,2,2,2.5,,0"), "{}", lines[2]);
     }
 
     #[test]
@@ -161,6 +168,8 @@ mod tests {
             messages: vec![stats(8), stats(2)],
             histograms: vec![],
             events: vec![],
+            probe: None,
+            lag_max_ms: 0.0,
         };
         let mut out = Vec::new();
         write_header(&mut out, &columns).unwrap();

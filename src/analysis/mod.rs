@@ -1,0 +1,3 @@
+//! Pure analysis of what a run measured: stall windows (and, as they land, leaks and gates).
+
+pub mod stall;
