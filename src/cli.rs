@@ -115,6 +115,28 @@ pub struct RunArgs {
     /// A probe answered later than this is late (a stall needs most probes late at once).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub stall_threshold: Option<Duration>,
+    /// PID of the target's process, sampled (with its children) for memory, CPU, fds, threads.
+    #[arg(long, value_name = "PID", conflicts_with_all = ["target_name", "target_cmd"])]
+    pub target_pid: Option<u32>,
+    /// Name of the target's process (exactly one running process, or one process tree).
+    #[arg(long, value_name = "NAME", conflicts_with = "target_cmd")]
+    pub target_name: Option<String>,
+    /// Shell command that starts the target: soak starts it, waits for --url to accept
+    /// connections, samples it, and stops it at the end.
+    #[arg(long, value_name = "'CMD …'")]
+    pub target_cmd: Option<String>,
+    /// Time between readings of the target (and of soak itself).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub sample_interval: Option<Duration>,
+    /// Idle time before the load, for the target's memory baseline.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub baseline: Option<Duration>,
+    /// Time after the load while sampling goes on (does the target give memory back?).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub cooldown: Option<Duration>,
+    /// The target's memory limit in MB: a leak's time to reach it is projected.
+    #[arg(long, value_name = "MB")]
+    pub memory_limit: Option<f64>,
     /// Folder under which the run's results folder is created (default `results/`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -147,6 +169,9 @@ pub struct MockArgs {
     /// Period of the demo's event-loop blocks.
     #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "0s")]
     pub demo_block_every: Duration,
+    /// Bytes the demo keeps forever per message received (a leak for soak to find).
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    pub demo_leak_per_message: u64,
 }
 
 #[cfg(test)]

@@ -33,6 +33,9 @@ pub mod profile;
 pub mod progress;
 pub mod redact;
 pub mod report;
+pub mod runner;
+pub mod sampler;
+pub mod signals;
 pub mod template;
 pub mod units;
 

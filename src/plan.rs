@@ -2,7 +2,8 @@
 //!
 //! Users start evenly over the ramp-up (user `i` of `n` at `ramp_up · i / n`, so the first
 //! starts at once), all hold, and stop evenly over the ramp-down, the last started first
-//! (as k6 ramps down), so the first user leaves exactly when the run ends.
+//! (as k6 ramps down), so the first user leaves exactly when the load ends. When a target
+//! process is sampled, an idle baseline comes before the load and a cool-down after it.
 
 use std::time::Duration;
 
@@ -14,12 +15,16 @@ use crate::profile::resolve::RunConfig;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
+    /// Before any load: the target's idle memory.
+    Baseline,
     /// Users are starting.
     RampUp,
     /// All users are running.
     Hold,
     /// Users are stopping.
     RampDown,
+    /// After the last user left: does the target give memory back?
+    CoolDown,
     /// The plan is over (only the last flush happens here).
     Done,
 }
@@ -31,6 +36,8 @@ impl Phase {
             Phase::RampUp => "ramp-up",
             Phase::Hold => "hold",
             Phase::RampDown => "ramp-down",
+            Phase::Baseline => "baseline",
+            Phase::CoolDown => "cool-down",
             Phase::Done => "done",
         }
     }
@@ -51,9 +58,11 @@ pub struct PhaseSpan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
     users: u32,
+    baseline: Duration,
     ramp_up: Duration,
     hold: Duration,
     ramp_down: Duration,
+    cooldown: Duration,
 }
 
 impl Plan {
@@ -65,6 +74,16 @@ impl Plan {
             config.ramp_up,
             config.ramp_down,
         )
+        .with_margins(config.baseline, config.cooldown)
+    }
+
+    /// The same plan with an idle baseline before the load and a cool-down after it.
+    pub fn with_margins(self, baseline: Duration, cooldown: Duration) -> Plan {
+        Plan {
+            baseline,
+            cooldown,
+            ..self
+        }
     }
 
     /// The plan for `users` over `total`, ramps included. Ramps longer than the run are
@@ -75,8 +94,10 @@ impl Plan {
         Plan {
             users,
             ramp_up,
+            baseline: Duration::ZERO,
             hold: total - ramp_up - ramp_down,
             ramp_down,
+            cooldown: Duration::ZERO,
         }
     }
 
@@ -85,30 +106,49 @@ impl Plan {
         self.users
     }
 
-    /// Length of the whole run.
+    /// Length of the whole run, baseline and cool-down included.
     pub fn total(&self) -> Duration {
-        self.ramp_up + self.hold + self.ramp_down
+        self.load_end() + self.cooldown
+    }
+
+    /// Offset at which the load ends (the last user stops).
+    pub fn load_end(&self) -> Duration {
+        self.baseline + self.ramp_up + self.hold + self.ramp_down
+    }
+
+    /// Offset at which the hold begins.
+    pub fn hold_start(&self) -> Duration {
+        self.baseline + self.ramp_up
+    }
+
+    /// Length of the hold.
+    pub fn hold(&self) -> Duration {
+        self.hold
     }
 
     /// Offset at which user `i` (0-based) starts.
     pub fn start_offset(&self, i: u32) -> Duration {
-        fraction(self.ramp_up, i, self.users)
+        self.baseline + fraction(self.ramp_up, i, self.users)
     }
 
     /// Offset at which user `i` stops: the last started stops first.
     pub fn stop_offset(&self, i: u32) -> Duration {
-        let ramp_down_start = self.ramp_up + self.hold;
+        let ramp_down_start = self.hold_start() + self.hold;
         ramp_down_start + fraction(self.ramp_down, self.users.saturating_sub(i), self.users)
     }
 
     /// The phase an offset falls in.
     pub fn phase_at(&self, t: Duration) -> Phase {
-        if t < self.ramp_up {
+        if t < self.baseline {
+            Phase::Baseline
+        } else if t < self.hold_start() {
             Phase::RampUp
-        } else if t < self.ramp_up + self.hold {
+        } else if t < self.hold_start() + self.hold {
             Phase::Hold
-        } else if t < self.total() {
+        } else if t < self.load_end() {
             Phase::RampDown
+        } else if t < self.total() {
+            Phase::CoolDown
         } else {
             Phase::Done
         }
@@ -116,10 +156,21 @@ impl Plan {
 
     /// The phases that have a length, in order.
     pub fn phases(&self) -> Vec<PhaseSpan> {
+        let b = self.baseline;
         let spans = [
-            (Phase::RampUp, Duration::ZERO, self.ramp_up),
-            (Phase::Hold, self.ramp_up, self.ramp_up + self.hold),
-            (Phase::RampDown, self.ramp_up + self.hold, self.total()),
+            (Phase::Baseline, Duration::ZERO, b),
+            (Phase::RampUp, b, self.hold_start()),
+            (
+                Phase::Hold,
+                self.hold_start(),
+                self.hold_start() + self.hold,
+            ),
+            (
+                Phase::RampDown,
+                self.hold_start() + self.hold,
+                self.load_end(),
+            ),
+            (Phase::CoolDown, self.load_end(), self.total()),
         ];
         spans
             .into_iter()
@@ -209,6 +260,23 @@ mod tests {
         let plan = Plan::new(2, s(10), s(5), s(5));
         let phases: Vec<_> = plan.phases().iter().map(|p| p.phase).collect();
         assert_eq!(phases, [Phase::RampUp, Phase::RampDown]);
+    }
+
+    #[test]
+    fn baseline_and_cooldown_surround_the_load() {
+        let plan = Plan::new(2, s(10), s(2), s(2)).with_margins(s(5), s(3));
+        assert_eq!(plan.start_offset(0), s(5));
+        assert_eq!(plan.stop_offset(0), s(15));
+        assert_eq!(plan.total(), s(18));
+        assert_eq!(plan.phase_at(s(1)), Phase::Baseline);
+        assert_eq!(plan.phase_at(s(8)), Phase::Hold);
+        assert_eq!(plan.phase_at(s(16)), Phase::CoolDown);
+        let names: Vec<_> = plan.phases().iter().map(|p| p.phase.label()).collect();
+        assert_eq!(
+            names,
+            ["baseline", "ramp-up", "hold", "ramp-down", "cool-down"]
+        );
+        assert_eq!(plan.active_at(s(2)), 0, "nobody runs during the baseline");
     }
 
     #[test]

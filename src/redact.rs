@@ -36,6 +36,32 @@ pub fn is_secret_name(name: &str) -> bool {
     SECRET_NAMES.iter().any(|s| name.contains(s))
 }
 
+/// Masks secrets in a command line: `--token=…`, `--api-key …`, `KEY=…` assignments, and
+/// URLs inside it.
+pub fn command(line: &str) -> String {
+    let mut out = Vec::new();
+    let mut mask_next = false;
+    for word in line.split(' ') {
+        if mask_next {
+            out.push(String::from(MASK));
+            mask_next = false;
+            continue;
+        }
+        let masked = match word.split_once('=') {
+            Some((name, _)) if is_secret_name(name.trim_start_matches('-')) => {
+                format!("{name}={MASK}")
+            }
+            _ if word.contains("://") => url(word),
+            _ => {
+                mask_next = word.starts_with('-') && is_secret_name(word.trim_start_matches('-'));
+                word.to_string()
+            }
+        };
+        out.push(masked);
+    }
+    out.join(" ")
+}
+
 /// Names of headers whose values are always secrets, whatever `is_secret_name` says.
 const SECRET_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
 
@@ -87,6 +113,14 @@ mod tests {
         assert_eq!(header("X-Api-Key: abc"), "X-Api-Key: ***");
         assert_eq!(header("X-Room: 7"), "X-Room: 7");
         assert_eq!(header("Bearer abc"), "***");
+    }
+
+    #[test]
+    fn masks_secrets_in_command_lines() {
+        assert_eq!(
+            command("OPENAI_API_KEY=sk-1 python bot.py --token abc --port 8080 --url ws://u:p@h/"),
+            "OPENAI_API_KEY=*** python bot.py --token *** --port 8080 --url ws://u:***@h/"
+        );
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub struct DemoConfig {
     /// block message handling only, and pings keep being answered on time, as in servers
     /// whose WebSocket layer answers pings off the application's loop.
     pub separate_handler: bool,
+    /// Keep this many bytes per message received, forever: a leak for soak to find.
+    pub leak_per_message: u64,
 }
 
 /// Shared state of one demo server.
@@ -77,6 +79,8 @@ pub struct Demo {
     accepted: AtomicU32,
     /// The separate message loop, when configured.
     handler: Option<mpsc::UnboundedSender<Job>>,
+    /// What the leaking mode keeps.
+    leaked: std::sync::Mutex<Vec<Box<[u8]>>>,
 }
 
 impl Demo {
@@ -89,6 +93,17 @@ impl Demo {
             config,
             accepted: AtomicU32::new(0),
             handler,
+            leaked: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Keeps `leak_per_message` bytes forever (written, so they are resident).
+    fn leak(&self) {
+        let n = usize::try_from(self.config.leak_per_message).unwrap_or(0);
+        if n > 0
+            && let Ok(mut leaked) = self.leaked.lock()
+        {
+            leaked.push(vec![0xA5; n].into_boxed_slice());
         }
     }
 }
@@ -268,12 +283,14 @@ where
         tokio::select! {
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(text))) if demo.handler.is_some() => {
+                    demo.leak();
                     if let Some(handler) = &demo.handler {
                         let job = Job { text: text.to_string(), received: Instant::now(), back: back_tx.clone() };
                         let _ = handler.send(job);
                     }
                 }
                 Some(Ok(Message::Text(text))) => {
+                    demo.leak();
                     if !config.block_per_message.is_zero() {
                         std::thread::sleep(config.block_per_message); // the imitated bug
                     }

@@ -50,6 +50,12 @@ pub async fn run(
             }
         }
     }
+    // The cool-down: no users, the sampler keeps watching the target.
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => {}
+        () = sleep_until(started + plan.total()) => {}
+    }
 }
 
 /// The earlier of the next start and the next stop (a start wins a tie). Users stop last

@@ -16,14 +16,18 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 use tokio_util::sync::CancellationToken;
 
+use crate::analysis::leak::LeakRule;
+use crate::analysis::memory::{self, MemoryReport, Windows};
 use crate::analysis::stall::{self, Bin, StallRule};
 use crate::metrics::events::{Event, EventLog, Record};
+use crate::metrics::snapshot::ProcRow;
 use crate::metrics::snapshot::{
     Counters, IntervalSnapshot, LatencyStats, MsgCounters, MsgStats, RunTotals, Tagged,
     new_histogram,
 };
 use crate::metrics::{Disconnect, Sample};
 use crate::plan::{Phase, Plan};
+use crate::sampler::{ProcMsg, Reading};
 
 /// Samples taken off the channel per wake-up.
 const BATCH: usize = 1024;
@@ -48,7 +52,26 @@ pub struct Setup {
     pub correct_micros: Option<u64>,
     /// Stall detection settings (its bin is the probe period).
     pub stall_rule: StallRule,
+    /// Phase windows, verdict thresholds and memory limit for the memory reports.
+    pub memory: MemorySetup,
 }
+
+/// What the memory reports need.
+#[derive(Debug, Clone, Copy)]
+pub struct MemorySetup {
+    /// Phase windows and warm-up.
+    pub windows: Windows,
+    /// Verdict thresholds.
+    pub rule: LeakRule,
+    /// The target's memory limit, MB.
+    pub limit_mb: Option<f64>,
+    /// Whether a target process is sampled.
+    pub target: bool,
+}
+
+/// Readings kept for the memory verdicts: 4 hours at 1 Hz is 14,400 (32 bytes each);
+/// this bound holds 4 hours at 20 Hz.
+const MAX_READINGS: usize = 300_000;
 
 /// Abnormal closes remembered for noting beside stalls (offsets, 4 bytes each).
 const MAX_ABNORMAL_CLOSES: usize = 100_000;
@@ -89,6 +112,9 @@ struct State {
     lag: Histogram<u64>,
     interval_lag_max_us: u32,
     abnormal_closes: Vec<u32>,
+    interval_readings: Vec<ProcRow>,
+    target_readings: Vec<(u32, Reading)>,
+    tester_readings: Vec<(u32, Reading)>,
 }
 
 impl State {
@@ -127,6 +153,39 @@ impl State {
             lag: new_histogram(),
             interval_lag_max_us: 0,
             abnormal_closes: Vec::new(),
+            interval_readings: Vec::new(),
+            target_readings: Vec::new(),
+            tester_readings: Vec::new(),
+        }
+    }
+
+    /// Takes one message from the sampler.
+    fn sampled(&mut self, msg: ProcMsg) {
+        match msg {
+            ProcMsg::Reading {
+                at_ms,
+                target,
+                tester,
+            } => {
+                self.interval_readings.push(ProcRow {
+                    at_ms,
+                    target,
+                    tester,
+                });
+                if self.tester_readings.len() < MAX_READINGS {
+                    self.tester_readings.push((at_ms, tester));
+                    if let Some(t) = target {
+                        self.target_readings.push((at_ms, t));
+                    }
+                }
+            }
+            ProcMsg::TargetExited(how) => {
+                let at = self.setup.started.elapsed();
+                self.events.out.push(Record {
+                    at,
+                    event: Event::TargetExit { how },
+                });
+            }
         }
     }
 
@@ -318,9 +377,15 @@ impl State {
             events: std::mem::take(&mut self.events.out),
             probe,
             lag_max_ms,
+            readings: std::mem::take(&mut self.interval_readings),
         };
         self.interval_start = end;
         (snapshot, self.totals(end))
+    }
+
+    fn memory(&self, readings: &[(u32, Reading)]) -> MemoryReport {
+        let m = self.setup.memory;
+        memory::report(readings, m.windows, m.rule, m.limit_mb)
     }
 
     /// Stalls in the probe bins so far, with abnormal closes noted beside them.
@@ -361,6 +426,13 @@ impl State {
             probe: LatencyStats::of(&self.run_probe),
             lag: LatencyStats::of(&self.lag),
             stalls: self.stalls(),
+            memory: self
+                .setup
+                .memory
+                .target
+                .then(|| self.memory(&self.target_readings)),
+            tester_memory: (!self.tester_readings.is_empty())
+                .then(|| self.memory(&self.tester_readings)),
             tester_bound: stall::tester_bound_time(&self.bins, self.setup.stall_rule),
             connect_time: LatencyStats::of(&self.connect),
             dropped_samples: self.dropped.load(Ordering::Relaxed),
@@ -372,6 +444,7 @@ impl State {
 /// queued); returns the run's totals.
 pub async fn run(
     mut rx: mpsc::Receiver<Sample>,
+    mut procs: mpsc::Receiver<ProcMsg>,
     done: CancellationToken,
     dropped: Arc<AtomicU64>,
     setup: Setup,
@@ -390,8 +463,12 @@ pub async fn run(
                 while let Ok(sample) = rx.try_recv() {
                     state.apply(sample, phase, at);
                 }
+                while let Ok(msg) = procs.try_recv() {
+                    state.sampled(msg);
+                }
                 break;
             }
+            Some(msg) = procs.recv() => state.sampled(msg),
             n = rx.recv_many(&mut batch, BATCH) => {
                 if n == 0 {
                     break;
@@ -433,9 +510,14 @@ mod tests {
         (seen, sink)
     }
 
+    fn no_procs() -> mpsc::Receiver<ProcMsg> {
+        mpsc::channel(1).1
+    }
+
     fn setup(messages: &[(&str, bool)], correct_micros: Option<u64>) -> Setup {
+        let plan = Plan::new(1, Duration::from_secs(3), Duration::ZERO, Duration::ZERO);
         Setup {
-            plan: Plan::new(1, Duration::from_secs(3), Duration::ZERO, Duration::ZERO),
+            plan,
             started: Instant::now(),
             every: Duration::from_secs(1),
             messages: messages.iter().map(|(n, s)| (n.to_string(), *s)).collect(),
@@ -444,6 +526,15 @@ mod tests {
                 threshold: Duration::from_millis(50),
                 quorum: 0.75,
                 bin: Duration::from_millis(100),
+            },
+            memory: MemorySetup {
+                windows: Windows {
+                    plan,
+                    warmup: Duration::ZERO,
+                },
+                rule: LeakRule::default(),
+                limit_mb: None,
+                target: false,
             },
         }
     }
@@ -454,6 +545,7 @@ mod tests {
         let (seen, sink) = collecting();
         let agg = tokio::spawn(run(
             rx,
+            no_procs(),
             CancellationToken::new(),
             dropped,
             setup(&[("chat", false)], None),
@@ -520,6 +612,7 @@ mod tests {
         let done = CancellationToken::new();
         let agg = tokio::spawn(run(
             rx,
+            no_procs(),
             done.clone(),
             dropped,
             setup(&[("chat", true), ("history", false)], None),
@@ -567,6 +660,7 @@ mod tests {
         let done = CancellationToken::new();
         let agg = tokio::spawn(run(
             rx,
+            no_procs(),
             done.clone(),
             dropped,
             setup(&[("m", false)], Some(100_000)),

@@ -47,6 +47,11 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// The target process ended during the run.
+    TargetExit {
+        /// How it ended (exit status or signal).
+        how: String,
+    },
     /// A stall: most probes late at once (written when the run ends).
     Stall(crate::analysis::stall::Stall),
     /// Repeats of one kind of record, counted instead of logged.

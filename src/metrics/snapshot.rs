@@ -232,6 +232,19 @@ pub struct IntervalSnapshot {
     pub probe: Option<LatencyStats>,
     /// The tester's worst timer lag during the interval, ms.
     pub lag_max_ms: f64,
+    /// The sampler's readings taken during the interval (every one goes to `memory.csv`).
+    pub readings: Vec<ProcRow>,
+}
+
+/// One sampler reading: when, the target's tree (if watched), and soak itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcRow {
+    /// Ms from the run's start.
+    pub at_ms: u32,
+    /// The target's process tree.
+    pub target: Option<crate::sampler::Reading>,
+    /// Soak itself.
+    pub tester: crate::sampler::Reading,
 }
 
 impl IntervalSnapshot {
@@ -271,6 +284,10 @@ pub struct RunTotals {
     pub stalls: Vec<crate::analysis::stall::Stall>,
     /// How long the tester itself was late (timer lag at least half the stall threshold).
     pub tester_bound: Duration,
+    /// The target's memory report, when a target process is sampled.
+    pub memory: Option<crate::analysis::memory::MemoryReport>,
+    /// The same report for soak itself.
+    pub tester_memory: Option<crate::analysis::memory::MemoryReport>,
     /// TCP connect + WebSocket handshake time.
     pub connect_time: Option<LatencyStats>,
     /// Samples the aggregator never saw because its channel was full.

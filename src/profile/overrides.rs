@@ -70,6 +70,27 @@ pub fn apply(args: &RunArgs, spec: &mut ProfileSpec) {
     if let Some(d) = args.stall_threshold {
         spec.probes.threshold = d;
     }
+    if let Some(pid) = args.target_pid {
+        spec.process.pid = Some(pid);
+    }
+    if let Some(name) = &args.target_name {
+        spec.process.name = Some(name.clone());
+    }
+    if let Some(cmd) = &args.target_cmd {
+        spec.process.cmd = Some(cmd.clone());
+    }
+    if let Some(d) = args.sample_interval {
+        spec.process.interval = d;
+    }
+    if let Some(d) = args.baseline {
+        spec.process.baseline = Some(d);
+    }
+    if let Some(d) = args.cooldown {
+        spec.process.cooldown = Some(d);
+    }
+    if let Some(mb) = args.memory_limit {
+        spec.process.memory_limit_mb = Some(mb);
+    }
     if let Some(d) = args.interval {
         spec.output.interval = d;
     }

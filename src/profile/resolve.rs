@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use soak_mocks::demo::DemoConfig;
 
+use crate::analysis::leak::LeakRule;
 use crate::analysis::stall::StallRule;
 use crate::data::{self, UserData};
 use crate::engine::complete::Complete;
@@ -57,6 +58,12 @@ pub struct RunConfig {
     pub reply_timeout: Duration,
     /// Per-user CSV data (empty without a data file).
     pub data: UserData,
+    /// The sampled target process and the memory verdict's settings.
+    pub process: ProcessConfig,
+    /// Idle time before the load (0 without a target process).
+    pub baseline: Duration,
+    /// Time after the load while sampling goes on (0 without a target process).
+    pub cooldown: Duration,
     /// Close and reopen connections after this long; `None`: keep them.
     pub lifetime: Option<Duration>,
     /// First reconnect delay.
@@ -162,6 +169,13 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         ));
     }
     let (probes, stall_rule) = probes(spec, &data.columns, &bad)?;
+    let process = process(spec, &target, &bad)?;
+    let watched = !matches!(process.target, TargetProcess::None);
+    let margin = |d: Option<Duration>, default: u64| {
+        d.unwrap_or(Duration::from_secs(if watched { default } else { 0 }))
+    };
+    let baseline = margin(spec.process.baseline, 10);
+    let cooldown = margin(spec.process.cooldown, 30);
     if spec.output.interval < MIN_INTERVAL {
         return Err(bad(
             "output.interval (--interval)",
@@ -188,9 +202,129 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         reconnect_max: session.reconnect_max,
         probes,
         stall_rule,
+        process,
+        baseline,
+        cooldown,
         interval: spec.output.interval,
         out_dir: spec.output.dir.clone(),
         effective: spec.clone(),
+    })
+}
+
+/// Which process the sampler watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetProcess {
+    /// None: only soak itself is sampled.
+    None,
+    /// A running process by PID.
+    Pid(u32),
+    /// The one running process (tree) with this name.
+    Name(String),
+    /// A shell command soak starts and stops.
+    Cmd(String),
+}
+
+/// The sampler and the memory verdict.
+#[derive(Debug, Clone)]
+pub struct ProcessConfig {
+    /// Which process.
+    pub target: TargetProcess,
+    /// Time between readings.
+    pub interval: Duration,
+    /// Excluded start of the hold (`None`: the default rule).
+    pub warmup: Option<Duration>,
+    /// How long a started target may take to accept connections.
+    pub startup_timeout: Duration,
+    /// Between SIGTERM and SIGKILL.
+    pub stop_grace: Duration,
+    /// Memory limit for the projection, MB.
+    pub memory_limit_mb: Option<f64>,
+    /// Verdict thresholds.
+    pub rule: LeakRule,
+}
+
+impl ProcessConfig {
+    /// The warm-up excluded from the verdict for a hold of `hold`: as configured, or 10 %
+    /// of the hold, at least a minute when the hold is 20 minutes or more.
+    pub fn warmup_for(&self, hold: Duration) -> Duration {
+        self.warmup.unwrap_or_else(|| {
+            let tenth = hold / 10;
+            if hold >= Duration::from_secs(20 * 60) {
+                tenth.max(Duration::from_secs(60))
+            } else {
+                tenth
+            }
+        })
+    }
+}
+
+fn process(
+    spec: &ProfileSpec,
+    target: &Target,
+    bad: &impl Fn(&str, String) -> SoakError,
+) -> Result<ProcessConfig, SoakError> {
+    let p = &spec.process;
+    let given = [p.pid.is_some(), p.name.is_some(), p.cmd.is_some()]
+        .iter()
+        .filter(|g| **g)
+        .count();
+    if given > 1 {
+        return Err(bad(
+            "process.pid / process.name / process.cmd (--target-pid, --target-name, --target-cmd)",
+            "give at most one".into(),
+        ));
+    }
+    let target_process = match (&p.pid, &p.name, &p.cmd) {
+        (Some(pid), _, _) => TargetProcess::Pid(*pid),
+        (_, Some(name), _) if !name.trim().is_empty() => {
+            TargetProcess::Name(name.trim().to_string())
+        }
+        (_, _, Some(cmd)) if !cmd.trim().is_empty() => {
+            if matches!(target, Target::Demo(_)) {
+                return Err(bad(
+                    "process.cmd (--target-cmd)",
+                    "needs the target's URL (--url ws://127.0.0.1:PORT/…) to know when it is up"
+                        .into(),
+                ));
+            }
+            TargetProcess::Cmd(cmd.clone())
+        }
+        (None, Some(_), _) | (None, None, Some(_)) => {
+            return Err(bad("process", "an empty name or command".into()));
+        }
+        (None, None, None) => TargetProcess::None,
+    };
+    if p.interval < Duration::from_millis(50) {
+        return Err(bad(
+            "process.interval (--sample-interval)",
+            "must be at least 50ms".into(),
+        ));
+    }
+    if !(p.leak_alpha > 0.0 && p.leak_alpha < 0.5) {
+        return Err(bad(
+            "process.leak_alpha",
+            format!("{}: expected a level like 0.01", p.leak_alpha),
+        ));
+    }
+    if p.memory_limit_mb.is_some_and(|mb| mb.is_nan() || mb <= 0.0) {
+        return Err(bad(
+            "process.memory_limit_mb (--memory-limit)",
+            "must be above 0".into(),
+        ));
+    }
+    Ok(ProcessConfig {
+        target: target_process,
+        interval: p.interval,
+        warmup: p.warmup,
+        startup_timeout: p.startup_timeout,
+        stop_grace: p.stop_grace,
+        memory_limit_mb: p.memory_limit_mb,
+        rule: LeakRule {
+            alpha: p.leak_alpha,
+            min_mb_per_hour: p.leak_min_mb_per_hour,
+            min_pct_per_hour: p.leak_min_pct_per_hour,
+            ..LeakRule::default()
+        },
     })
 }
 
@@ -419,6 +553,7 @@ fn target(spec: &ProfileSpec) -> Result<Target, String> {
             block_every: d.block_every,
             block_per_message: d.block_per_message,
             separate_handler: d.separate_handler,
+            leak_per_message: d.leak_per_message,
             ..DemoConfig::default()
         }));
     }

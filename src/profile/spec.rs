@@ -24,6 +24,8 @@ pub struct ProfileSpec {
     pub session: SessionSpec,
     /// Probe connections that detect event-loop stalls.
     pub probes: ProbesSpec,
+    /// The target's process, sampled for memory, CPU, fds and threads.
+    pub process: ProcessSpec,
     /// The built-in demo target, used when no target URL is given.
     pub demo: DemoSpec,
     /// Where and how often results are written.
@@ -261,6 +263,87 @@ impl Default for ProbesSpec {
     }
 }
 
+/// `[process]`: which process is the target, how it is sampled, and the memory verdict's
+/// thresholds. Give at most one of `pid`, `name`, `cmd`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessSpec {
+    /// Sample the running process with this PID (and its children).
+    pub pid: Option<u32>,
+    /// Sample the one running process with this name (a forking server's root process).
+    pub name: Option<String>,
+    /// Start this shell command as the target, sample it, and stop it at the end.
+    pub cmd: Option<String>,
+    /// Time between readings.
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub interval: Duration,
+    /// Idle time before any load, for the baseline (default 10s with a target process).
+    #[serde(
+        default,
+        deserialize_with = "serde_units::opt_duration",
+        serialize_with = "serde_units::ser_opt_duration"
+    )]
+    pub baseline: Option<Duration>,
+    /// Time after the last user leaves while sampling goes on (default 30s with a target).
+    #[serde(
+        default,
+        deserialize_with = "serde_units::opt_duration",
+        serialize_with = "serde_units::ser_opt_duration"
+    )]
+    pub cooldown: Option<Duration>,
+    /// Start of the hold excluded from the verdict (default 10 % of the hold, at least
+    /// 1 minute when the hold is 20 minutes or more).
+    #[serde(
+        default,
+        deserialize_with = "serde_units::opt_duration",
+        serialize_with = "serde_units::ser_opt_duration"
+    )]
+    pub warmup: Option<Duration>,
+    /// How long a started target may take to accept connections.
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub startup_timeout: Duration,
+    /// Between SIGTERM and SIGKILL when stopping a started target.
+    #[serde(
+        deserialize_with = "serde_units::duration",
+        serialize_with = "serde_units::ser_duration"
+    )]
+    pub stop_grace: Duration,
+    /// The target's memory limit, MB: the verdict projects when a leak would reach it.
+    pub memory_limit_mb: Option<f64>,
+    /// A leak grows at least this many MB per hour.
+    pub leak_min_mb_per_hour: f64,
+    /// …and at least this percentage of the baseline per hour.
+    pub leak_min_pct_per_hour: f64,
+    /// Significance level of the trend test.
+    pub leak_alpha: f64,
+}
+
+impl Default for ProcessSpec {
+    fn default() -> Self {
+        Self {
+            pid: None,
+            name: None,
+            cmd: None,
+            interval: Duration::from_secs(1),
+            baseline: None,
+            cooldown: None,
+            warmup: None,
+            startup_timeout: Duration::from_secs(30),
+            stop_grace: Duration::from_secs(5),
+            memory_limit_mb: None,
+            leak_min_mb_per_hour: 1.0,
+            leak_min_pct_per_hour: 1.0,
+            leak_alpha: 0.01,
+        }
+    }
+}
+
 /// `[demo]`: the built-in demo target's behaviour (used only without a target URL).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -300,6 +383,8 @@ pub struct DemoSpec {
     /// Handle messages on a separate event loop while pings are answered on the I/O
     /// threads (so pings look healthy when the message loop blocks).
     pub separate_handler: bool,
+    /// Keep this many bytes per message received, forever (a leak to find).
+    pub leak_per_message: u64,
 }
 
 /// `[output]`: the results folder and the timeseries interval.

@@ -89,6 +89,7 @@ mod tests {
             events: vec![],
             probe: None,
             lag_max_ms: 0.0,
+            readings: vec![],
         };
         let mut out = Vec::new();
         write_header(

@@ -7,6 +7,7 @@
 
 pub mod events;
 pub mod hlog;
+pub mod memory;
 pub mod summary;
 pub mod timeseries;
 
@@ -20,6 +21,7 @@ use std::time::SystemTime;
 use crate::error::{SoakError, could_not_run};
 use crate::metrics::aggregator::Sink;
 use crate::metrics::snapshot::{IntervalSnapshot, RunTotals};
+use crate::plan::PhaseSpan;
 use crate::progress::Progress;
 use crate::report::summary::{RunMeta, Status, Summary};
 use crate::report::timeseries::Columns;
@@ -35,6 +37,7 @@ pub struct RunDir {
     timeseries: BufWriter<File>,
     hlog: BufWriter<File>,
     events: BufWriter<File>,
+    memory: BufWriter<File>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -84,6 +87,9 @@ impl RunDir {
         hlog::write_header(&mut hlog, now).map_err(not_writable)?;
         hlog.flush().map_err(not_writable)?;
         let events = open("events.jsonl")?;
+        let mut memory = open("memory.csv")?;
+        memory::write_header(&mut memory).map_err(not_writable)?;
+        memory.flush().map_err(not_writable)?;
         Ok(RunDir {
             path,
             columns,
@@ -91,6 +97,7 @@ impl RunDir {
             timeseries,
             hlog,
             events,
+            memory,
         })
     }
 
@@ -106,7 +113,12 @@ impl RunDir {
         &mut self,
         snapshot: &IntervalSnapshot,
         serializer: &mut V2DeflateSerializer,
+        phases: &[PhaseSpan],
     ) -> io::Result<()> {
+        for row in &snapshot.readings {
+            memory::write_row(&mut self.memory, self.started, phases, row)?;
+        }
+        self.memory.flush()?;
         timeseries::write_row(&mut self.timeseries, &self.columns, snapshot)?;
         self.timeseries.flush()?;
         hlog::write_interval(&mut self.hlog, serializer, snapshot)?;
@@ -173,7 +185,7 @@ impl Writer {
                         Msg::Interval(snapshot, totals) => {
                             progress.interval(&snapshot, &totals);
                             keep(
-                                dir.append_interval(&snapshot, &mut serializer),
+                                dir.append_interval(&snapshot, &mut serializer, &meta.phases),
                                 "interval files",
                             );
                             let s =

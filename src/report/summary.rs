@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::analysis::memory::MemoryReport;
 use crate::analysis::stall::{Stall, StallRule};
 use crate::metrics::ErrorKind;
 use crate::metrics::snapshot::{LatencyStats, MsgCounters, RunTotals};
@@ -27,6 +28,8 @@ pub enum Status {
     Completed,
     /// Ctrl-C or SIGTERM ended it early.
     Interrupted,
+    /// The target process ended during the run.
+    TargetExited,
 }
 
 impl Status {
@@ -36,6 +39,7 @@ impl Status {
             Status::Running => "running",
             Status::Completed => "completed",
             Status::Interrupted => "interrupted",
+            Status::TargetExited => "target_exited",
         }
     }
 }
@@ -67,6 +71,8 @@ pub struct RunMeta {
     pub probes: Option<ProbeInfo>,
     /// Stall detection settings.
     pub stall_rule: StallRule,
+    /// The sampled target process (`pid 123`, `name gunicorn`, `cmd …`), if any.
+    pub process: Option<String>,
 }
 
 /// How the probes were set up.
@@ -113,6 +119,9 @@ pub struct Summary {
     pub stalls: Option<Stalls>,
     /// How the tester itself kept up.
     pub tester: Tester,
+    /// The target process's memory, CPU, fds and threads: the leak verdict with its
+    /// numbers; `None` when no target process is sampled.
+    pub memory: Option<MemorySummary>,
     /// TCP connect + WebSocket handshake time, in ms.
     pub connect_time_ms: Option<LatencyStats>,
     /// The overall verdict.
@@ -285,6 +294,18 @@ pub struct Tester {
     pub tester_bound_ratio: f64,
     /// Whether soak itself was a bottleneck (late for more than 1 % of the run).
     pub bottleneck: bool,
+    /// Soak's own memory over the run, judged the same way as the target's.
+    pub memory: Option<MemoryReport>,
+}
+
+/// `memory`
+#[derive(Debug, Clone, Serialize)]
+pub struct MemorySummary {
+    /// Which process (`pid 123`, `name gunicorn`, `cmd …`).
+    pub process: String,
+    /// The report.
+    #[serde(flatten)]
+    pub report: MemoryReport,
 }
 
 /// `verdict`
@@ -395,6 +416,11 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
         }),
         stalls: meta.probes.as_ref().map(|_| stalls(meta, totals)),
         tester: tester(totals),
+        memory: meta
+            .process
+            .clone()
+            .zip(totals.memory.clone())
+            .map(|(process, report)| MemorySummary { process, report }),
         connect_time_ms: totals.connect_time,
         verdict: verdict(status, totals),
     }
@@ -433,6 +459,7 @@ fn tester(totals: &RunTotals) -> Tester {
         tester_bound_s: secs(totals.tester_bound),
         tester_bound_ratio: (ratio * 10_000.0).round() / 10_000.0,
         bottleneck: ratio > TESTER_BOTTLENECK_RATIO,
+        memory: totals.tester_memory.clone(),
     }
 }
 
@@ -444,8 +471,18 @@ fn verdict(status: Status, totals: &RunTotals) -> Verdict {
             "interrupted",
             "the run was stopped early; figures cover the time it ran",
         ),
+        Status::TargetExited => (
+            "error",
+            "the target process exited during the run; figures cover the time it ran",
+        ),
     };
     let mut reasons = vec![reason.to_string()];
+    if let Some(m) = &totals.memory {
+        reasons.push(format!(
+            "memory verdict: {} — {}",
+            m.verdict.verdict, m.verdict.reason
+        ));
+    }
     let t = tester(totals);
     if t.bottleneck {
         let worst = totals.lag.map_or(0.0, |l| l.max);
@@ -504,6 +541,7 @@ mod tests {
             )
             .phases(),
             model: Model::Open,
+            process: None,
             correction: None,
             messages: vec![("message".into(), 1, false)],
             probes: None,

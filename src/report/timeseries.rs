@@ -6,7 +6,10 @@ use crate::metrics::snapshot::IntervalSnapshot;
 use crate::report::summary::timestamp;
 
 /// The columns every run has.
-pub const HEADER: &str = "time,elapsed_s,phase,active_users,open_connections,sent_per_s,received_per_s,errors_per_s,p50_ms,p95_ms,p99_ms,max_ms,probe_p99_ms,tester_lag_max_ms";
+pub const HEADER: &str = "time,elapsed_s,phase,active_users,open_connections,sent_per_s,received_per_s,errors_per_s,p50_ms,p95_ms,p99_ms,max_ms,probe_p99_ms,tester_lag_max_ms,tester_rss_mb,tester_cpu_pct";
+
+/// The target process's columns, when one is sampled.
+const TARGET: &str = ",target_rss_mb,target_cpu_pct,target_fds,target_threads";
 
 /// Which optional columns a run's file has.
 #[derive(Debug, Clone, Default)]
@@ -15,11 +18,16 @@ pub struct Columns {
     pub ttff: bool,
     /// Per-message columns, by name (only for scenarios of two or more messages).
     pub messages: Vec<String>,
+    /// Target process columns (when a target process is sampled).
+    pub target: bool,
 }
 
 /// Writes the header row.
 pub fn write_header<W: Write>(mut out: W, columns: &Columns) -> io::Result<()> {
     write!(out, "{HEADER}")?;
+    if columns.target {
+        write!(out, "{TARGET}")?;
+    }
     if columns.ttff {
         write!(out, ",ttff_p50_ms,ttff_p99_ms")?;
     }
@@ -57,6 +65,24 @@ pub fn write_row<W: Write>(mut out: W, columns: &Columns, s: &IntervalSnapshot) 
         None => write!(out, ",")?,
     }
     write!(out, ",{}", s.lag_max_ms)?;
+    let last = s.readings.last();
+    match last {
+        Some(r) => write!(out, ",{:.3},{:.1}", r.tester.rss_mb(), r.tester.cpu_pct)?,
+        None => write!(out, ",,")?,
+    }
+    if columns.target {
+        match last.and_then(|r| r.target) {
+            Some(t) => write!(
+                out,
+                ",{:.3},{:.1},{},{}",
+                t.rss_mb(),
+                t.cpu_pct,
+                t.fds,
+                t.threads
+            )?,
+            None => write!(out, ",,,,")?,
+        }
+    }
     if columns.ttff {
         match &s.ttff {
             Some(l) => write!(out, ",{},{}", l.p50, l.p99)?,
@@ -110,6 +136,7 @@ mod tests {
             events: vec![],
             probe: None,
             lag_max_ms: 0.0,
+            readings: vec![],
         };
         let columns = Columns::default();
         let mut out = Vec::new();
@@ -135,9 +162,9 @@ mod tests {
         );
         assert_eq!(
             lines[1],
-            "1970-01-01T00:00:00.000Z,1.000,hold,3,2,10.00,0.00,0.00,,,,,,0"
+            "1970-01-01T00:00:00.000Z,1.000,hold,3,2,10.00,0.00,0.00,,,,,,0,,"
         );
-        assert!(lines[2].ends_with(",1.5,2,2,2.5,,0"), "{}", lines[2]);
+        assert!(lines[2].ends_with(",1.5,2,2,2.5,,0,,"), "{}", lines[2]);
     }
 
     #[test]
@@ -145,6 +172,7 @@ mod tests {
         let columns = Columns {
             ttff: true,
             messages: vec!["chat".into(), "history".into()],
+            target: true,
         };
         let stats = |sent| MsgStats {
             counters: MsgCounters {
@@ -170,6 +198,7 @@ mod tests {
             events: vec![],
             probe: None,
             lag_max_ms: 0.0,
+            readings: vec![],
         };
         let mut out = Vec::new();
         write_header(&mut out, &columns).unwrap();

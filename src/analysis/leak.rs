@@ -1,0 +1,504 @@
+//! The memory verdict: is the target leaking, did it step up to a plateau, or neither?
+//!
+//! Method (all pure functions over `(seconds, MB)` readings):
+//! 1. Take the hold phase after warm-up and cut it into blocks (about 30, each at least
+//!    [`MIN_SAMPLES_PER_BLOCK`] readings and at most 5 minutes). Each block is reduced to its
+//!    minimum, which follows the trough after each garbage collection rather than the
+//!    sawtooth above it.
+//! 2. Fit a **Theil–Sen** slope (median of pairwise slopes; robust to outliers) in MB/hour,
+//!    with Sen's 95 % confidence band.
+//! 3. Test the trend with **Mann–Kendall** on the block minima. Memory readings are strongly
+//!    autocorrelated, and plain Mann–Kendall then finds "trends" in a random walk, so the
+//!    variance of S is inflated for the significant autocorrelations of the detrended
+//!    series (Hamed & Rao, 1998).
+//! 4. A random walk wanders far enough to fool both, so the block-to-block steps must also
+//!    grow on average (a t-test on first differences: zero mean under a drift-free walk).
+//! 5. Call it a **leak** only if the trend is significant, the slope and its lower bound are
+//!    positive, the slope clears both effect floors (MB/h and % of baseline per hour), and
+//!    the growth is steady through the hold (each third of it grows at least a third as
+//!    fast as the whole: a random walk that happened to end high does not). Growth that stopped, or a level well above the idle baseline with no trend,
+//!    is a **plateau** (allocator retention, caches, pools: explicitly not a leak).
+
+use serde::Serialize;
+
+/// Fewest readings a block may hold.
+pub const MIN_SAMPLES_PER_BLOCK: usize = 2;
+/// Fewest blocks for a verdict.
+pub const MIN_BLOCKS: usize = 8;
+/// Blocks aimed for.
+const TARGET_BLOCKS: usize = 30;
+/// Longest block, s: a 4-hour hold uses minute-scale blocks, never coarser than this.
+const MAX_BLOCK_S: f64 = 300.0;
+
+/// Thresholds of the verdict.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LeakRule {
+    /// Significance level of the trend test.
+    pub alpha: f64,
+    /// A leak grows at least this many MB per hour.
+    pub min_mb_per_hour: f64,
+    /// …and at least this percentage of the baseline per hour.
+    pub min_pct_per_hour: f64,
+    /// A level this far above the idle baseline (MB, and %) with no leak is a plateau.
+    pub plateau_mb: f64,
+    /// The same, as a percentage of the baseline.
+    pub plateau_pct: f64,
+}
+
+impl Default for LeakRule {
+    fn default() -> Self {
+        LeakRule {
+            alpha: 0.01,
+            min_mb_per_hour: 1.0,
+            min_pct_per_hour: 1.0,
+            plateau_mb: 5.0,
+            plateau_pct: 10.0,
+        }
+    }
+}
+
+/// The series a verdict is made from, each `(seconds from the run's start, value)`.
+#[derive(Debug, Clone, Default)]
+pub struct MemorySeries<'a> {
+    /// RSS (MB) during the idle baseline before any load.
+    pub baseline: &'a [(f64, f64)],
+    /// RSS (MB) during the hold, after warm-up.
+    pub hold: &'a [(f64, f64)],
+    /// RSS (MB) during the cool-down after the last user left.
+    pub cooldown: &'a [(f64, f64)],
+    /// Every RSS reading (MB), for the peak.
+    pub all: &'a [(f64, f64)],
+}
+
+/// The verdict with its numbers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeakVerdict {
+    /// `leak`, `plateau`, `none` or `insufficient-data`.
+    pub verdict: &'static str,
+    /// Theil–Sen slope over the hold after warm-up, MB/hour.
+    pub slope_mb_per_hour: Option<f64>,
+    /// Sen's 95 % confidence band of the slope, MB/hour.
+    pub slope_ci_mb_per_hour: Option<[f64; 2]>,
+    /// Two-sided p-value of the (autocorrelation-corrected) Mann–Kendall test.
+    pub p_value: Option<f64>,
+    /// Blocks the hold was cut into, and their length in seconds.
+    pub blocks: usize,
+    /// Block length, s.
+    pub block_s: f64,
+    /// Median RSS of the idle baseline, MB.
+    pub baseline_mb: Option<f64>,
+    /// Highest RSS reading, MB.
+    pub peak_mb: Option<f64>,
+    /// Median RSS at the end of the cool-down minus the baseline, MB.
+    pub retained_mb: Option<f64>,
+    /// Why, in a sentence.
+    pub reason: String,
+}
+
+/// Makes the verdict.
+pub fn verdict(series: &MemorySeries<'_>, rule: LeakRule) -> LeakVerdict {
+    let baseline = median(series.baseline.iter().map(|p| p.1));
+    let peak = series
+        .all
+        .iter()
+        .map(|p| p.1)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    let tail = &series.cooldown[series.cooldown.len() - series.cooldown.len().min(5)..];
+    let retained = median(tail.iter().map(|p| p.1))
+        .zip(baseline)
+        .map(|(c, b)| round(c - b));
+    let mut out = LeakVerdict {
+        verdict: "insufficient-data",
+        slope_mb_per_hour: None,
+        slope_ci_mb_per_hour: None,
+        p_value: None,
+        blocks: 0,
+        block_s: 0.0,
+        baseline_mb: baseline.map(round),
+        peak_mb: peak.map(round),
+        retained_mb: retained,
+        reason: String::new(),
+    };
+    let (blocks, block_s) = block_minima(series.hold);
+    out.blocks = blocks.len();
+    out.block_s = round(block_s);
+    if blocks.len() < MIN_BLOCKS {
+        out.reason = format!(
+            "the hold after warm-up gave {} blocks of readings; {MIN_BLOCKS} are needed (a longer hold or a shorter sample interval)",
+            blocks.len()
+        );
+        return out;
+    }
+    let hours: Vec<(f64, f64)> = blocks.iter().map(|&(t, v)| (t / 3600.0, v)).collect();
+    let (slope, _, _) = theil_sen(&hours, 1.0);
+    let (p, inflation) = mann_kendall(&hours, slope);
+    // The band widens with the same autocorrelation correction as the test.
+    let (_, lo, hi) = theil_sen(&hours, inflation);
+    // Steady growth goes up in every third of the hold; a wandering series does not.
+    let third = hours.len() / 3;
+    let part_slopes: Vec<f64> = [
+        &hours[..third],
+        &hours[third..2 * third],
+        &hours[2 * third..],
+    ]
+    .iter()
+    .map(|part| theil_sen(part, 1.0).0)
+    .collect();
+    let steady = part_slopes.iter().all(|&s| s >= slope / 3.0);
+    let late_slope = part_slopes[2];
+    out.slope_mb_per_hour = Some(round(slope));
+    out.slope_ci_mb_per_hour = Some([round(lo), round(hi)]);
+    out.p_value = Some((p * 1e6).round() / 1e6);
+    let base = baseline
+        .unwrap_or_else(|| blocks[0].1)
+        .max(f64::MIN_POSITIVE);
+    let pct_per_hour = slope / base * 100.0;
+    let persistent = growth_of_steps_p(&hours) < rule.alpha;
+    let significant = p < rule.alpha && lo > 0.0 && persistent;
+    let big = slope >= rule.min_mb_per_hour && pct_per_hour >= rule.min_pct_per_hour;
+    let level = median(blocks.iter().map(|b| b.1)).unwrap_or(base);
+    let above = level - base;
+    let stepped =
+        baseline.is_some() && above > rule.plateau_mb && above / base * 100.0 > rule.plateau_pct;
+    if significant && big && steady {
+        out.verdict = "leak";
+        out.reason = format!(
+            "RSS grew {slope:.1} MB/h ({pct_per_hour:.1} %/h of the baseline) through the hold, p = {p:.2e}"
+        );
+    } else if significant && big || stepped {
+        out.verdict = "plateau";
+        out.reason = format!(
+            "RSS settled {above:.1} MB above the idle baseline and did not keep growing (last third's slope {late_slope:.1} MB/h): retention, caches or pools, not a leak"
+        );
+    } else {
+        out.verdict = "none";
+        out.reason = format!("no significant growth: slope {slope:.1} MB/h, p = {p:.2}");
+    }
+    out
+}
+
+/// Hours until `limit_mb` at `slope` from `now_mb`, if it is growing.
+pub fn hours_to_limit(now_mb: f64, slope_mb_per_hour: f64, limit_mb: f64) -> Option<f64> {
+    (slope_mb_per_hour > 0.0 && limit_mb > now_mb)
+        .then(|| round((limit_mb - now_mb) / slope_mb_per_hour))
+}
+
+/// The series cut into blocks, each reduced to (mid time, minimum); and the block length.
+pub fn block_minima(series: &[(f64, f64)]) -> (Vec<(f64, f64)>, f64) {
+    if series.len() < 2 {
+        return (Vec::new(), 0.0);
+    }
+    let span = series[series.len() - 1].0 - series[0].0;
+    let step = span / (series.len() - 1) as f64;
+    let block_s = (span / TARGET_BLOCKS as f64)
+        .max(step * MIN_SAMPLES_PER_BLOCK as f64)
+        .min(MAX_BLOCK_S.max(step * MIN_SAMPLES_PER_BLOCK as f64));
+    let start = series[0].0;
+    let mut blocks: Vec<(f64, f64, usize)> = Vec::new();
+    for &(t, v) in series {
+        let k = ((t - start) / block_s).floor() as usize;
+        match blocks.get_mut(k) {
+            Some(b) => {
+                b.1 = b.1.min(v);
+                b.2 += 1;
+            }
+            None => {
+                while blocks.len() < k {
+                    blocks.push((f64::NAN, f64::NAN, 0));
+                }
+                blocks.push((start + (k as f64 + 0.5) * block_s, v, 1));
+            }
+        }
+    }
+    let full = blocks
+        .into_iter()
+        .filter(|b| b.2 >= MIN_SAMPLES_PER_BLOCK)
+        .map(|b| (b.0, b.1))
+        .collect();
+    (full, block_s)
+}
+
+/// Theil–Sen slope with Sen's 95 % band: (slope, low, high). `inflation` scales the
+/// variance of Mann–Kendall's S behind the band (1 for independent readings).
+pub fn theil_sen(points: &[(f64, f64)], inflation: f64) -> (f64, f64, f64) {
+    let mut slopes = Vec::with_capacity(points.len() * points.len() / 2);
+    for (i, a) in points.iter().enumerate() {
+        for b in &points[i + 1..] {
+            if b.0 != a.0 {
+                slopes.push((b.1 - a.1) / (b.0 - a.0));
+            }
+        }
+    }
+    if slopes.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    slopes.sort_by(f64::total_cmp);
+    let n = points.len() as f64;
+    let m = slopes.len() as f64;
+    let c = 1.96 * (inflation * n * (n - 1.0) * (2.0 * n + 5.0) / 18.0).sqrt();
+    let lo = (((m - c) / 2.0).floor().max(0.0) as usize).min(slopes.len() - 1);
+    let hi = (((m + c) / 2.0).ceil() as usize).min(slopes.len() - 1);
+    (median_sorted(&slopes), slopes[lo], slopes[hi])
+}
+
+/// One-sided p-value that the block-to-block steps grow on average (a t-test on the first
+/// differences). Under a random walk with no drift the steps average zero however far the
+/// walk wandered, so this is what keeps a wandering series from being called a leak; a
+/// leak adds the same growth to every step.
+pub fn growth_of_steps_p(points: &[(f64, f64)]) -> f64 {
+    let steps: Vec<f64> = points.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    if steps.len() < 3 {
+        return 1.0;
+    }
+    let k = steps.len() as f64;
+    let mean = steps.iter().sum::<f64>() / k;
+    let var = steps.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (k - 1.0);
+    if var <= 0.0 {
+        return if mean > 0.0 { 0.0 } else { 1.0 };
+    }
+    1.0 - normal_cdf(mean / (var / k).sqrt())
+}
+
+/// Two-sided p-value of Mann–Kendall's trend test, with the variance of S corrected for
+/// autocorrelation of the series detrended by `slope` (Hamed & Rao, 1998); and the factor
+/// by which that correction inflated the variance.
+pub fn mann_kendall(points: &[(f64, f64)], slope: f64) -> (f64, f64) {
+    let n = points.len();
+    if n < 3 {
+        return (1.0, 1.0);
+    }
+    let mut s = 0.0;
+    for i in 0..n {
+        for j in i + 1..n {
+            s += (points[j].1 - points[i].1).signum();
+        }
+    }
+    let nf = n as f64;
+    let mut var = nf * (nf - 1.0) * (2.0 * nf + 5.0) / 18.0;
+    let mut inflation = 1.0;
+    // Ranks of the detrended series, and their significant autocorrelations.
+    let detrended: Vec<f64> = points.iter().map(|(t, v)| v - slope * t).collect();
+    let ranks = ranks(&detrended);
+    let mean = ranks.iter().sum::<f64>() / nf;
+    let denom: f64 = ranks.iter().map(|r| (r - mean).powi(2)).sum();
+    if denom > 0.0 {
+        let bound = 1.96 / nf.sqrt();
+        let mut sum = 0.0;
+        for k in 1..n - 2 {
+            let rho = (0..n - k)
+                .map(|i| (ranks[i] - mean) * (ranks[i + k] - mean))
+                .sum::<f64>()
+                / denom;
+            if rho.abs() > bound {
+                let nk = (n - k) as f64;
+                sum += nk * (nk - 1.0) * (nk - 2.0) * rho;
+            }
+        }
+        let factor = 1.0 + 2.0 / (nf * (nf - 1.0) * (nf - 2.0)) * sum;
+        inflation = factor.max(1.0);
+        var *= inflation;
+    }
+    let z = if s > 0.0 {
+        (s - 1.0) / var.sqrt()
+    } else if s < 0.0 {
+        (s + 1.0) / var.sqrt()
+    } else {
+        0.0
+    };
+    (2.0 * (1.0 - normal_cdf(z.abs())), inflation)
+}
+
+fn ranks(values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let mut ranks = vec![0.0; values.len()];
+    for (rank, &i) in order.iter().enumerate() {
+        ranks[i] = rank as f64 + 1.0;
+    }
+    ranks
+}
+
+/// Standard normal CDF (Abramowitz & Stegun 7.1.26, error below 1.5e-7).
+fn normal_cdf(z: f64) -> f64 {
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erf = 1.0 - poly * (-x * x).exp();
+    if z >= 0.0 {
+        0.5 * (1.0 + erf)
+    } else {
+        0.5 * (1.0 - erf)
+    }
+}
+
+fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut v: Vec<f64> = values.collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(median_sorted(&v))
+}
+
+fn median_sorted(v: &[f64]) -> f64 {
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small seeded generator for synthetic noise (uniform in [-1, 1)).
+    struct Noise(u64);
+    impl Noise {
+        fn next(&mut self) -> f64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % 2_000_000) as f64 / 1_000_000.0 - 1.0
+        }
+    }
+
+    /// One reading per second for `secs`, from `f(t)`.
+    fn series(secs: usize, mut f: impl FnMut(f64) -> f64) -> Vec<(f64, f64)> {
+        (0..secs).map(|i| (i as f64, f(i as f64))).collect()
+    }
+
+    fn judge(hold: &[(f64, f64)], baseline_mb: f64) -> LeakVerdict {
+        let baseline = series(10, |_| baseline_mb);
+        verdict(
+            &MemorySeries {
+                baseline: &baseline,
+                hold,
+                cooldown: &[],
+                all: hold,
+            },
+            LeakRule::default(),
+        )
+    }
+
+    #[test]
+    fn linear_growth_with_noise_and_gc_sawtooth_is_a_leak_with_its_slope() {
+        let mut noise = Noise(7);
+        // 100 MB + 36 MB/h (0.01 MB/s) over an hour, a 60 s GC sawtooth of 8 MB, ±1 MB noise.
+        let hold = series(3600, |t| {
+            100.0 + 0.01 * t + 8.0 * ((t % 60.0) / 60.0) + noise.next()
+        });
+        let v = judge(&hold, 100.0);
+        assert_eq!(v.verdict, "leak", "{v:?}");
+        let slope = v.slope_mb_per_hour.unwrap();
+        assert!(
+            (slope - 36.0).abs() < 36.0 * 0.1,
+            "slope {slope} MB/h within 10 % of 36"
+        );
+        let [lo, hi] = v.slope_ci_mb_per_hour.unwrap();
+        assert!(
+            lo <= 36.0 && 36.0 <= hi,
+            "band {lo}..{hi} holds the true slope"
+        );
+        assert!(v.p_value.unwrap() < 0.01);
+    }
+
+    #[test]
+    fn a_short_hold_at_a_high_leak_rate_still_gets_a_verdict() {
+        let mut noise = Noise(3);
+        let hold = series(120, |t| 50.0 + 0.5 * t + noise.next());
+        let v = judge(&hold, 50.0);
+        assert_eq!(v.verdict, "leak", "{v:?}");
+        assert!((v.slope_mb_per_hour.unwrap() - 1800.0).abs() < 180.0);
+    }
+
+    #[test]
+    fn a_step_then_flat_is_a_plateau() {
+        let mut noise = Noise(11);
+        let hold = series(
+            3600,
+            |t| if t < 600.0 { 100.0 + t * 0.05 } else { 130.0 } + noise.next(),
+        );
+        let v = judge(&hold, 100.0);
+        assert_eq!(v.verdict, "plateau", "{v:?}");
+    }
+
+    #[test]
+    fn flat_with_noise_is_none() {
+        let mut noise = Noise(5);
+        let hold = series(3600, |_| 100.0 + 2.0 * noise.next());
+        assert_eq!(judge(&hold, 100.0).verdict, "none");
+    }
+
+    #[test]
+    fn a_random_walk_without_drift_is_rarely_a_leak() {
+        // Strongly autocorrelated, no drift: 1 Hz steps of up to ±0.5 MB for an hour (it wanders tens of MB). Plain
+        // Mann–Kendall calls a good share of these trends; the corrected test must not.
+        let mut leaks = 0;
+        for seed in 1..=40u64 {
+            let mut noise = Noise(seed * 7919);
+            let mut level = 200.0;
+            let hold = series(3600, |_| {
+                level += 0.5 * noise.next();
+                level
+            });
+            if judge(&hold, 200.0).verdict == "leak" {
+                leaks += 1;
+            }
+        }
+        assert!(
+            leaks <= 1,
+            "{leaks} of 40 drift-free random walks called a leak"
+        );
+    }
+
+    #[test]
+    fn short_series_are_insufficient_data() {
+        let hold = series(10, |t| 100.0 + t);
+        let v = judge(&hold, 100.0);
+        assert_eq!(v.verdict, "insufficient-data");
+        assert!(v.reason.contains("blocks"));
+    }
+
+    #[test]
+    fn small_growth_below_the_floors_is_not_a_leak() {
+        // 0.5 MB/h on 1 GB: significant but below both floors.
+        let hold = series(3600, |t| 1000.0 + 0.5 * t / 3600.0);
+        assert_ne!(judge(&hold, 1000.0).verdict, "leak");
+    }
+
+    #[test]
+    fn retained_memory_and_the_projection() {
+        let baseline = series(10, |_| 100.0);
+        let cooldown = series(30, |_| 140.0);
+        let hold = series(600, |t| 100.0 + t * 0.1);
+        let v = verdict(
+            &MemorySeries {
+                baseline: &baseline,
+                hold: &hold,
+                cooldown: &cooldown,
+                all: &hold,
+            },
+            LeakRule::default(),
+        );
+        assert_eq!(v.retained_mb, Some(40.0));
+        assert_eq!(v.baseline_mb, Some(100.0));
+        assert_eq!(hours_to_limit(160.0, 360.0, 520.0), Some(1.0));
+        assert_eq!(hours_to_limit(160.0, 0.0, 520.0), None);
+    }
+
+    #[test]
+    fn normal_cdf_matches_known_values() {
+        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
+        assert!((normal_cdf(1.96) - 0.975).abs() < 1e-4);
+        assert!((normal_cdf(-1.0) - 0.158_655).abs() < 1e-5);
+    }
+}

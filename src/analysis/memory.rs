@@ -1,0 +1,159 @@
+//! The memory report of one sampled process: its readings split by phase, the leak verdict,
+//! fd and thread growth, and the projection to a memory limit.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::analysis::leak::{self, LeakRule, LeakVerdict, MemorySeries};
+use crate::plan::{Phase, Plan};
+use crate::sampler::Reading;
+
+/// Where the phases lie, for splitting readings.
+#[derive(Debug, Clone, Copy)]
+pub struct Windows {
+    /// The plan.
+    pub plan: Plan,
+    /// Start of the hold excluded from the verdict.
+    pub warmup: Duration,
+}
+
+/// The report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryReport {
+    /// The verdict and its numbers.
+    #[serde(flatten)]
+    pub verdict: LeakVerdict,
+    /// Warm-up excluded from the verdict, s.
+    pub warmup_s: f64,
+    /// Readings taken.
+    pub samples: usize,
+    /// Open file descriptors at the end minus the idle baseline.
+    pub fd_growth: Option<i64>,
+    /// Threads at the end minus the idle baseline.
+    pub thread_growth: Option<i64>,
+    /// Most file descriptors seen.
+    pub fd_peak: Option<u32>,
+    /// Most threads seen.
+    pub thread_peak: Option<u32>,
+    /// At the fitted slope, hours until the memory limit (when a limit is given and it grows).
+    pub hours_to_limit: Option<f64>,
+}
+
+/// The report for `readings` (ms from the run's start, reading).
+pub fn report(
+    readings: &[(u32, Reading)],
+    windows: Windows,
+    rule: LeakRule,
+    limit_mb: Option<f64>,
+) -> MemoryReport {
+    let plan = windows.plan;
+    let verdict_from = plan.hold_start() + windows.warmup;
+    let hold_end = plan.hold_start() + plan.hold();
+    let mut baseline = Vec::new();
+    let mut hold = Vec::new();
+    let mut cooldown = Vec::new();
+    let mut all = Vec::with_capacity(readings.len());
+    for &(at_ms, r) in readings {
+        let t = Duration::from_millis(u64::from(at_ms));
+        let point = (t.as_secs_f64(), r.rss_mb());
+        all.push(point);
+        match plan.phase_at(t) {
+            Phase::Baseline => baseline.push(point),
+            Phase::Hold if t >= verdict_from && t < hold_end => hold.push(point),
+            Phase::CoolDown | Phase::Done => cooldown.push(point),
+            _ => {}
+        }
+    }
+    let verdict = leak::verdict(
+        &MemorySeries {
+            baseline: &baseline,
+            hold: &hold,
+            cooldown: &cooldown,
+            all: &all,
+        },
+        rule,
+    );
+    let base_of = |f: fn(&Reading) -> u32| {
+        readings
+            .iter()
+            .filter(|(at, _)| {
+                plan.phase_at(Duration::from_millis(u64::from(*at))) == Phase::Baseline
+            })
+            .map(|(_, r)| f(r))
+            .min()
+    };
+    let last = readings.last().map(|(_, r)| *r);
+    let growth = |f: fn(&Reading) -> u32| {
+        base_of(f)
+            .zip(last)
+            .map(|(b, l)| i64::from(f(&l)) - i64::from(b))
+    };
+    let hours_to_limit = match (limit_mb, verdict.slope_mb_per_hour, hold.last()) {
+        (Some(limit), Some(slope), Some(&(_, now))) if verdict.verdict == "leak" => {
+            leak::hours_to_limit(now, slope, limit)
+        }
+        _ => None,
+    };
+    MemoryReport {
+        warmup_s: windows.warmup.as_secs_f64(),
+        samples: readings.len(),
+        fd_growth: growth(|r| r.fds),
+        thread_growth: growth(|r| r.threads),
+        fd_peak: readings.iter().map(|(_, r)| r.fds).max(),
+        thread_peak: readings.iter().map(|(_, r)| r.threads).max(),
+        hours_to_limit,
+        verdict,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(mb: f64, fds: u32) -> Reading {
+        Reading {
+            rss_bytes: (mb * 1e6) as u64,
+            cpu_pct: 1.0,
+            fds,
+            threads: 4,
+            procs: 1,
+        }
+    }
+
+    #[test]
+    fn phases_split_the_readings_and_growth_is_measured_from_the_baseline() {
+        // 10 s baseline, 100 s hold, 10 s cool-down; 1 MB/s during the hold, fds leak too.
+        let s = Duration::from_secs;
+        let plan = Plan::new(1, s(100), s(0), s(0)).with_margins(s(10), s(10));
+        let readings: Vec<(u32, Reading)> = (0..120u32)
+            .map(|t| {
+                let mb = if t < 10 {
+                    50.0
+                } else {
+                    50.0 + f64::from(t.min(110) - 10)
+                };
+                (t * 1000, reading(mb, 10 + t / 10))
+            })
+            .collect();
+        let r = report(
+            &readings,
+            Windows {
+                plan,
+                warmup: s(10),
+            },
+            LeakRule::default(),
+            Some(1000.0),
+        );
+        assert_eq!(r.verdict.verdict, "leak", "{r:?}");
+        assert!((r.verdict.slope_mb_per_hour.unwrap() - 3600.0).abs() < 360.0);
+        assert_eq!(r.verdict.baseline_mb, Some(50.0));
+        assert_eq!(r.verdict.retained_mb, Some(100.0));
+        assert_eq!(r.fd_growth, Some(11));
+        assert_eq!(r.thread_growth, Some(0));
+        assert!(
+            r.hours_to_limit.unwrap() > 0.2 && r.hours_to_limit.unwrap() < 0.3,
+            "{r:?}"
+        );
+    }
+}

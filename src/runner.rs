@@ -1,0 +1,254 @@
+//! The steps of `soak run`: resolve the profile, find or start the target, check it answers,
+//! run the plan with the aggregator and sampler beside it, stop what soak started, and
+//! turn how it ended into an outcome.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::analysis::memory::Windows;
+use crate::cli::RunArgs;
+use crate::demo_target::DemoTarget;
+use crate::engine::connect::{Dialer, describe};
+use crate::engine::session::SessionConfig;
+use crate::error::{Outcome, SoakError, could_not_run};
+use crate::metrics::Recorder;
+use crate::metrics::aggregator::{self, MemorySetup, Setup};
+use crate::metrics::snapshot::RunTotals;
+use crate::plan::Plan;
+use crate::profile::resolve::{RunConfig, Target, TargetProcess};
+use crate::profile::spec::Model;
+use crate::profile::{self, overrides, resolve};
+use crate::progress::Progress;
+use crate::report::summary::{ProbeInfo, RunMeta, Status};
+use crate::report::timeseries::Columns;
+use crate::report::{RunDir, Writer};
+use crate::sampler::target::{self, Started};
+use crate::sampler::{ProcMsg, Sampler};
+use crate::signals::{Root, Stop};
+
+/// Readings in flight from the sampler thread to the aggregator.
+const SAMPLER_CHANNEL: usize = 1024;
+
+/// Runs one load/soak profile to its end.
+pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
+    let mut loaded = profile::load(args.profile.as_deref())?;
+    overrides::apply(&args, &mut loaded.spec);
+    let config = resolve::resolve(&loaded)?;
+    let process = find_target(&config, args.quiet)?.map(Arc::new);
+    let result = with_target(&config, args.quiet, process.clone()).await;
+    if let Some(process) = &process {
+        process.stop(config.process.stop_grace).await;
+    }
+    result
+}
+
+/// Finds the target process by PID or name, or starts it; `None` when none is watched.
+fn find_target(config: &RunConfig, quiet: bool) -> Result<Option<Started>, SoakError> {
+    Ok(match &config.process.target {
+        TargetProcess::None => None,
+        TargetProcess::Pid(pid) => Some(target::by_pid(*pid)?),
+        TargetProcess::Name(name) => Some(target::by_name(name)?),
+        TargetProcess::Cmd(cmd) => Some(target::spawn(cmd, &[], quiet)?),
+    })
+}
+
+async fn with_target(
+    config: &RunConfig,
+    quiet: bool,
+    process: Option<Arc<Started>>,
+) -> Result<Outcome, SoakError> {
+    let (url, demo) = match &config.target {
+        Target::Demo(demo) => {
+            let target = DemoTarget::start(demo.clone())?;
+            (target.url(), Some(target))
+        }
+        Target::Url(url) => (url.clone(), None),
+    };
+    let dialer = Dialer::new(&url, &config.connection, config.connect_rate)
+        .await
+        .map_err(could_not_run)?;
+    match &process {
+        Some(p) if p.started_by_soak() => {
+            target::wait_ready(p, &dialer, config.process.startup_timeout).await?
+        }
+        _ => preflight(&dialer).await?,
+    }
+    let started_at = SystemTime::now();
+    let dir = RunDir::create(
+        &config.out_dir,
+        &config.profile,
+        started_at,
+        columns(config),
+    )?;
+    let shown = dir.path.display().to_string();
+    let plan = Plan::build(config);
+    let meta = meta(config, dir.id(), url, demo.is_some(), started_at, plan);
+    let writer = Writer::spawn(dir, meta, Progress::new(quiet, plan.total(), plan.users()))?;
+    let root = Root::watching_signals();
+    let totals = soak_it(config, plan, dialer, &writer, &root, process).await;
+    let status = match root.why() {
+        None => Status::Completed,
+        Some(Stop::Interrupted) => Status::Interrupted,
+        Some(Stop::TargetExited(_)) => Status::TargetExited,
+    };
+    writer.finish(totals, status)?;
+    drop(demo);
+    match root.why() {
+        None => Ok(Outcome::Passed),
+        Some(Stop::Interrupted) => Ok(Outcome::Interrupted),
+        Some(Stop::TargetExited(how)) => Err(could_not_run(format!(
+            "{how} during the run; results are in {shown}"
+        ))),
+    }
+}
+
+/// Runs the plan with the aggregator and the sampler beside it; returns the totals.
+async fn soak_it(
+    config: &RunConfig,
+    plan: Plan,
+    dialer: Dialer,
+    writer: &Writer,
+    root: &Root,
+    process: Option<Arc<Started>>,
+) -> RunTotals {
+    let (recorder, rx, dropped) = Recorder::channel();
+    let (proc_tx, proc_rx) = mpsc::channel::<ProcMsg>(SAMPLER_CHANNEL);
+    let started = Instant::now();
+    let done = CancellationToken::new();
+    let aggregator = tokio::spawn(aggregator::run(
+        rx,
+        proc_rx,
+        done.clone(),
+        dropped,
+        setup(config, plan, started),
+        writer.sink(),
+    ));
+    let on_exit = {
+        let root = root.clone();
+        Box::new(move |how: String| root.stop(Stop::TargetExited(how)))
+    };
+    // Without a sampler the run goes on; the summary then has no memory figures.
+    let sampler = Sampler::spawn(process, config.process.interval, started, proc_tx, on_exit).ok();
+    let sessions = Arc::new(SessionConfig::new(config, dialer, recorder));
+    crate::engine::run(plan, started, sessions, config.probes.clone(), &root.cancel).await;
+    drop(sampler);
+    done.cancel();
+    aggregator.await.unwrap_or_default()
+}
+
+fn setup(config: &RunConfig, plan: Plan, started: Instant) -> Setup {
+    Setup {
+        plan,
+        started,
+        every: config.interval,
+        messages: config
+            .messages
+            .iter()
+            .map(|m| (m.name.clone(), m.complete.streams()))
+            .collect(),
+        correct_micros: correction(config)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+        stall_rule: config.stall_rule,
+        memory: MemorySetup {
+            windows: Windows {
+                plan,
+                warmup: config.process.warmup_for(plan.hold()),
+            },
+            rule: config.process.rule,
+            limit_mb: config.process.memory_limit_mb,
+            target: !matches!(config.process.target, TargetProcess::None),
+        },
+    }
+}
+
+fn columns(config: &RunConfig) -> Columns {
+    Columns {
+        ttff: config.streams(),
+        messages: if config.messages.len() > 1 {
+            config.messages.iter().map(|m| m.name.clone()).collect()
+        } else {
+            Vec::new()
+        },
+        target: !matches!(config.process.target, TargetProcess::None),
+    }
+}
+
+fn meta(
+    config: &RunConfig,
+    id: String,
+    url: String,
+    demo: bool,
+    started_at: SystemTime,
+    plan: Plan,
+) -> RunMeta {
+    RunMeta {
+        id,
+        profile: config.profile.clone(),
+        target: url,
+        demo_target: demo,
+        started_at,
+        config: redacted(config),
+        phases: plan.phases(),
+        model: config.model,
+        correction: correction(config),
+        probes: config.probes.as_ref().map(|p| ProbeInfo {
+            count: p.count,
+            every_ms: p.every.as_secs_f64() * 1000.0,
+            kind: if p.message.is_some() {
+                "message"
+            } else {
+                "ping"
+            },
+        }),
+        stall_rule: config.stall_rule,
+        messages: config
+            .messages
+            .iter()
+            .map(|m| (m.name.clone(), m.weight, m.complete.streams()))
+            .collect(),
+        process: match &config.process.target {
+            TargetProcess::None => None,
+            TargetProcess::Pid(pid) => Some(format!("pid {pid}")),
+            TargetProcess::Name(name) => Some(format!("name {name}")),
+            TargetProcess::Cmd(cmd) => Some(format!("cmd {}", crate::redact::command(cmd))),
+        },
+    }
+}
+
+/// The profile as written to `summary.json`: secrets in headers and the command masked.
+fn redacted(config: &RunConfig) -> crate::profile::ProfileSpec {
+    let mut spec = config.effective.clone();
+    spec.target.headers = spec
+        .target
+        .headers
+        .iter()
+        .map(|h| crate::redact::header(h))
+        .collect();
+    spec.process.cmd = spec.process.cmd.as_deref().map(crate::redact::command);
+    spec
+}
+
+/// The closed model's expected interval between one user's sends (the think time), used
+/// for corrected recording; none in the open model or with no think time.
+fn correction(config: &RunConfig) -> Option<Duration> {
+    (config.model == Model::Closed && !config.think.is_zero()).then_some(config.think)
+}
+
+/// One connection before any load, so an unreachable target is exit 3 with nothing sent.
+async fn preflight(dialer: &Dialer) -> Result<(), SoakError> {
+    match dialer.dial().await {
+        Ok(mut ws) => {
+            let _ = ws.close(None).await;
+            Ok(())
+        }
+        Err(kind) => Err(could_not_run(format!(
+            "target {} is unreachable: {}",
+            crate::redact::url(dialer.url()),
+            describe(kind)
+        ))),
+    }
+}
