@@ -43,11 +43,12 @@ pub use error::{Outcome, SoakError};
 
 use cli::{Cli, Command};
 
-/// Runs one command line to its end.
+/// Runs one command line to its end. The run's future is boxed: it is large (it holds the
+/// whole run's state machine) and lives once per process, so it belongs on the heap.
 pub async fn run(cli: Cli) -> Result<Outcome, SoakError> {
     match cli.command {
-        None => app::run(cli.run).await,
-        Some(Command::Run(args)) => app::run(args).await,
+        None => Box::pin(app::run(cli.run)).await,
+        Some(Command::Run(args)) => Box::pin(app::run(args)).await,
         Some(Command::Mock(args)) => app::mock(args).await,
         Some(Command::Profiles) => app::profiles(),
     }

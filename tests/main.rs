@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod memory;
 mod run;
 mod sessions;
 mod stalls;

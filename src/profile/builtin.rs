@@ -12,6 +12,8 @@ const BUILTINS: &[(&str, &str)] = &[
         "blocking-check",
         include_str!("../../profiles/blocking-check.toml"),
     ),
+    ("soak-1h", include_str!("../../profiles/soak-1h.toml")),
+    ("soak-4h", include_str!("../../profiles/soak-4h.toml")),
 ];
 
 /// The TOML text of a built-in profile.

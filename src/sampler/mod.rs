@@ -79,7 +79,9 @@ impl Sampler {
         let started = started.into_std();
         let thread = std::thread::Builder::new()
             .name("soak-sampler".into())
-            .spawn(move || sample_loop(target, every, started, &tx, &stopped, on_exit))?;
+            .spawn(move || {
+                sample_loop(target.as_deref(), every, started, &tx, &stopped, on_exit)
+            })?;
         Ok(Sampler {
             stop: Some(stop),
             thread: Some(thread),
@@ -97,7 +99,7 @@ impl Drop for Sampler {
 }
 
 fn sample_loop(
-    target: Option<Arc<Started>>,
+    target: Option<&Started>,
     every: Duration,
     started: Instant,
     tx: &mpsc::Sender<ProcMsg>,
@@ -111,8 +113,8 @@ fn sample_loop(
     let mut tick: u64 = 0;
     loop {
         let Some(sys) = sys.as_mut() else { return };
-        if let Some(t) = &target {
-            if tick % DISCOVER_EVERY == 0 {
+        if let Some(t) = target {
+            if tick.is_multiple_of(DISCOVER_EVERY) {
                 tree = descendants(sys, Pid::from_u32(t.pid));
             }
             if let Some(how) = t.exited(sys) {
@@ -134,7 +136,7 @@ fn sample_loop(
         );
         let reading = ProcMsg::Reading {
             at_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
-            target: target.as_ref().map(|_| read(sys, &tree)),
+            target: target.map(|_| read(sys, &tree)),
             tester: read(sys, &[me]),
         };
         if tx.blocking_send(reading).is_err() {
