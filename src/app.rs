@@ -2,7 +2,11 @@
 
 use crate::cli::{MockArgs, RunArgs};
 use crate::demo_target::DemoTarget;
-use crate::error::{Outcome, SoakError};
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{Outcome, SoakError, could_not_run, usage};
 use crate::profile::{self, builtin};
 use crate::signals::wait_for_signal;
 
@@ -28,6 +32,79 @@ pub async fn mock(args: MockArgs) -> Result<Outcome, SoakError> {
     wait_for_signal().await;
     drop(demo);
     Ok(Outcome::Passed)
+}
+
+/// `soak report RUN_DIR`: re-render the reports from saved data.
+pub fn report(dir: &Path) -> Result<Outcome, SoakError> {
+    let summary = crate::report::rerender(dir)?;
+    let result = summary
+        .pointer("/verdict/result")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
+    println!(
+        "soak: re-rendered summary.json, report.html and junit.xml in {} (verdict: {result})",
+        dir.display()
+    );
+    Ok(if result == "fail" {
+        Outcome::GateFailed
+    } else {
+        Outcome::Passed
+    })
+}
+
+/// `soak compare BASELINE CANDIDATE`: side by side; exit 1 on a regression.
+pub fn compare(baseline: &Path, candidate: &Path, tolerance: f64) -> Result<Outcome, SoakError> {
+    let rows = crate::report::compare::compare(
+        &load_summary(baseline)?,
+        &load_summary(candidate)?,
+        tolerance,
+    );
+    print!("{}", crate::report::compare::table(&rows, tolerance));
+    Ok(if rows.iter().any(|r| r.regression) {
+        Outcome::GateFailed
+    } else {
+        Outcome::Passed
+    })
+}
+
+/// `soak lock RUN_DIR`: write `locked.toml` into the run folder and print it.
+pub fn lock(dir: &Path, margin: f64) -> Result<Outcome, SoakError> {
+    let summary = load_summary(dir)?;
+    let result = summary
+        .pointer("/verdict/result")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
+    if result != "pass" {
+        return Err(usage(format!(
+            "{}: the run's verdict is `{result}`; lock gates from a passing run",
+            dir.display()
+        )));
+    }
+    let text = crate::report::lock::profile(&summary, margin)
+        .map_err(|e| usage(format!("{}: {e}", dir.display())))?;
+    let path = dir.join("locked.toml");
+    std::fs::write(&path, &text)
+        .map_err(|e| could_not_run(format!("cannot write {}: {e}", path.display())))?;
+    print!("{text}");
+    eprintln!(
+        "soak: wrote {} — run it with: soak --profile {}",
+        path.display(),
+        path.display()
+    );
+    Ok(Outcome::Passed)
+}
+
+/// A `summary.json`, given its file or its run folder.
+fn load_summary(path: &Path) -> Result<Value, SoakError> {
+    let file = if path.is_dir() {
+        path.join("summary.json")
+    } else {
+        path.to_path_buf()
+    };
+    let text =
+        std::fs::read_to_string(&file).map_err(|e| usage(format!("{}: {e}", file.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| usage(format!("{}: not a soak summary: {e}", file.display())))
 }
 
 /// `soak profiles`: one line per built-in profile.

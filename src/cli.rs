@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::profile::spec::Model;
-use crate::units::{Rate, parse_duration, parse_hours, parse_rate};
+use crate::units::{Rate, parse_duration, parse_hours, parse_percent, parse_rate};
 
 /// WebSocket and chat-bot soak tester: ramp simulated users up, hold long-lived sessions,
 /// measure round-trip latency honestly, ramp down, and write the results.
@@ -33,6 +33,29 @@ pub enum Command {
     Run(RunArgs),
     /// Serve the demo chat target until Ctrl-C.
     Mock(MockArgs),
+    /// Re-render report.html, junit.xml and summary.json from a run folder's saved data.
+    Report {
+        /// The run folder (`results/<timestamp>-<profile>/`).
+        run_dir: PathBuf,
+    },
+    /// Compare two runs' headline numbers; exit 1 on a regression beyond the tolerance.
+    Compare {
+        /// The reference run: a run folder or its summary.json.
+        baseline: PathBuf,
+        /// The run to judge: a run folder or its summary.json.
+        candidate: PathBuf,
+        /// How much worse a metric may get before it is a regression.
+        #[arg(long, value_name = "PCT", value_parser = parse_percent, default_value = "10%")]
+        tolerance: f64,
+    },
+    /// Derive gates from a passing run (each headline metric plus a margin) as a profile.
+    Lock {
+        /// The passing run's folder.
+        run_dir: PathBuf,
+        /// Headroom added to each metric.
+        #[arg(long, value_name = "PCT", value_parser = parse_percent, default_value = "10%")]
+        margin: f64,
+    },
     /// List the built-in profiles with one line each.
     Profiles,
 }
@@ -137,6 +160,9 @@ pub struct RunArgs {
     /// The target's memory limit in MB: a leak's time to reach it is projected.
     #[arg(long, value_name = "MB")]
     pub memory_limit: Option<f64>,
+    /// A pass/fail check on the results, like 'p99 < 250ms' or 'memory != leak' (repeatable).
+    #[arg(long = "gate", value_name = "EXPR")]
+    pub gates: Vec<String>,
     /// Folder under which the run's results folder is created (default `results/`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

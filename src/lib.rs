@@ -50,6 +50,13 @@ pub async fn run(cli: Cli) -> Result<Outcome, SoakError> {
         None => Box::pin(app::run(cli.run)).await,
         Some(Command::Run(args)) => Box::pin(app::run(args)).await,
         Some(Command::Mock(args)) => app::mock(args).await,
+        Some(Command::Report { run_dir }) => app::report(&run_dir),
+        Some(Command::Compare {
+            baseline,
+            candidate,
+            tolerance,
+        }) => app::compare(&baseline, &candidate, tolerance),
+        Some(Command::Lock { run_dir, margin }) => app::lock(&run_dir, margin),
         Some(Command::Profiles) => app::profiles(),
     }
 }

@@ -87,6 +87,16 @@ impl Progress {
                 l.p50, l.p95, l.p99, l.p99_9, l.max
             );
         }
+        for g in &summary.gates {
+            let mark = if g.passed { "pass" } else { "FAIL" };
+            println!("soak: gate {mark}  {}  — {}", g.gate, g.message);
+        }
+        if let Some(m) = &summary.memory {
+            println!(
+                "soak: memory verdict {} — {}",
+                m.report.verdict.verdict, m.report.verdict.reason
+            );
+        }
         if let Some(stalls) = &summary.stalls {
             let list = &stalls.list;
             println!(

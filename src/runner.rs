@@ -95,9 +95,10 @@ async fn with_target(
         Some(Stop::Interrupted) => Status::Interrupted,
         Some(Stop::TargetExited(_)) => Status::TargetExited,
     };
-    writer.finish(totals, status)?;
+    let summary = writer.finish(totals, status)?;
     drop(demo);
     match root.why() {
+        None if summary.verdict.result == "fail" => Ok(Outcome::GateFailed),
         None => Ok(Outcome::Passed),
         Some(Stop::Interrupted) => Ok(Outcome::Interrupted),
         Some(Stop::TargetExited(how)) => Err(could_not_run(format!(
@@ -216,6 +217,7 @@ fn meta(
             TargetProcess::Name(name) => Some(format!("name {name}")),
             TargetProcess::Cmd(cmd) => Some(format!("cmd {}", crate::redact::command(cmd))),
         },
+        gates: config.gates.clone(),
     }
 }
 

@@ -22,6 +22,17 @@ pub fn parse_hours(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(hours * 3600.0))
 }
 
+/// Parses a percentage, `10%` or `10` (both ten percent), into a ratio (0.10).
+pub fn parse_percent(text: &str) -> Result<f64, String> {
+    let bad = || format!("invalid percentage `{text}`: expected a number like 10% or 2.5%");
+    let number = text.trim().trim_end_matches('%').trim();
+    let pct: f64 = number.parse().map_err(|_| bad())?;
+    if !(0.0..=1000.0).contains(&pct) {
+        return Err(bad());
+    }
+    Ok(pct / 100.0)
+}
+
 /// Writes a duration the way users write it (`1h 30m`, `250ms`).
 pub fn format_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
@@ -85,9 +96,14 @@ pub mod serde_units {
         format_duration(*d).serialize(s)
     }
 
-    /// An optional duration as a string.
+    /// An optional duration as a string (or null).
     pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        duration(d).map(Some)
+        match Option::<String>::deserialize(d)? {
+            Some(text) => parse_duration(&text)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
     }
 
     /// Writes an optional duration as a string.
@@ -128,6 +144,14 @@ mod tests {
         for bad in ["0", "-1", "nan", "inf", "four"] {
             assert!(parse_hours(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn percentages() {
+        assert_eq!(parse_percent("10%"), Ok(0.1));
+        assert_eq!(parse_percent("2.5"), Ok(0.025));
+        assert!(parse_percent("ten").is_err());
+        assert!(parse_percent("-5%").is_err());
     }
 
     #[test]

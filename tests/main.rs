@@ -1,6 +1,7 @@
 //! The single integration-test binary: one link step for every end-to-end test.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod artefacts;
 mod cli;
 mod common;
 mod memory;

@@ -91,6 +91,7 @@ pub fn apply(args: &RunArgs, spec: &mut ProfileSpec) {
     if let Some(mb) = args.memory_limit {
         spec.process.memory_limit_mb = Some(mb);
     }
+    spec.gates.checks.extend(args.gates.iter().cloned());
     if let Some(d) = args.interval {
         spec.output.interval = d;
     }

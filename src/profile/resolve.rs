@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use soak_mocks::demo::DemoConfig;
 
+use crate::analysis::gates::{self, Gate};
 use crate::analysis::leak::LeakRule;
 use crate::analysis::stall::StallRule;
 use crate::data::{self, UserData};
@@ -74,6 +75,8 @@ pub struct RunConfig {
     pub probes: Option<ProbeConfig>,
     /// Stall detection settings (the bin is the probe period, 100 ms without probes).
     pub stall_rule: StallRule,
+    /// Checks on the results.
+    pub gates: Vec<Gate>,
     /// One timeseries row per interval.
     pub interval: Duration,
     /// Folder under which the run's folder is created.
@@ -170,6 +173,12 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
     }
     let (probes, stall_rule) = probes(spec, &data.columns, &bad)?;
     let process = process(spec, &target, &bad)?;
+    let gates = spec
+        .gates
+        .checks
+        .iter()
+        .map(|expr| gates::parse(expr).map_err(|e| bad("gates.checks (--gate)", e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
     let watched = !matches!(process.target, TargetProcess::None);
     let margin = |d: Option<Duration>, default: u64| {
         d.unwrap_or(Duration::from_secs(if watched { default } else { 0 }))
@@ -202,6 +211,7 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         reconnect_max: session.reconnect_max,
         probes,
         stall_rule,
+        gates,
         process,
         baseline,
         cooldown,

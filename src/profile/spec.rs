@@ -30,6 +30,16 @@ pub struct ProfileSpec {
     pub demo: DemoSpec,
     /// Where and how often results are written.
     pub output: OutputSpec,
+    /// Pass/fail checks on the results.
+    pub gates: GatesSpec,
+}
+
+/// `[gates]`: checks on the run's results; any failed gate makes the exit code 1.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatesSpec {
+    /// Gate expressions, like `"p99 < 250ms"`, `"error_rate < 0.5%"`, `"memory != leak"`.
+    pub checks: Vec<String>,
 }
 
 /// `[target]`: the WebSocket server under test.

@@ -5,8 +5,13 @@
 //! a rename, so a reader never sees half a file) and flushes, so a `kill -9` loses at most
 //! one interval. File I/O never runs on the async runtime.
 
+pub mod chart;
+pub mod compare;
 pub mod events;
 pub mod hlog;
+pub mod html;
+pub mod junit;
+pub mod lock;
 pub mod memory;
 pub mod summary;
 pub mod timeseries;
@@ -18,7 +23,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
-use crate::error::{SoakError, could_not_run};
+use crate::error::{SoakError, could_not_run, usage};
 use crate::metrics::aggregator::Sink;
 use crate::metrics::snapshot::{IntervalSnapshot, RunTotals};
 use crate::plan::PhaseSpan;
@@ -129,6 +134,13 @@ impl RunDir {
         self.events.flush()
     }
 
+    fn flush_all(&mut self) -> io::Result<()> {
+        self.timeseries.flush()?;
+        self.hlog.flush()?;
+        self.events.flush()?;
+        self.memory.flush()
+    }
+
     fn write_summary(&self, summary: &Summary) -> io::Result<()> {
         let tmp = self.path.join(".summary.json.tmp");
         let mut file = BufWriter::new(File::create(&tmp)?);
@@ -138,6 +150,62 @@ impl RunDir {
             .sync_data()?;
         fs::rename(tmp, self.path.join("summary.json"))
     }
+}
+
+/// Writes `report.html` and `junit.xml` for a run folder from its saved files and `summary`.
+pub fn write_reports(dir: &Path, summary: &serde_json::Value) -> io::Result<()> {
+    let table = |name: &str| {
+        fs::read_to_string(dir.join(name))
+            .map(|t| html::Table::parse(&t))
+            .unwrap_or_default()
+    };
+    let page = html::render(summary, &table("timeseries.csv"), &table("memory.csv"));
+    write_atomically(&dir.join("report.html"), page.as_bytes())?;
+    let mut xml = Vec::new();
+    junit::render(summary, &mut xml)?;
+    write_atomically(&dir.join("junit.xml"), &xml)
+}
+
+/// `soak report`: re-renders a run folder's `summary.json` (gates re-evaluated from its
+/// config; a run that never finished — killed — is marked so), `report.html` and
+/// `junit.xml` from its saved data. Returns the summary.
+pub fn rerender(dir: &Path) -> Result<serde_json::Value, SoakError> {
+    let path = dir.join("summary.json");
+    let text = fs::read_to_string(&path).map_err(|err| {
+        usage(format!(
+            "{}: {err} (is this a soak results folder?)",
+            path.display()
+        ))
+    })?;
+    let mut summary: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|err| usage(format!("{}: not a soak summary: {err}", path.display())))?;
+    if summary
+        .pointer("/run/status")
+        .and_then(serde_json::Value::as_str)
+        == Some("running")
+    {
+        summary["run"]["status"] = "killed".into();
+        summary["verdict"]["result"] = "incomplete".into();
+        summary["verdict"]["reasons"] = serde_json::json!([
+            "the run ended without finishing (killed); figures cover the time up to its last checkpoint"
+        ]);
+    }
+    summary::apply_gates_json(&mut summary)
+        .map_err(|err| usage(format!("{}: {err}", path.display())))?;
+    let fail =
+        |err: io::Error| could_not_run(format!("cannot write into {}: {err}", dir.display()));
+    let pretty =
+        serde_json::to_vec_pretty(&summary).map_err(|err| could_not_run(err.to_string()))?;
+    write_atomically(&path, &pretty).map_err(fail)?;
+    write_reports(dir, &summary).map_err(fail)?;
+    Ok(summary)
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, bytes)?;
+    fs::rename(tmp, path)
 }
 
 /// `2026-11-23T02-01-00Z`: sortable, and valid in file names everywhere.
@@ -193,8 +261,16 @@ impl Writer {
                             keep(dir.write_summary(&s), "summary.json");
                         }
                         Msg::Final(totals, status) => {
-                            let s = summary::build(&meta, &totals, status, SystemTime::now());
+                            let mut s = summary::build(&meta, &totals, status, SystemTime::now());
+                            summary::apply_gates(&mut s, &meta.gates);
                             keep(dir.write_summary(&s), "summary.json");
+                            keep(dir.flush_all(), "interval files");
+                            match serde_json::to_value(&s) {
+                                Ok(v) => {
+                                    keep(write_reports(&dir.path, &v), "report.html and junit.xml")
+                                }
+                                Err(err) => keep(Err(io::Error::other(err)), "report.html"),
+                            }
                             progress.finish(&s, &dir.path);
                             return match first_error {
                                 Some(err) => Err(err),

@@ -5,7 +5,9 @@ use std::io::{self, Write};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
+use serde_json::Value;
 
+use crate::analysis::gates::{self, Gate, GateResult};
 use crate::analysis::memory::MemoryReport;
 use crate::analysis::stall::{Stall, StallRule};
 use crate::metrics::ErrorKind;
@@ -73,6 +75,8 @@ pub struct RunMeta {
     pub stall_rule: StallRule,
     /// The sampled target process (`pid 123`, `name gunicorn`, `cmd …`), if any.
     pub process: Option<String>,
+    /// The run's gates.
+    pub gates: Vec<Gate>,
 }
 
 /// How the probes were set up.
@@ -124,6 +128,9 @@ pub struct Summary {
     pub memory: Option<MemorySummary>,
     /// TCP connect + WebSocket handshake time, in ms.
     pub connect_time_ms: Option<LatencyStats>,
+    /// Every gate with its threshold, the actual value and pass/fail (evaluated when the
+    /// run ends; empty in checkpoints).
+    pub gates: Vec<GateResult>,
     /// The overall verdict.
     pub verdict: Verdict,
 }
@@ -422,6 +429,7 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
             .zip(totals.memory.clone())
             .map(|(process, report)| MemorySummary { process, report }),
         connect_time_ms: totals.connect_time,
+        gates: Vec::new(),
         verdict: verdict(status, totals),
     }
 }
@@ -503,6 +511,84 @@ fn verdict(status: Status, totals: &RunTotals) -> Verdict {
     Verdict { result, reasons }
 }
 
+/// Evaluates `gates` on the finished summary and folds them into the verdict: any failed
+/// gate makes a completed run `fail`.
+pub fn apply_gates(summary: &mut Summary, gates: &[Gate]) {
+    let Ok(json) = serde_json::to_value(&*summary) else {
+        return;
+    };
+    summary.gates = gates::evaluate(gates, &json);
+    let completed = summary.run.status == Status::Completed;
+    let (result, first, extra) = gate_verdict(&summary.gates, completed);
+    if let Some(result) = result {
+        summary.verdict.result = result;
+        summary.verdict.reasons[0] = first;
+    }
+    summary.verdict.reasons.extend(extra);
+}
+
+/// The same on a saved `summary.json` (for `soak report`): gates re-read from its config.
+pub fn apply_gates_json(summary: &mut Value) -> Result<(), String> {
+    let checks: Vec<String> = summary
+        .pointer("/config/gates/checks")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let gates = checks
+        .iter()
+        .map(|c| gates::parse(c).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let results = gates::evaluate(&gates, summary);
+    let completed = summary.pointer("/run/status").and_then(Value::as_str) == Some("completed");
+    let (result, first, extra) = gate_verdict(&results, completed);
+    summary["gates"] = serde_json::to_value(&results).map_err(|e| e.to_string())?;
+    let mut reasons: Vec<Value> = summary
+        .pointer("/verdict/reasons")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| !r.as_str().is_some_and(|r| r.starts_with("gate `")))
+        .collect();
+    if let Some(result) = result {
+        summary["verdict"]["result"] = Value::from(result);
+        if reasons.is_empty() {
+            reasons.push(Value::from(first));
+        } else {
+            reasons[0] = Value::from(first);
+        }
+    }
+    reasons.extend(extra.into_iter().map(Value::from));
+    summary["verdict"]["reasons"] = Value::from(reasons);
+    Ok(())
+}
+
+/// The verdict gates give a completed run (`None` otherwise), its first reason, and one
+/// reason per failed gate.
+fn gate_verdict(
+    results: &[GateResult],
+    completed: bool,
+) -> (Option<&'static str>, String, Vec<String>) {
+    let failed: Vec<&GateResult> = results.iter().filter(|g| !g.passed).collect();
+    let first = if results.is_empty() {
+        String::from("the run completed and no gates are configured")
+    } else if failed.is_empty() {
+        format!("the run completed and all {} gates passed", results.len())
+    } else {
+        format!("{} of {} gates failed", failed.len(), results.len())
+    };
+    let result = completed.then_some(if failed.is_empty() { "pass" } else { "fail" });
+    let extra = failed
+        .iter()
+        .map(|g| format!("gate `{}` failed: {}", g.gate, g.message))
+        .collect();
+    (result, first, extra)
+}
+
 /// Writes the summary as pretty JSON.
 pub fn render<W: Write>(summary: &Summary, mut out: W) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut out, summary)?;
@@ -542,6 +628,7 @@ mod tests {
             .phases(),
             model: Model::Open,
             process: None,
+            gates: Vec::new(),
             correction: None,
             messages: vec![("message".into(), 1, false)],
             probes: None,

@@ -50,10 +50,33 @@ pub fn run_dir(out: &Path) -> PathBuf {
     dirs.into_iter().next().unwrap()
 }
 
-/// The run's `summary.json`.
+/// The run's `summary.json`, checked against the committed JSON Schema.
 pub fn summary(out: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(run_dir(out).join("summary.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_valid(&value);
+    value
+}
+
+/// Fails with every schema violation listed when `summary` does not match
+/// `schema/summary.schema.json`.
+pub fn assert_valid(summary: &serde_json::Value) {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = SCHEMA.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/summary.schema.json");
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        jsonschema::validator_for(&schema).unwrap()
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(summary)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "summary.json does not match its schema:\n{}\n{summary:#}",
+        errors.join("\n")
+    );
 }
 
 /// The run's `timeseries.csv` as header → cell maps, one per row.

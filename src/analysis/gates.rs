@@ -1,0 +1,593 @@
+//! Gates: `p99 < 250ms`, `error_rate < 0.5%`, `p99{message=chat} < 400ms`, `memory != leak`.
+//!
+//! A gate is `METRIC[{SCOPE}] OP VALUE`: a known metric, an optional scope (`phase=hold`
+//! or `message=NAME`), one of `< <= > >= == !=`, and a number with an optional unit (`ms`,
+//! `s`, `m`, `h` for times, `%` for ratios, `MB`) or, for verdicts, a word. Gates are
+//! evaluated against `summary.json`, so `soak report` and `soak lock` use the same code.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// A metric: its name, what it measures, the kind of value, and where it is in the summary.
+struct Metric {
+    name: &'static str,
+    kind: Kind,
+    /// Pointer in the summary (for `phase=hold`, `/run/` becomes `/hold/`).
+    pointer: &'static str,
+    /// Pointer inside a `messages[]` entry for `message=NAME`, when it makes sense.
+    per_message: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Milliseconds (units ms, s, m, h).
+    Millis,
+    /// A ratio 0..1 (unit %).
+    Ratio,
+    /// A plain count or number (unit MB allowed for memory figures).
+    Number,
+    /// A verdict word.
+    Verdict,
+}
+
+const METRICS: &[Metric] = &[
+    lat("p50", "/latency_ms/run/p50", "/latency_ms/p50"),
+    lat("p90", "/latency_ms/run/p90", "/latency_ms/p90"),
+    lat("p95", "/latency_ms/run/p95", "/latency_ms/p95"),
+    lat("p99", "/latency_ms/run/p99", "/latency_ms/p99"),
+    lat("p99_9", "/latency_ms/run/p99_9", "/latency_ms/p99_9"),
+    lat("max", "/latency_ms/run/max", "/latency_ms/max"),
+    lat("mean", "/latency_ms/run/mean", "/latency_ms/mean"),
+    lat("ttlf_p50", "/latency_ms/run/p50", "/latency_ms/p50"),
+    lat("ttlf_p95", "/latency_ms/run/p95", "/latency_ms/p95"),
+    lat("ttlf_p99", "/latency_ms/run/p99", "/latency_ms/p99"),
+    lat("ttff_p50", "/ttff_ms/run/p50", "/ttff_ms/p50"),
+    lat("ttff_p95", "/ttff_ms/run/p95", "/ttff_ms/p95"),
+    lat("ttff_p99", "/ttff_ms/run/p99", "/ttff_ms/p99"),
+    Metric {
+        name: "connect_p99",
+        kind: Kind::Millis,
+        pointer: "/connect_time_ms/p99",
+        per_message: None,
+    },
+    Metric {
+        name: "probe_p99",
+        kind: Kind::Millis,
+        pointer: "/probes/rtt_ms/p99",
+        per_message: None,
+    },
+    Metric {
+        name: "error_rate",
+        kind: Kind::Ratio,
+        pointer: "/totals/error_ratio",
+        per_message: None,
+    },
+    Metric {
+        name: "connect_success",
+        kind: Kind::Ratio,
+        pointer: "/connects/success_ratio",
+        per_message: None,
+    },
+    Metric {
+        name: "errors",
+        kind: Kind::Number,
+        pointer: "/totals/errors",
+        per_message: None,
+    },
+    Metric {
+        name: "timeouts",
+        kind: Kind::Number,
+        pointer: "/errors/timeout",
+        per_message: Some("/timeouts"),
+    },
+    Metric {
+        name: "received",
+        kind: Kind::Number,
+        pointer: "/totals/received",
+        per_message: Some("/received"),
+    },
+    Metric {
+        name: "stalls",
+        kind: Kind::Number,
+        pointer: "/stalls/count",
+        per_message: None,
+    },
+    Metric {
+        name: "stall_longest",
+        kind: Kind::Millis,
+        pointer: "/stalls/longest_ms",
+        per_message: None,
+    },
+    Metric {
+        name: "tester_bound",
+        kind: Kind::Ratio,
+        pointer: "/tester/tester_bound_ratio",
+        per_message: None,
+    },
+    Metric {
+        name: "memory",
+        kind: Kind::Verdict,
+        pointer: "/memory/verdict",
+        per_message: None,
+    },
+    Metric {
+        name: "leak",
+        kind: Kind::Verdict,
+        pointer: "/memory/verdict",
+        per_message: None,
+    },
+    Metric {
+        name: "slope_mb_h",
+        kind: Kind::Number,
+        pointer: "/memory/slope_mb_per_hour",
+        per_message: None,
+    },
+    Metric {
+        name: "retained_mb",
+        kind: Kind::Number,
+        pointer: "/memory/retained_mb",
+        per_message: None,
+    },
+    Metric {
+        name: "fd_growth",
+        kind: Kind::Number,
+        pointer: "/memory/fd_growth",
+        per_message: None,
+    },
+    Metric {
+        name: "thread_growth",
+        kind: Kind::Number,
+        pointer: "/memory/thread_growth",
+        per_message: None,
+    },
+];
+
+const fn lat(name: &'static str, pointer: &'static str, per_message: &'static str) -> Metric {
+    Metric {
+        name,
+        kind: Kind::Millis,
+        pointer,
+        per_message: Some(per_message),
+    }
+}
+
+/// The verdict words a `memory` gate compares with.
+pub const VERDICTS: [&str; 4] = ["leak", "plateau", "none", "insufficient-data"];
+
+/// A comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Op {
+    /// `<`
+    #[serde(rename = "<")]
+    Lt,
+    /// `<=`
+    #[serde(rename = "<=")]
+    Le,
+    /// `>`
+    #[serde(rename = ">")]
+    Gt,
+    /// `>=`
+    #[serde(rename = ">=")]
+    Ge,
+    /// `==`
+    #[serde(rename = "==")]
+    Eq,
+    /// `!=`
+    #[serde(rename = "!=")]
+    Ne,
+}
+
+/// The right-hand side.
+#[derive(Debug, Clone, PartialEq)]
+enum Threshold {
+    /// A number, in the metric's own unit (ms, ratio, count, MB).
+    Number(f64),
+    /// A verdict word.
+    Word(String),
+}
+
+/// A parsed gate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    /// The expression as written.
+    pub expr: String,
+    metric: &'static Metric,
+    scope: Scope,
+    op: Op,
+    threshold: Threshold,
+}
+
+impl fmt::Debug for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl PartialEq for Metric {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Scope {
+    Run,
+    Hold,
+    Message(String),
+}
+
+/// A gate that could not be parsed: the message, and the expression with a caret under the
+/// offending character.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateError {
+    /// What is wrong and what would be right.
+    pub message: String,
+    /// Column (0-based, in characters) of the offending character.
+    pub column: usize,
+    /// The expression.
+    pub expr: String,
+}
+
+impl fmt::Display for GateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "gate `{}`: {} (at column {}: `{}` ← here)",
+            self.expr,
+            self.message,
+            self.column + 1,
+            caret(&self.expr, self.column)
+        )
+    }
+}
+
+/// The expression cut at the offending character, for a one-line pointer.
+fn caret(expr: &str, column: usize) -> String {
+    expr.chars().take(column + 1).collect()
+}
+
+/// The known metric names, for error messages and the README.
+pub fn metric_names() -> Vec<&'static str> {
+    METRICS.iter().map(|m| m.name).collect()
+}
+
+/// Parses one gate expression.
+pub fn parse(expr: &str) -> Result<Gate, GateError> {
+    let err = |message: String, column: usize| GateError {
+        message,
+        column,
+        expr: expr.to_string(),
+    };
+    let chars: Vec<char> = expr.chars().collect();
+    let mut i = 0;
+    let skip_ws = |i: &mut usize| {
+        while *i < chars.len() && chars[*i].is_whitespace() {
+            *i += 1;
+        }
+    };
+    skip_ws(&mut i);
+    let start = i;
+    while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+        i += 1;
+    }
+    let name: String = chars[start..i].iter().collect();
+    let Some(metric) = METRICS.iter().find(|m| m.name == name) else {
+        let what = if name.is_empty() {
+            "expected a metric".to_string()
+        } else {
+            format!("unknown metric `{name}`")
+        };
+        return Err(err(
+            format!("{what}; known metrics: {}", metric_names().join(", ")),
+            start,
+        ));
+    };
+    let mut scope = Scope::Run;
+    if i < chars.len() && chars[i] == '{' {
+        let open = i;
+        let close = chars[open..]
+            .iter()
+            .position(|c| *c == '}')
+            .map(|p| open + p)
+            .ok_or_else(|| err("unclosed `{`".into(), open))?;
+        let inner: String = chars[open + 1..close].iter().collect();
+        scope = match inner.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+            Some(("phase", "hold")) if metric.pointer.contains("/run/") => Scope::Hold,
+            Some(("phase", "run")) => Scope::Run,
+            Some(("message", name)) if !name.is_empty() && metric.per_message.is_some() => {
+                Scope::Message(name.to_string())
+            }
+            Some(("message", _)) => {
+                return Err(err(
+                    format!("`{}` has no per-message figure", metric.name),
+                    open + 1,
+                ));
+            }
+            Some(("phase", _)) => {
+                return Err(err(
+                    format!("`{}` can be scoped to phase=hold only", metric.name),
+                    open + 1,
+                ));
+            }
+            _ => {
+                return Err(err(
+                    "expected a scope like {phase=hold} or {message=chat}".into(),
+                    open + 1,
+                ));
+            }
+        };
+        i = close + 1;
+    }
+    skip_ws(&mut i);
+    let op_at = i;
+    let two: String = chars[i..chars.len().min(i + 2)].iter().collect();
+    let (op, len) = match (two.as_str(), two.chars().next()) {
+        ("<=", _) => (Op::Le, 2),
+        (">=", _) => (Op::Ge, 2),
+        ("==", _) => (Op::Eq, 2),
+        ("!=", _) => (Op::Ne, 2),
+        (_, Some('<')) => (Op::Lt, 1),
+        (_, Some('>')) => (Op::Gt, 1),
+        _ => return Err(err("expected one of < <= > >= == !=".into(), op_at)),
+    };
+    i += len;
+    skip_ws(&mut i);
+    let value_at = i;
+    let rest: String = chars[i..].iter().collect();
+    let rest = rest.trim_end();
+    if rest.is_empty() {
+        return Err(err(
+            "expected a value after the operator".into(),
+            value_at.min(chars.len().saturating_sub(1)),
+        ));
+    }
+    let threshold = if metric.kind == Kind::Verdict {
+        if !VERDICTS.contains(&rest) {
+            return Err(err(
+                format!("expected a verdict: {}", VERDICTS.join(", ")),
+                value_at,
+            ));
+        }
+        if !matches!(op, Op::Eq | Op::Ne) {
+            return Err(err("a verdict compares with == or != only".into(), op_at));
+        }
+        Threshold::Word(rest.to_string())
+    } else {
+        Threshold::Number(number(rest, metric.kind).map_err(|(m, off)| err(m, value_at + off))?)
+    };
+    Ok(Gate {
+        expr: expr.trim().to_string(),
+        metric,
+        scope,
+        op,
+        threshold,
+    })
+}
+
+/// A number with an optional unit, in the metric's own unit; the error's offset points at
+/// the offending character within `text`.
+fn number(text: &str, kind: Kind) -> Result<f64, (String, usize)> {
+    let end = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e'))
+        .unwrap_or(text.len());
+    let value: f64 = text[..end]
+        .parse()
+        .map_err(|_| (String::from("expected a number"), 0))?;
+    let unit = text[end..].trim();
+    let scale = match (kind, unit) {
+        (_, "") => 1.0,
+        (Kind::Millis, "us" | "µs") => 0.001,
+        (Kind::Millis, "ms") => 1.0,
+        (Kind::Millis, "s") => 1000.0,
+        (Kind::Millis, "m" | "min") => 60_000.0,
+        (Kind::Millis, "h") => 3_600_000.0,
+        (Kind::Ratio, "%") => 0.01,
+        (Kind::Number, "MB") => 1.0,
+        (Kind::Millis, _) => {
+            return Err((format!("unknown unit `{unit}`: use ms, s, m or h"), end));
+        }
+        (Kind::Ratio, _) => {
+            return Err((
+                format!("unknown unit `{unit}`: use % or a plain ratio like 0.005"),
+                end,
+            ));
+        }
+        _ => return Err((format!("unknown unit `{unit}`"), end)),
+    };
+    Ok(value * scale)
+}
+
+/// One gate's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateResult {
+    /// The expression.
+    pub gate: String,
+    /// The metric.
+    pub metric: &'static str,
+    /// The comparison.
+    pub op: Op,
+    /// The threshold in the metric's unit (ms, ratio, count, MB) or the verdict word.
+    pub threshold: Value,
+    /// What the run measured, or null when it was not measured.
+    pub actual: Value,
+    /// Whether the gate passed (a gate on something not measured fails).
+    pub passed: bool,
+    /// One line: actual against threshold.
+    pub message: String,
+}
+
+/// Evaluates gates against a summary.
+pub fn evaluate(gates: &[Gate], summary: &Value) -> Vec<GateResult> {
+    gates.iter().map(|g| evaluate_one(g, summary)).collect()
+}
+
+fn evaluate_one(gate: &Gate, summary: &Value) -> GateResult {
+    let actual = lookup(gate, summary);
+    let threshold = match &gate.threshold {
+        Threshold::Number(n) => Value::from(*n),
+        Threshold::Word(w) => Value::from(w.as_str()),
+    };
+    let passed = match (&actual, &gate.threshold) {
+        (Some(Value::Number(a)), Threshold::Number(t)) => {
+            a.as_f64().is_some_and(|a| compare(a, gate.op, *t))
+        }
+        (Some(Value::String(a)), Threshold::Word(t)) => (a == t) == (gate.op == Op::Eq),
+        _ => false,
+    };
+    let unit = match gate.metric.kind {
+        Kind::Millis => " ms",
+        _ => "",
+    };
+    let show = |v: &Value| match v {
+        Value::Number(n) if gate.metric.kind == Kind::Ratio => {
+            format!("{:.3} %", n.as_f64().unwrap_or(0.0) * 100.0)
+        }
+        Value::Number(n) => format!("{n}{unit}"),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let message = match &actual {
+        None => format!("{}: not measured in this run", gate.metric.name),
+        Some(a) => format!(
+            "{} is {} (threshold {} {})",
+            gate.metric.name,
+            show(a),
+            op_str(gate.op),
+            show(&threshold)
+        ),
+    };
+    GateResult {
+        gate: gate.expr.clone(),
+        metric: gate.metric.name,
+        op: gate.op,
+        threshold,
+        actual: actual.unwrap_or(Value::Null),
+        passed,
+        message,
+    }
+}
+
+fn lookup(gate: &Gate, summary: &Value) -> Option<Value> {
+    let value = match &gate.scope {
+        Scope::Run => summary.pointer(gate.metric.pointer),
+        Scope::Hold => summary.pointer(&gate.metric.pointer.replace("/run/", "/hold/")),
+        Scope::Message(name) => summary
+            .get("messages")?
+            .as_array()?
+            .iter()
+            .find(|m| m.get("name").and_then(Value::as_str) == Some(name))?
+            .pointer(gate.metric.per_message?),
+    };
+    value.filter(|v| !v.is_null()).cloned()
+}
+
+fn compare(a: f64, op: Op, t: f64) -> bool {
+    match op {
+        Op::Lt => a < t,
+        Op::Le => a <= t,
+        Op::Gt => a > t,
+        Op::Ge => a >= t,
+        Op::Eq => (a - t).abs() < 1e-9,
+        Op::Ne => (a - t).abs() >= 1e-9,
+    }
+}
+
+fn op_str(op: Op) -> &'static str {
+    match op {
+        Op::Lt => "<",
+        Op::Le => "<=",
+        Op::Gt => ">",
+        Op::Ge => ">=",
+        Op::Eq => "==",
+        Op::Ne => "!=",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn summary() -> Value {
+        json!({
+            "latency_ms": {"run": {"p99": 180.0, "p95": 90.0}, "hold": {"p99": 260.0}},
+            "totals": {"error_ratio": 0.004, "errors": 4},
+            "connects": {"success_ratio": 1.0},
+            "messages": [{"name": "chat", "latency_ms": {"p99": 420.0}}],
+            "stalls": {"count": 0},
+            "memory": {"verdict": "plateau", "retained_mb": 12.5}
+        })
+    }
+
+    fn check(expr: &str) -> GateResult {
+        evaluate(&[parse(expr).unwrap()], &summary()).remove(0)
+    }
+
+    #[test]
+    fn valid_gates_evaluate_with_units() {
+        assert!(check("p99 < 250ms").passed);
+        assert!(check("p99 < 0.25s").passed);
+        assert!(!check("p99{phase=hold} < 250ms").passed);
+        assert!(check("p95 <= 1s").passed);
+        assert!(check("error_rate < 0.5%").passed);
+        assert!(!check("error_rate < 0.1%").passed);
+        assert!(check("connect_success > 99%").passed);
+        assert!(check("stalls == 0").passed);
+        assert!(check("memory != leak").passed);
+        assert!(check("leak != leak").passed);
+        assert!(!check("memory == none").passed);
+        assert!(check("retained_mb < 50MB").passed);
+        assert!(!check("p99{message=chat} < 400ms").passed);
+        assert!(check("p99{message=chat} < 500ms").passed);
+    }
+
+    #[test]
+    fn results_carry_threshold_actual_and_a_message() {
+        let r = check("p99{message=chat} < 400ms");
+        assert_eq!(r.actual, json!(420.0));
+        assert_eq!(r.threshold, json!(400.0));
+        assert!(
+            r.message.contains("420") && r.message.contains("400"),
+            "{}",
+            r.message
+        );
+        let r = check("error_rate < 0.1%");
+        assert!(r.message.contains("0.400 %"), "{}", r.message);
+    }
+
+    #[test]
+    fn unmeasured_metrics_fail_and_say_so() {
+        let r = check("ttff_p99 < 5s");
+        assert!(!r.passed);
+        assert!(r.message.contains("not measured"));
+        assert!(!check("p99{message=history} < 1s").passed);
+    }
+
+    #[test]
+    fn errors_point_at_the_offending_character() {
+        let e = parse("p98 < 250ms").unwrap_err();
+        assert_eq!(e.column, 0);
+        assert!(
+            e.message.contains("known metrics") && e.message.contains("p99"),
+            "{e}"
+        );
+        let e = parse("p99 ~ 250ms").unwrap_err();
+        assert_eq!(e.column, 4, "{e}");
+        let e = parse("p99 < 250xs").unwrap_err();
+        assert_eq!(e.column, 9, "{e}");
+        assert!(e.message.contains("ms, s"), "{e}");
+        let e = parse("p99{phase=ramp} < 1s").unwrap_err();
+        assert_eq!(e.column, 4, "{e}");
+        let e = parse("memory < leak").unwrap_err();
+        assert!(e.message.contains("== or !="), "{e}");
+        let e = parse("memory != leaky").unwrap_err();
+        assert!(e.message.contains("plateau"), "{e}");
+        assert!(parse("p99 <").is_err());
+        assert!(parse("").is_err());
+        let shown = parse("p99 ~ 1s").unwrap_err().to_string();
+        assert!(shown.contains("`p99 ~` ← here"), "{shown}");
+    }
+}
