@@ -98,10 +98,13 @@ pub fn detect(bins: &[Bin], rule: StallRule) -> Vec<Stall> {
         while i < bins.len() && stalled(&bins[i]) {
             i += 1;
         }
-        let run = &bins[first..i];
-        let start_ms = run.iter().map(|b| b.first_late_ms).min().unwrap_or(0);
-        let end_ms = run
-            .iter()
+        // A block rarely starts on a bin boundary: the late probes in the bins on either
+        // side belong to the same stall even when too few of them were late to count alone.
+        let lo = first.saturating_sub(1);
+        let hi = (i + 1).min(bins.len());
+        let late = bins[lo..hi].iter().filter(|b| b.late > 0);
+        let start_ms = late.clone().map(|b| b.first_late_ms).min().unwrap_or(0);
+        let end_ms = late
             .map(|b| b.last_answer_ms)
             .max()
             .unwrap_or(start_ms)
@@ -176,6 +179,15 @@ mod tests {
             assert!((250.0..=300.0).contains(&stall.length_ms), "{stall:?}");
             assert!(!stall.tester_bound);
         }
+    }
+
+    #[test]
+    fn a_stall_off_the_bin_grid_keeps_its_full_length() {
+        // 200 ms from 2950 ms: only half of bin 29's probes are late, all of bin 30's.
+        let stalls = detect(&simulate(5, &[(2950, 3150)], None), RULE);
+        assert_eq!(stalls.len(), 1, "{stalls:?}");
+        assert!((2.94..=2.96).contains(&stalls[0].start_s), "{stalls:?}");
+        assert!((190.0..=200.0).contains(&stalls[0].length_ms), "{stalls:?}");
     }
 
     #[test]
