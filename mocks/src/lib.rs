@@ -9,3 +9,4 @@
 //! - [`demo`]: the demo chat target (`{"id", "text"}` in, `{"id", "reply"}` out).
 
 pub mod demo;
+pub mod llm;

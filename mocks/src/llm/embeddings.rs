@@ -1,0 +1,96 @@
+//! `POST /v1/embeddings`: deterministic unit vectors per input (the same text always gets
+//! the same vector), as float arrays or, with `encoding_format: "base64"` (the Python SDK's
+//! default), little-endian float32 bytes in base64.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use rand::{Rng, SeedableRng};
+use rand::rngs::SmallRng;
+use serde_json::{Value, json};
+
+use crate::llm::config::FaultKind;
+use crate::llm::error::ApiError;
+use crate::llm::{Llm, Open, admit, json_response, pause};
+
+/// The handler.
+pub async fn create(State(llm): State<Arc<Llm>>, headers: HeaderMap, body: Bytes) -> Response {
+    let _open = Open::new(&llm, false);
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return ApiError::invalid(format!("We could not parse the JSON body of your request. ({e})"), None).into_response(),
+    };
+    let Some(model) = value.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()) else {
+        return ApiError::invalid("you must provide a model parameter", Some("model")).into_response();
+    };
+    let inputs: Vec<String> = match value.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) if !items.is_empty() => match items.iter().map(input_text).collect::<Option<Vec<_>>>() {
+            Some(v) => v,
+            None => return ApiError::invalid("Invalid type for 'input': expected a string, an array of strings, or arrays of token ids.", Some("input")).into_response(),
+        },
+        _ => return ApiError::invalid("'input' is required and must not be empty.", Some("input")).into_response(),
+    };
+    let base64 = match value.get("encoding_format").and_then(Value::as_str) {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => return ApiError::invalid(format!("'{other}' is not one of ['float', 'base64'] - 'encoding_format'"), Some("encoding_format")).into_response(),
+    };
+    let dims = value
+        .get("dimensions")
+        .and_then(Value::as_u64)
+        .map_or(llm.config.embedding_dimensions, |d| usize::try_from(d).unwrap_or(usize::MAX).clamp(1, 16_384));
+    let tokens: u32 = inputs.iter().map(|s| u32::try_from(s.len() / 4).unwrap_or(u32::MAX).max(1)).sum();
+    let admitted = match admit(&llm, &headers, tokens) {
+        Ok(a) => a,
+        Err(response) => return response,
+    };
+    match llm.fault(&headers, model) {
+        Some((FaultKind::RateLimited, _)) => return ApiError::rate_limited("requests", llm.config.retry_after_ms).into_response(),
+        Some((FaultKind::Internal | FaultKind::Cut | FaultKind::ErrorChunk, _)) => return ApiError::internal().into_response(),
+        Some((FaultKind::Unavailable, _)) => return ApiError::unavailable().into_response(),
+        Some((FaultKind::Stall, _)) => std::future::pending::<()>().await,
+        _ => {}
+    }
+    pause(llm.with_rng(|r| llm.config.ttft_ms.sample(r)) * llm.slowdown()).await;
+    llm.stats.tokens(u64::from(tokens));
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let v = vector(text, dims);
+            let embedding = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                Value::from(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                Value::from(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    json_response(&admitted, json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
+}
+
+fn input_text(item: &Value) -> Option<String> {
+    match item {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(ids) if ids.iter().all(Value::is_u64) => Some(format!("{ids:?}")),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A unit vector seeded by the text.
+pub fn vector(text: &str, dims: usize) -> Vec<f32> {
+    let mut h = DefaultHasher::new();
+    text.hash(&mut h);
+    let mut rng = SmallRng::seed_from_u64(h.finish());
+    let raw: Vec<f32> = (0..dims).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+    raw.into_iter().map(|x| x / norm).collect()
+}
