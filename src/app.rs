@@ -18,7 +18,32 @@ pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
 /// `soak mock`: serve the demo target until Ctrl-C, on its own single-threaded event loop
 /// (so its blocking modes block the whole server, as in a single-loop chat server).
 pub async fn mock(args: MockArgs) -> Result<Outcome, SoakError> {
+    let llm = if args.llm {
+        Some(llm_config(&args)?)
+    } else {
+        None
+    };
+    let mocks = crate::mocks::Mocks::start_on(args.listen, llm)?;
+    if let Some((_, addr)) = &mocks.llm {
+        println!(
+            "mock LLM listening: OPENAI_BASE_URL=http://{addr}/v1 OPENAI_API_KEY={} (any key works; stats at http://{addr}/__soak/stats)",
+            crate::mocks::LLM_KEY
+        );
+        if !args.demo {
+            wait_for_signal().await;
+            return Ok(Outcome::Passed);
+        }
+    }
+    let demo_addr = if mocks.llm.is_some() {
+        std::net::SocketAddr::new(args.listen.ip(), 0)
+    } else {
+        args.listen
+    };
     let config = soak_mocks::demo::DemoConfig {
+        llm: mocks
+            .llm
+            .as_ref()
+            .map(|(llm, _)| std::sync::Arc::clone(llm)),
         reply_delay: args.demo_delay,
         stream_frames: args.demo_stream,
         frame_gap: args.demo_gap,
@@ -27,11 +52,35 @@ pub async fn mock(args: MockArgs) -> Result<Outcome, SoakError> {
         leak_per_message: args.demo_leak_per_message,
         ..soak_mocks::demo::DemoConfig::default()
     };
-    let demo = DemoTarget::start_on(args.listen, config)?;
+    let demo = DemoTarget::start_on(demo_addr, config)?;
     println!("demo target listening on {} (Ctrl-C stops it)", demo.url());
     wait_for_signal().await;
     drop(demo);
     Ok(Outcome::Passed)
+}
+
+/// The mock LLM's settings: `--config FILE` (an `[llm]` section), then `--seed`.
+fn llm_config(args: &MockArgs) -> Result<soak_mocks::llm::config::LlmConfig, SoakError> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default, deny_unknown_fields)]
+    struct MockFile {
+        llm: soak_mocks::llm::config::LlmConfig,
+    }
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+            crate::profile::parse_toml::<MockFile>(&text, &path.display().to_string())?.llm
+        }
+        None => soak_mocks::llm::config::LlmConfig::default(),
+    };
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    config
+        .check()
+        .map_err(|e| usage(format!("mock LLM config: {e}")))?;
+    Ok(config)
 }
 
 /// `soak report RUN_DIR`: re-render the reports from saved data.

@@ -160,6 +160,10 @@ pub struct RunArgs {
     /// The target's memory limit in MB: a leak's time to reach it is projected.
     #[arg(long, value_name = "MB")]
     pub memory_limit: Option<f64>,
+    /// Mock APIs to run in-process for the target: `llm` (OpenAI-compatible), `telegram`.
+    /// Their URLs reach a --target-cmd in OPENAI_BASE_URL / TELEGRAM_API_URL.
+    #[arg(long = "mock", value_name = "NAMES", value_delimiter = ',')]
+    pub mocks: Vec<String>,
     /// A pass/fail check on the results, like 'p99 < 250ms' or 'memory != leak' (repeatable).
     #[arg(long = "gate", value_name = "EXPR")]
     pub gates: Vec<String>,
@@ -174,9 +178,18 @@ pub struct RunArgs {
 /// Options of `soak mock`.
 #[derive(Debug, Clone, Args)]
 pub struct MockArgs {
-    /// Serve the demo chat target (the only mock so far, so also the default).
+    /// Serve the demo chat target (the default when no other mock is named).
     #[arg(long)]
     pub demo: bool,
+    /// Serve the mock OpenAI-compatible LLM API.
+    #[arg(long)]
+    pub llm: bool,
+    /// TOML file with `[llm]` settings (latency, limits, faults); unknown keys are errors.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Seed for the mock LLM's random draws (repeatable runs).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
     /// Address to listen on; port 0 picks a free port. Loopback unless told otherwise.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,

@@ -28,6 +28,7 @@ pub mod demo_target;
 pub mod engine;
 pub mod error;
 pub mod metrics;
+pub mod mocks;
 pub mod plan;
 pub mod profile;
 pub mod progress;

@@ -18,6 +18,7 @@ use crate::error::{Outcome, SoakError, could_not_run};
 use crate::metrics::Recorder;
 use crate::metrics::aggregator::{self, MemorySetup, Setup};
 use crate::metrics::snapshot::RunTotals;
+use crate::mocks::Mocks;
 use crate::plan::Plan;
 use crate::profile::resolve::{RunConfig, Target, TargetProcess};
 use crate::profile::spec::Model;
@@ -38,21 +39,32 @@ pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
     let mut loaded = profile::load(args.profile.as_deref())?;
     overrides::apply(&args, &mut loaded.spec);
     let config = resolve::resolve(&loaded)?;
-    let process = find_target(&config, args.quiet)?.map(Arc::new);
-    let result = with_target(&config, args.quiet, process.clone()).await;
+    if config.telegram {
+        return Err(crate::error::usage(
+            "--mock telegram: the mock Telegram Bot API is not in this build yet (`llm` is)",
+        ));
+    }
+    let mocks = Mocks::start(config.llm.clone())?;
+    let process = find_target(&config, args.quiet, &mocks.env())?.map(Arc::new);
+    let result = with_target(&config, args.quiet, process.clone(), &mocks).await;
     if let Some(process) = &process {
         process.stop(config.process.stop_grace).await;
     }
+    drop(mocks);
     result
 }
 
 /// Finds the target process by PID or name, or starts it; `None` when none is watched.
-fn find_target(config: &RunConfig, quiet: bool) -> Result<Option<Started>, SoakError> {
+fn find_target(
+    config: &RunConfig,
+    quiet: bool,
+    env: &[(String, String)],
+) -> Result<Option<Started>, SoakError> {
     Ok(match &config.process.target {
         TargetProcess::None => None,
         TargetProcess::Pid(pid) => Some(target::by_pid(*pid)?),
         TargetProcess::Name(name) => Some(target::by_name(name)?),
-        TargetProcess::Cmd(cmd) => Some(target::spawn(cmd, &[], quiet)?),
+        TargetProcess::Cmd(cmd) => Some(target::spawn(cmd, env, quiet)?),
     })
 }
 
@@ -60,10 +72,15 @@ async fn with_target(
     config: &RunConfig,
     quiet: bool,
     process: Option<Arc<Started>>,
+    mocks: &Mocks,
 ) -> Result<Outcome, SoakError> {
     let (url, demo) = match &config.target {
         Target::Demo(demo) => {
-            let target = DemoTarget::start(demo.clone())?;
+            let demo = soak_mocks::demo::DemoConfig {
+                llm: mocks.llm.as_ref().map(|(llm, _)| Arc::clone(llm)),
+                ..demo.clone()
+            };
+            let target = DemoTarget::start(demo)?;
             (target.url(), Some(target))
         }
         Target::Url(url) => (url.clone(), None),
@@ -86,7 +103,11 @@ async fn with_target(
     )?;
     let shown = dir.path.display().to_string();
     let plan = Plan::build(config);
-    let meta = meta(config, dir.id(), url, demo.is_some(), started_at, plan);
+    let mut meta = meta(config, dir.id(), url, demo.is_some(), started_at, plan);
+    meta.llm = mocks
+        .llm
+        .as_ref()
+        .map(|(llm, addr)| (Arc::clone(llm), format!("http://{addr}/v1")));
     let writer = Writer::spawn(dir, meta, Progress::new(quiet, plan.total(), plan.users()))?;
     let root = Root::watching_signals();
     let totals = soak_it(config, plan, dialer, &writer, &root, process).await;
@@ -218,6 +239,7 @@ fn meta(
             TargetProcess::Cmd(cmd) => Some(format!("cmd {}", crate::redact::command(cmd))),
         },
         gates: config.gates.clone(),
+        llm: None,
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod artefacts;
 mod cli;
+mod clients;
 mod common;
 mod memory;
 mod run;

@@ -74,6 +74,14 @@ fn file_stem(path: &Path) -> String {
 
 /// Parses profile text; an error is one line: `source:line:column: message`.
 pub fn parse(text: &str, source: &str) -> Result<ProfileSpec, SoakError> {
+    parse_toml(text, source)
+}
+
+/// Parses any TOML file soak reads (profiles, mock configs) with the same one-line errors.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    source: &str,
+) -> Result<T, SoakError> {
     toml::from_str(text).map_err(|err| {
         let message = err.message().replace('\n', " ");
         match err.span() {

@@ -92,6 +92,11 @@ pub fn apply(args: &RunArgs, spec: &mut ProfileSpec) {
         spec.process.memory_limit_mb = Some(mb);
     }
     spec.gates.checks.extend(args.gates.iter().cloned());
+    for m in &args.mocks {
+        if !spec.mocks.enable.contains(m) {
+            spec.mocks.enable.push(m.clone());
+        }
+    }
     if let Some(d) = args.interval {
         spec.output.interval = d;
     }

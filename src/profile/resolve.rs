@@ -77,6 +77,10 @@ pub struct RunConfig {
     pub stall_rule: StallRule,
     /// Checks on the results.
     pub gates: Vec<Gate>,
+    /// The mock LLM to start in-process, if asked for.
+    pub llm: Option<soak_mocks::llm::config::LlmConfig>,
+    /// Whether the mock Telegram Bot API is asked for.
+    pub telegram: bool,
     /// One timeseries row per interval.
     pub interval: Duration,
     /// Folder under which the run's folder is created.
@@ -179,6 +183,7 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         .iter()
         .map(|expr| gates::parse(expr).map_err(|e| bad("gates.checks (--gate)", e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
+    let (llm, telegram) = mocks(spec, &bad)?;
     let watched = !matches!(process.target, TargetProcess::None);
     let margin = |d: Option<Duration>, default: u64| {
         d.unwrap_or(Duration::from_secs(if watched { default } else { 0 }))
@@ -212,6 +217,8 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         probes,
         stall_rule,
         gates,
+        llm,
+        telegram,
         process,
         baseline,
         cooldown,
@@ -338,6 +345,30 @@ fn process(
     })
 }
 
+fn mocks(
+    spec: &ProfileSpec,
+    bad: &impl Fn(&str, String) -> SoakError,
+) -> Result<(Option<soak_mocks::llm::config::LlmConfig>, bool), SoakError> {
+    let mut llm = None;
+    let mut telegram = false;
+    for name in &spec.mocks.enable {
+        match name.trim() {
+            "llm" => {
+                spec.mocks.llm.check().map_err(|m| bad("mocks.llm", m))?;
+                llm = Some(spec.mocks.llm.clone());
+            }
+            "telegram" => telegram = true,
+            other => {
+                return Err(bad(
+                    "mocks.enable (--mock)",
+                    format!("unknown mock `{other}`: expected llm or telegram"),
+                ));
+            }
+        }
+    }
+    Ok((llm, telegram))
+}
+
 fn probes(
     spec: &ProfileSpec,
     columns: &[String],
@@ -442,8 +473,20 @@ fn messages(
     bad: &impl Fn(&str, String) -> SoakError,
 ) -> Result<Vec<MessageConfig>, SoakError> {
     let session = &spec.session;
+    // The demo target backed by the mock LLM streams its replies: complete on `done`.
+    let llm_demo = spec
+        .target
+        .url
+        .as_deref()
+        .is_none_or(|u| u.trim().is_empty())
+        && spec.mocks.enable.iter().any(|m| m.trim() == "llm");
+    let rule = if session.complete.is_empty() && llm_demo {
+        "/done == true"
+    } else {
+        session.complete.as_str()
+    };
     let default_rule =
-        Complete::parse(&session.complete).map_err(|m| bad("session.complete (--complete)", m))?;
+        Complete::parse(rule).map_err(|m| bad("session.complete (--complete)", m))?;
     check_pointer(&session.correlate).map_err(|m| bad("session.correlate (--correlate)", m))?;
     if session.messages.is_empty() {
         let template = Template::compile(&session.message, columns)

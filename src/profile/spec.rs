@@ -32,6 +32,18 @@ pub struct ProfileSpec {
     pub output: OutputSpec,
     /// Pass/fail checks on the results.
     pub gates: GatesSpec,
+    /// Mock third-party APIs started in-process for the run.
+    pub mocks: MocksSpec,
+}
+
+/// `[mocks]`: which mocks run beside the load (`--mock llm,telegram`), and their settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MocksSpec {
+    /// Mocks to start: `llm`, `telegram`.
+    pub enable: Vec<String>,
+    /// `[mocks.llm]`: the mock LLM's latency, limits and faults.
+    pub llm: soak_mocks::llm::config::LlmConfig,
 }
 
 /// `[gates]`: checks on the run's results; any failed gate makes the exit code 1.

@@ -77,6 +77,8 @@ pub struct RunMeta {
     pub process: Option<String>,
     /// The run's gates.
     pub gates: Vec<Gate>,
+    /// The in-process mock LLM and its base URL, if the run started one.
+    pub llm: Option<(std::sync::Arc<soak_mocks::llm::Llm>, String)>,
 }
 
 /// How the probes were set up.
@@ -126,6 +128,10 @@ pub struct Summary {
     /// The target process's memory, CPU, fds and threads: the leak verdict with its
     /// numbers; `None` when no target process is sampled.
     pub memory: Option<MemorySummary>,
+    /// Counters of the mocks the run started (`llm`: requests by endpoint and status,
+    /// SDK retries, faults, tokens, in-flight); absent without mocks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mocks: Option<Value>,
     /// TCP connect + WebSocket handshake time, in ms.
     pub connect_time_ms: Option<LatencyStats>,
     /// Every gate with its threshold, the actual value and pass/fail (evaluated when the
@@ -423,6 +429,11 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
         }),
         stalls: meta.probes.as_ref().map(|_| stalls(meta, totals)),
         tester: tester(totals),
+        mocks: meta.llm.as_ref().map(|(llm, url)| {
+            let mut v = serde_json::to_value(llm.stats.snapshot()).unwrap_or_default();
+            v["base_url"] = Value::from(url.as_str());
+            serde_json::json!({ "llm": v })
+        }),
         memory: meta
             .process
             .clone()
@@ -629,6 +640,7 @@ mod tests {
             model: Model::Open,
             process: None,
             gates: Vec::new(),
+            llm: None,
             correction: None,
             messages: vec![("message".into(), 1, false)],
             probes: None,

@@ -18,8 +18,8 @@ use crate::llm::{Llm, Open, admit, json_response, pause};
 
 /// Words the replies are made of; one word is one token.
 const WORDS: [&str; 16] = [
-    "soak", "mock", "reply", "token", "stream", "latency", "chat", "server", "event", "loop", "memory", "steady", "load",
-    "user", "message", "test",
+    "soak", "mock", "reply", "token", "stream", "latency", "chat", "server", "event", "loop",
+    "memory", "steady", "load", "user", "message", "test",
 ];
 
 /// A parsed, validated request.
@@ -33,43 +33,94 @@ struct Ask {
 
 fn parse(body: &[u8]) -> Result<Ask, ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid(format!("We could not parse the JSON body of your request. ({e})"), None)
+        ApiError::invalid(
+            format!("We could not parse the JSON body of your request. ({e})"),
+            None,
+        )
     })?;
-    let obj = value.as_object().ok_or_else(|| ApiError::invalid("The request body must be a JSON object.", None))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("The request body must be a JSON object.", None))?;
     let model = match obj.get("model") {
         Some(Value::String(m)) if !m.is_empty() => m.clone(),
-        Some(_) => return Err(ApiError::invalid("Invalid type for 'model': expected a string.", Some("model"))),
-        None => return Err(ApiError::invalid("you must provide a model parameter", Some("model"))),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "Invalid type for 'model': expected a string.",
+                Some("model"),
+            ));
+        }
+        None => {
+            return Err(ApiError::invalid(
+                "you must provide a model parameter",
+                Some("model"),
+            ));
+        }
     };
     let messages = match obj.get("messages") {
         Some(Value::Array(m)) if !m.is_empty() => m,
-        Some(Value::Array(_)) => return Err(ApiError::invalid("[] is too short - 'messages'", Some("messages"))),
-        Some(_) => return Err(ApiError::invalid("Invalid type for 'messages': expected an array.", Some("messages"))),
-        None => return Err(ApiError::invalid("Missing required parameter: 'messages'.", Some("messages"))),
+        Some(Value::Array(_)) => {
+            return Err(ApiError::invalid(
+                "[] is too short - 'messages'",
+                Some("messages"),
+            ));
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "Invalid type for 'messages': expected an array.",
+                Some("messages"),
+            ));
+        }
+        None => {
+            return Err(ApiError::invalid(
+                "Missing required parameter: 'messages'.",
+                Some("messages"),
+            ));
+        }
     };
     let mut chars = 0usize;
     for (i, m) in messages.iter().enumerate() {
         let role = m.get("role").and_then(Value::as_str);
         if role.is_none() {
-            return Err(ApiError::invalid(format!("Missing required parameter: 'messages[{i}].role'."), Some("messages")));
+            return Err(ApiError::invalid(
+                format!("Missing required parameter: 'messages[{i}].role'."),
+                Some("messages"),
+            ));
         }
         chars += match m.get("content") {
             Some(Value::String(s)) => s.len(),
-            Some(Value::Array(parts)) => parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).map(str::len).sum(),
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .map(str::len)
+                .sum(),
             _ => 0,
         };
     }
     let stream = match obj.get("stream") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(ApiError::invalid("Invalid type for 'stream': expected a boolean.", Some("stream"))),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "Invalid type for 'stream': expected a boolean.",
+                Some("stream"),
+            ));
+        }
     };
-    let include_usage = value.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
+    let include_usage = value
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let max_tokens = ["max_completion_tokens", "max_tokens"]
         .iter()
         .find_map(|k| obj.get(*k).and_then(Value::as_u64))
         .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
-    Ok(Ask { model, stream, include_usage, max_tokens, prompt_tokens: u32::try_from(chars / 4).unwrap_or(u32::MAX).max(1) })
+    Ok(Ask {
+        model,
+        stream,
+        include_usage,
+        max_tokens,
+        prompt_tokens: u32::try_from(chars / 4).unwrap_or(u32::MAX).max(1),
+    })
 }
 
 /// The handler.
@@ -81,25 +132,43 @@ pub async fn completions(State(llm): State<Arc<Llm>>, headers: HeaderMap, body: 
     };
     let planned = llm.with_rng(|r| llm.config.reply_tokens.sample(r)).round() as u32;
     let tokens = ask.max_tokens.map_or(planned, |m| planned.min(m)).max(1);
-    let finish = if ask.max_tokens.is_some_and(|m| planned > m) { "length" } else { "stop" };
+    let finish = if ask.max_tokens.is_some_and(|m| planned > m) {
+        "length"
+    } else {
+        "stop"
+    };
     let admitted = match admit(&llm, &headers, ask.prompt_tokens + tokens) {
         Ok(a) => a,
         Err(response) => return response,
     };
     let fault = llm.fault(&headers, &ask.model);
     match fault {
-        Some((FaultKind::RateLimited, _)) => return ApiError::rate_limited("requests", llm.config.retry_after_ms).into_response(),
+        Some((FaultKind::RateLimited, _)) => {
+            return ApiError::rate_limited("requests", llm.config.retry_after_ms).into_response();
+        }
         Some((FaultKind::Internal, _)) => return ApiError::internal().into_response(),
         Some((FaultKind::Unavailable, _)) => return ApiError::unavailable().into_response(),
         _ => {}
     }
     let slow = llm.slowdown();
     let ttft = llm.with_rng(|r| llm.config.ttft_ms.sample(r)) * slow;
-    let itl = llm.with_rng(|r| llm.config.itl_ms.sample(r)) * slow * if matches!(fault, Some((FaultKind::Drip, _))) { 10.0 } else { 1.0 };
-    let words: Vec<&'static str> = llm.with_rng(|r| (0..tokens).map(|_| WORDS[rand::Rng::random_range(r, 0..WORDS.len())]).collect());
+    let itl = llm.with_rng(|r| llm.config.itl_ms.sample(r))
+        * slow
+        * if matches!(fault, Some((FaultKind::Drip, _))) {
+            10.0
+        } else {
+            1.0
+        };
+    let words: Vec<&'static str> = llm.with_rng(|r| {
+        (0..tokens)
+            .map(|_| WORDS[rand::Rng::random_range(r, 0..WORDS.len())])
+            .collect()
+    });
     let reply = Reply {
         id: format!("chatcmpl-soak{:012x}", llm.stats.next_id()),
-        created: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        created: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         model: ask.model.clone(),
         prompt_tokens: ask.prompt_tokens,
         words,
@@ -107,7 +176,8 @@ pub async fn completions(State(llm): State<Arc<Llm>>, headers: HeaderMap, body: 
     };
     llm.stats.tokens(u64::from(tokens));
     if ask.stream {
-        let mut response = stream(Arc::clone(&llm), reply, ttft, itl, ask.include_usage, fault, open).into_response();
+        let mut response =
+            stream(&llm, reply, ttft, itl, ask.include_usage, fault, open).into_response();
         admitted.apply(response.headers_mut());
         return response;
     }
@@ -149,7 +219,7 @@ impl Reply {
         })
     }
 
-    fn chunk(&self, delta: Value, finish: Option<&str>, usage: bool) -> Value {
+    fn chunk(&self, delta: &Value, finish: Option<&str>, usage: bool) -> Value {
         let mut c = json!({
             "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
             "system_fingerprint": "fp_soak_mock", "service_tier": "default",
@@ -164,14 +234,34 @@ impl Reply {
 
 /// A response whose body breaks at once: the connection is cut.
 fn cut_response() -> Response {
-    let body = Body::from_stream(stream::once(async { Err::<Bytes, _>(std::io::Error::other("connection cut by soak's fault injection")) }));
-    (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+    let body = Body::from_stream(stream::once(async {
+        Err::<Bytes, _>(std::io::Error::other(
+            "connection cut by soak's fault injection",
+        ))
+    }));
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// The SSE body: role chunk at TTFT, one chunk per token every ITL, the finish chunk, the
 /// usage chunk when asked for, then `[DONE]` — or the fault that cuts it short.
-fn stream(llm: Arc<Llm>, reply: Reply, ttft: f64, itl: f64, include_usage: bool, fault: Option<(FaultKind, u32)>, open: Open) -> Response {
-    let stream_open = Open::new(&llm, true);
+fn stream(
+    llm: &Arc<Llm>,
+    reply: Reply,
+    ttft: f64,
+    itl: f64,
+    include_usage: bool,
+    fault: Option<(FaultKind, u32)>,
+    open: Open,
+) -> Response {
+    let stream_open = Open::new(llm, true);
     let reply = Arc::new(reply);
     let n = reply.words.len();
     // Event k: 0 role, 1..=n tokens, n+1 finish, n+2 usage (optional), last [DONE].
@@ -180,16 +270,31 @@ fn stream(llm: Arc<Llm>, reply: Reply, ttft: f64, itl: f64, include_usage: bool,
         .then(move |k| {
             let reply = Arc::clone(&reply);
             async move {
-                pause(if k == 0 { ttft } else if k <= n { itl } else { 0.0 }).await;
+                pause(if k == 0 {
+                    ttft
+                } else if k <= n {
+                    itl
+                } else {
+                    0.0
+                })
+                .await;
                 let data = match k {
-                    0 => reply.chunk(json!({"role": "assistant", "content": "", "refusal": null}), None, include_usage),
+                    0 => reply.chunk(
+                        &json!({"role": "assistant", "content": "", "refusal": null}),
+                        None,
+                        include_usage,
+                    ),
                     k if k <= n => {
                         let sep = if k == 1 { "" } else { " " };
-                        reply.chunk(json!({"content": format!("{sep}{}", reply.words[k - 1])}), None, include_usage)
+                        reply.chunk(
+                            &json!({"content": format!("{sep}{}", reply.words[k - 1])}),
+                            None,
+                            include_usage,
+                        )
                     }
-                    k if k == n + 1 => reply.chunk(json!({}), Some(reply.finish), include_usage),
+                    k if k == n + 1 => reply.chunk(&json!({}), Some(reply.finish), include_usage),
                     k if include_usage && k == n + 2 => {
-                        let mut c = reply.chunk(json!({}), None, true);
+                        let mut c = reply.chunk(&json!({}), None, true);
                         c["choices"] = json!([]);
                         c["usage"] = reply.usage();
                         c
@@ -208,14 +313,20 @@ fn stream(llm: Arc<Llm>, reply: Reply, ttft: f64, itl: f64, include_usage: bool,
         Some((FaultKind::Cut, after)) => events
             .take(after as usize)
             .map(|(_, b)| Ok(b))
-            .chain(stream::once(async { Err(std::io::Error::other("connection cut by soak's fault injection")) }))
+            .chain(stream::once(async {
+                Err(std::io::Error::other(
+                    "connection cut by soak's fault injection",
+                ))
+            }))
             .boxed(),
         Some((FaultKind::ErrorChunk, after)) => {
             let error = crate::llm::error::ApiError::internal().body();
             events
                 .take(after as usize)
                 .map(|(_, b)| Ok(b))
-                .chain(stream::once(async move { Ok(Bytes::from(format!("data: {error}\n\n"))) }))
+                .chain(stream::once(async move {
+                    Ok(Bytes::from(format!("data: {error}\n\n")))
+                }))
                 .boxed()
         }
         _ => events.map(|(_, b)| Ok::<_, std::io::Error>(b)).boxed(),
@@ -223,7 +334,10 @@ fn stream(llm: Arc<Llm>, reply: Reply, ttft: f64, itl: f64, include_usage: bool,
     (
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream; charset=utf-8"),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
         Body::from_stream(body),

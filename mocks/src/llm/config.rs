@@ -37,8 +37,10 @@ impl Dist {
             Dist::Fixed { value } => value,
             Dist::Uniform { min, max } if max > min => rng.random_range(min..max),
             Dist::Uniform { min, .. } => min,
-            Dist::LogNormal { median, sigma } => LogNormal::new(median.max(f64::MIN_POSITIVE).ln(), sigma.max(0.0))
-                .map_or(median, |d| d.sample(rng)),
+            Dist::LogNormal { median, sigma } => {
+                LogNormal::new(median.max(f64::MIN_POSITIVE).ln(), sigma.max(0.0))
+                    .map_or(median, |d| d.sample(rng))
+            }
         };
         v.max(0.0)
     }
@@ -47,10 +49,20 @@ impl Dist {
     pub fn check(&self, field: &str) -> Result<(), String> {
         let ok = match *self {
             Dist::Fixed { value } => value.is_finite() && value >= 0.0,
-            Dist::Uniform { min, max } => min.is_finite() && max.is_finite() && 0.0 <= min && min <= max,
-            Dist::LogNormal { median, sigma } => median > 0.0 && median.is_finite() && (0.0..10.0).contains(&sigma),
+            Dist::Uniform { min, max } => {
+                min.is_finite() && max.is_finite() && 0.0 <= min && min <= max
+            }
+            Dist::LogNormal { median, sigma } => {
+                median > 0.0 && median.is_finite() && (0.0..10.0).contains(&sigma)
+            }
         };
-        if ok { Ok(()) } else { Err(format!("{field}: {self:?} is not a valid distribution (values must be finite and not negative)")) }
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "{field}: {self:?} is not a valid distribution (values must be finite and not negative)"
+            ))
+        }
     }
 }
 
@@ -163,17 +175,30 @@ impl Default for LlmConfig {
     fn default() -> Self {
         LlmConfig {
             seed: 1,
-            ttft_ms: Dist::LogNormal { median: 200.0, sigma: 0.3 },
+            ttft_ms: Dist::LogNormal {
+                median: 200.0,
+                sigma: 0.3,
+            },
             itl_ms: Dist::Fixed { value: 15.0 },
-            reply_tokens: Dist::Uniform { min: 20.0, max: 60.0 },
+            reply_tokens: Dist::Uniform {
+                min: 20.0,
+                max: 60.0,
+            },
             slowdown_per_inflight: 0.0,
             requests_per_minute: 0,
             tokens_per_minute: 0,
             retry_after_ms: 100,
             embedding_dimensions: 1536,
-            models: ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "mock-429", "mock-500", "mock-503"]
-                .map(String::from)
-                .to_vec(),
+            models: [
+                "gpt-4o-mini",
+                "gpt-4o",
+                "text-embedding-3-small",
+                "mock-429",
+                "mock-500",
+                "mock-503",
+            ]
+            .map(String::from)
+            .to_vec(),
             faults: Vec::new(),
         }
     }
@@ -225,13 +250,20 @@ mod tests {
     fn distributions_are_seeded_and_in_range() {
         let mut a = SmallRng::seed_from_u64(7);
         let mut b = SmallRng::seed_from_u64(7);
-        let d = Dist::LogNormal { median: 100.0, sigma: 0.5 };
+        let d = Dist::LogNormal {
+            median: 100.0,
+            sigma: 0.5,
+        };
         let xs: Vec<f64> = (0..1000).map(|_| d.sample(&mut a)).collect();
         let ys: Vec<f64> = (0..1000).map(|_| d.sample(&mut b)).collect();
         assert_eq!(xs, ys, "same seed, same draws");
         let mut sorted = xs.clone();
         sorted.sort_by(f64::total_cmp);
-        assert!((80.0..125.0).contains(&sorted[500]), "median near 100: {}", sorted[500]);
+        assert!(
+            (80.0..125.0).contains(&sorted[500]),
+            "median near 100: {}",
+            sorted[500]
+        );
         let u = Dist::Uniform { min: 2.0, max: 4.0 };
         assert!((0..100).all(|_| (2.0..4.0).contains(&u.sample(&mut a))));
     }
@@ -239,10 +271,18 @@ mod tests {
     #[test]
     fn configs_reject_unknown_keys_and_bad_values() {
         let json = serde_json::json!({"ttft_ms": {"dist": "fixed", "value": 10}, "itl": 3});
-        let err = serde_json::from_value::<LlmConfig>(json).unwrap_err().to_string();
+        let err = serde_json::from_value::<LlmConfig>(json)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("itl"), "{err}");
         let mut c = LlmConfig::default();
-        c.faults.push(FaultRule { kind: FaultKind::Cut, probability: 0.0, every: 0, models: vec![], after_chunks: 3 });
+        c.faults.push(FaultRule {
+            kind: FaultKind::Cut,
+            probability: 0.0,
+            every: 0,
+            models: vec![],
+            after_chunks: 3,
+        });
         assert!(c.check().unwrap_err().contains("faults[0]"));
         assert!(FaultKind::from_label("cut") == Some(FaultKind::Cut));
     }

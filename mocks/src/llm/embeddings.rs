@@ -10,8 +10,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use rand::{Rng, SeedableRng};
 use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::llm::config::FaultKind;
@@ -23,10 +23,21 @@ pub async fn create(State(llm): State<Arc<Llm>>, headers: HeaderMap, body: Bytes
     let _open = Open::new(&llm, false);
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return ApiError::invalid(format!("We could not parse the JSON body of your request. ({e})"), None).into_response(),
+        Err(e) => {
+            return ApiError::invalid(
+                format!("We could not parse the JSON body of your request. ({e})"),
+                None,
+            )
+            .into_response();
+        }
     };
-    let Some(model) = value.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()) else {
-        return ApiError::invalid("you must provide a model parameter", Some("model")).into_response();
+    let Some(model) = value
+        .get("model")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+    else {
+        return ApiError::invalid("you must provide a model parameter", Some("model"))
+            .into_response();
     };
     let inputs: Vec<String> = match value.get("input") {
         Some(Value::String(s)) => vec![s.clone()],
@@ -39,20 +50,35 @@ pub async fn create(State(llm): State<Arc<Llm>>, headers: HeaderMap, body: Bytes
     let base64 = match value.get("encoding_format").and_then(Value::as_str) {
         None | Some("float") => false,
         Some("base64") => true,
-        Some(other) => return ApiError::invalid(format!("'{other}' is not one of ['float', 'base64'] - 'encoding_format'"), Some("encoding_format")).into_response(),
+        Some(other) => {
+            return ApiError::invalid(
+                format!("'{other}' is not one of ['float', 'base64'] - 'encoding_format'"),
+                Some("encoding_format"),
+            )
+            .into_response();
+        }
     };
     let dims = value
         .get("dimensions")
         .and_then(Value::as_u64)
-        .map_or(llm.config.embedding_dimensions, |d| usize::try_from(d).unwrap_or(usize::MAX).clamp(1, 16_384));
-    let tokens: u32 = inputs.iter().map(|s| u32::try_from(s.len() / 4).unwrap_or(u32::MAX).max(1)).sum();
+        .map_or(llm.config.embedding_dimensions, |d| {
+            usize::try_from(d).unwrap_or(usize::MAX).clamp(1, 16_384)
+        });
+    let tokens: u32 = inputs
+        .iter()
+        .map(|s| u32::try_from(s.len() / 4).unwrap_or(u32::MAX).max(1))
+        .sum();
     let admitted = match admit(&llm, &headers, tokens) {
         Ok(a) => a,
         Err(response) => return response,
     };
     match llm.fault(&headers, model) {
-        Some((FaultKind::RateLimited, _)) => return ApiError::rate_limited("requests", llm.config.retry_after_ms).into_response(),
-        Some((FaultKind::Internal | FaultKind::Cut | FaultKind::ErrorChunk, _)) => return ApiError::internal().into_response(),
+        Some((FaultKind::RateLimited, _)) => {
+            return ApiError::rate_limited("requests", llm.config.retry_after_ms).into_response();
+        }
+        Some((FaultKind::Internal | FaultKind::Cut | FaultKind::ErrorChunk, _)) => {
+            return ApiError::internal().into_response();
+        }
         Some((FaultKind::Unavailable, _)) => return ApiError::unavailable().into_response(),
         Some((FaultKind::Stall, _)) => std::future::pending::<()>().await,
         _ => {}
@@ -73,7 +99,10 @@ pub async fn create(State(llm): State<Arc<Llm>>, headers: HeaderMap, body: Bytes
             json!({"object": "embedding", "index": i, "embedding": embedding})
         })
         .collect();
-    json_response(&admitted, json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
+    json_response(
+        &admitted,
+        json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}),
+    )
 }
 
 fn input_text(item: &Value) -> Option<String> {
@@ -91,6 +120,11 @@ pub fn vector(text: &str, dims: usize) -> Vec<f32> {
     text.hash(&mut h);
     let mut rng = SmallRng::seed_from_u64(h.finish());
     let raw: Vec<f32> = (0..dims).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+    let norm = raw
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::MIN_POSITIVE);
     raw.into_iter().map(|x| x / norm).collect()
 }

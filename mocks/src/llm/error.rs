@@ -24,14 +24,23 @@ pub struct ApiError {
 impl ApiError {
     /// 400 for a bad request body.
     pub fn invalid(message: impl Into<String>, param: Option<&'static str>) -> ApiError {
-        ApiError { status: StatusCode::BAD_REQUEST, message: message.into(), kind: "invalid_request_error", param, code: None, retry_after_ms: None }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param,
+            code: None,
+            retry_after_ms: None,
+        }
     }
 
     /// 401 without an API key.
     pub fn unauthorized() -> ApiError {
         ApiError {
             status: StatusCode::UNAUTHORIZED,
-            message: String::from("You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."),
+            message: String::from(
+                "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            ),
             kind: "invalid_request_error",
             param: None,
             code: None,
@@ -41,14 +50,23 @@ impl ApiError {
 
     /// 404 for a path the API does not have.
     pub fn not_found(method: &str, path: &str) -> ApiError {
-        ApiError { status: StatusCode::NOT_FOUND, message: format!("Invalid URL ({method} {path})"), kind: "invalid_request_error", param: None, code: None, retry_after_ms: None }
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: format!("Invalid URL ({method} {path})"),
+            kind: "invalid_request_error",
+            param: None,
+            code: None,
+            retry_after_ms: None,
+        }
     }
 
     /// 429 over a rate limit.
     pub fn rate_limited(what: &str, retry_after_ms: u64) -> ApiError {
         ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
-            message: format!("Rate limit reached for {what}. Please try again in {retry_after_ms}ms."),
+            message: format!(
+                "Rate limit reached for {what}. Please try again in {retry_after_ms}ms."
+            ),
             kind: "requests",
             param: None,
             code: Some("rate_limit_exceeded"),
@@ -58,12 +76,28 @@ impl ApiError {
 
     /// 500.
     pub fn internal() -> ApiError {
-        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: String::from("The server had an error while processing your request. Sorry about that!"), kind: "server_error", param: None, code: None, retry_after_ms: None }
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: String::from(
+                "The server had an error while processing your request. Sorry about that!",
+            ),
+            kind: "server_error",
+            param: None,
+            code: None,
+            retry_after_ms: None,
+        }
     }
 
     /// 503.
     pub fn unavailable() -> ApiError {
-        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: String::from("The engine is currently overloaded, please try again later."), kind: "server_error", param: None, code: None, retry_after_ms: None }
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: String::from("The engine is currently overloaded, please try again later."),
+            kind: "server_error",
+            param: None,
+            code: None,
+            retry_after_ms: None,
+        }
     }
 
     /// The JSON body.

@@ -11,7 +11,12 @@ use governor::{Quota, RateLimiter};
 
 use crate::llm::error::ApiError;
 
-type Keyed = RateLimiter<String, governor::state::keyed::DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+type Keyed = RateLimiter<
+    String,
+    governor::state::keyed::DefaultKeyedStateStore<String>,
+    DefaultClock,
+    StateInformationMiddleware,
+>;
 
 /// The limiters of one mock.
 pub struct Limits {
@@ -31,7 +36,10 @@ impl std::fmt::Debug for Limits {
 
 fn keyed(per_minute: u32) -> Option<(u32, Keyed)> {
     let n = NonZeroU32::new(per_minute)?;
-    Some((per_minute, RateLimiter::keyed(Quota::per_minute(n)).with_middleware::<StateInformationMiddleware>()))
+    Some((
+        per_minute,
+        RateLimiter::keyed(Quota::per_minute(n)).with_middleware::<StateInformationMiddleware>(),
+    ))
 }
 
 /// What a request was allowed: the header values to send.
@@ -54,28 +62,47 @@ impl Admitted {
 impl Limits {
     /// Limits from the config (0 means unlimited).
     pub fn new(requests_per_minute: u32, tokens_per_minute: u32, retry_after_ms: u64) -> Limits {
-        Limits { requests: keyed(requests_per_minute), tokens: keyed(tokens_per_minute), retry_after_ms }
+        Limits {
+            requests: keyed(requests_per_minute),
+            tokens: keyed(tokens_per_minute),
+            retry_after_ms,
+        }
     }
 
     /// Admits one request of `tokens` for `key`, or answers 429 with how long to wait.
     pub fn admit(&self, key: &str, tokens: u32) -> Result<Admitted, (ApiError, Admitted)> {
         let mut admitted = Admitted::default();
         for (what, limit) in [("requests", &self.requests), ("tokens", &self.tokens)] {
-            let Some((per_minute, limiter)) = limit else { continue };
+            let Some((per_minute, limiter)) = limit else {
+                continue;
+            };
             let n = if what == "requests" { 1 } else { tokens.max(1) };
             let clock = DefaultClock::default();
             let outcome = NonZeroU32::new(n).map(|n| limiter.check_key_n(&key.to_string(), n));
             let (remaining, reset) = match outcome {
-                Some(Ok(Ok(snapshot))) => (snapshot.remaining_burst_capacity(), Duration::from_secs(60) / (*per_minute).max(1)),
+                Some(Ok(Ok(snapshot))) => (
+                    snapshot.remaining_burst_capacity(),
+                    Duration::from_secs(60) / (*per_minute).max(1),
+                ),
                 Some(Ok(Err(not_until))) => {
-                    let wait = not_until.wait_time_from(clock.now()).max(Duration::from_millis(self.retry_after_ms));
+                    let wait = not_until
+                        .wait_time_from(clock.now())
+                        .max(Duration::from_millis(self.retry_after_ms));
                     admitted.push(what, *per_minute, 0, wait);
                     let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-                    return Err((ApiError::rate_limited(&format!("{what} per minute ({per_minute})"), ms), admitted));
+                    return Err((
+                        ApiError::rate_limited(&format!("{what} per minute ({per_minute})"), ms),
+                        admitted,
+                    ));
                 }
                 // More tokens than a whole minute allows: it can never pass.
                 Some(Err(_)) | None => {
-                    let err = ApiError::invalid(format!("Request too large for tokens per min: limit {per_minute}, requested {n}."), None);
+                    let err = ApiError::invalid(
+                        format!(
+                            "Request too large for tokens per min: limit {per_minute}, requested {n}."
+                        ),
+                        None,
+                    );
                     return Err((err, admitted));
                 }
             };
@@ -88,8 +115,16 @@ impl Limits {
 impl Admitted {
     fn push(&mut self, what: &'static str, limit: u32, remaining: u32, reset: Duration) {
         let (l, r, t) = match what {
-            "requests" => ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
-            _ => ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+            "requests" => (
+                "x-ratelimit-limit-requests",
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+            ),
+            _ => (
+                "x-ratelimit-limit-tokens",
+                "x-ratelimit-remaining-tokens",
+                "x-ratelimit-reset-tokens",
+            ),
         };
         self.headers.push((l, limit.to_string()));
         self.headers.push((r, remaining.to_string()));
@@ -112,7 +147,10 @@ mod tests {
         let mut map = HeaderMap::new();
         headers.apply(&mut map);
         assert_eq!(map["x-ratelimit-remaining-requests"], "0");
-        assert!(limits.admit("b", 10).is_ok(), "another key has its own bucket");
+        assert!(
+            limits.admit("b", 10).is_ok(),
+            "another key has its own bucket"
+        );
     }
 
     #[test]
@@ -124,6 +162,10 @@ mod tests {
         assert_eq!(map["x-ratelimit-limit-tokens"], "100");
         assert_eq!(map["x-ratelimit-remaining-tokens"], "40");
         assert!(limits.admit("k", 60).is_err());
-        assert_eq!(limits.admit("k", 500).unwrap_err().0.status.as_u16(), 400, "larger than the whole bucket");
+        assert_eq!(
+            limits.admit("k", 500).unwrap_err().0.status.as_u16(),
+            400,
+            "larger than the whole bucket"
+        );
     }
 }

@@ -52,7 +52,11 @@ impl Llm {
     pub fn new(config: LlmConfig) -> Llm {
         Llm {
             rng: Mutex::new(SmallRng::seed_from_u64(config.seed)),
-            limits: Limits::new(config.requests_per_minute, config.tokens_per_minute, config.retry_after_ms),
+            limits: Limits::new(
+                config.requests_per_minute,
+                config.tokens_per_minute,
+                config.retry_after_ms,
+            ),
             stats: Stats::default(),
             requests: AtomicU64::new(0),
             config,
@@ -71,13 +75,17 @@ impl Llm {
     /// model name, or a configured rule; and chunks to send first (cut, error chunk).
     fn fault(&self, headers: &HeaderMap, model: &str) -> Option<(FaultKind, u32)> {
         let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
-        let asked = headers.get("x-soak-fault").and_then(|v| v.to_str().ok()).and_then(FaultKind::from_label);
+        let asked = headers
+            .get("x-soak-fault")
+            .and_then(|v| v.to_str().ok())
+            .and_then(FaultKind::from_label);
         let by_model = model.strip_prefix("mock-").and_then(FaultKind::from_label);
         let fault = asked.or(by_model).map(|k| (k, 3)).or_else(|| {
             self.config.faults.iter().find_map(|rule| {
                 let applies = rule.models.is_empty() || rule.models.iter().any(|m| m == model);
-                let hit = (rule.every > 0 && n % rule.every == 0)
-                    || (rule.probability > 0.0 && self.with_rng(|r| rand::Rng::random_bool(r, rule.probability)));
+                let hit = (rule.every > 0 && n.is_multiple_of(rule.every))
+                    || (rule.probability > 0.0
+                        && self.with_rng(|r| rand::Rng::random_bool(r, rule.probability)));
                 (applies && hit).then_some((rule.kind, rule.after_chunks))
             })
         });
@@ -107,8 +115,14 @@ pub fn router(llm: Arc<Llm>) -> Router {
 }
 
 /// Serves the mock on an already bound `listener` until `shutdown` completes.
-pub async fn serve(listener: TcpListener, llm: Arc<Llm>, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
-    axum::serve(listener, router(llm)).with_graceful_shutdown(shutdown).await
+pub async fn serve(
+    listener: TcpListener,
+    llm: Arc<Llm>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    axum::serve(listener, router(llm))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Counts every request by endpoint and status, SDK retries, and adds `x-request-id`.
@@ -144,7 +158,9 @@ fn api_key(headers: &HeaderMap) -> Result<String, ApiError> {
         .ok_or_else(ApiError::unauthorized)
 }
 
-/// Checks the key and the rate limits for a request of `tokens`.
+/// Checks the key and the rate limits for a request of `tokens`. The error is the finished
+/// response, returned once per request: its size does not matter.
+#[allow(clippy::result_large_err)]
 fn admit(llm: &Llm, headers: &HeaderMap, tokens: u32) -> Result<Admitted, Response> {
     let key = api_key(headers).map_err(IntoResponse::into_response)?;
     llm.limits.admit(&key, tokens).map_err(|(err, admitted)| {
@@ -178,7 +194,11 @@ async fn models(State(llm): State<Arc<Llm>>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn model(State(llm): State<Arc<Llm>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn model(
+    State(llm): State<Arc<Llm>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     match admit(&llm, &headers, 1) {
         Ok(admitted) => json_response(&admitted, model_object(&id)),
         Err(response) => response,
@@ -205,7 +225,10 @@ impl Open {
     /// Opens a request (`stream` false) or a stream (`stream` true).
     pub fn new(llm: &Arc<Llm>, stream: bool) -> Open {
         llm.stats.open(stream);
-        Open { llm: Arc::clone(llm), stream }
+        Open {
+            llm: Arc::clone(llm),
+            stream,
+        }
     }
 }
 

@@ -84,13 +84,21 @@ impl Stats {
 
     /// A request (`stream` false) or a stream (`stream` true) began.
     pub fn open(&self, stream: bool) {
-        let gauge = if stream { &self.streams } else { &self.in_flight };
+        let gauge = if stream {
+            &self.streams
+        } else {
+            &self.in_flight
+        };
         gauge.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A request or a stream ended.
     pub fn close(&self, stream: bool) {
-        let gauge = if stream { &self.streams } else { &self.in_flight };
+        let gauge = if stream {
+            &self.streams
+        } else {
+            &self.in_flight
+        };
         gauge.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -109,7 +117,10 @@ impl Stats {
         let mut requests: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         if let Ok(m) = self.by_status.lock() {
             for ((endpoint, status), n) in m.iter() {
-                requests.entry((*endpoint).to_string()).or_default().insert(status.to_string(), *n);
+                requests
+                    .entry((*endpoint).to_string())
+                    .or_default()
+                    .insert(status.to_string(), *n);
             }
         }
         let faults_injected = self

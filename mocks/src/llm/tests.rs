@@ -1,4 +1,5 @@
 //! Router-level tests: every endpoint, error and fault, through `oneshot` (no socket).
+#![allow(clippy::needless_pass_by_value)]
 
 use std::sync::Arc;
 
@@ -28,12 +29,21 @@ fn post(path: &str, body: Value) -> Request<Body> {
 async fn send(app: &Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
     let response = app.clone().oneshot(req).await.unwrap();
     let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    (parts.status, parts.headers, String::from_utf8_lossy(&bytes).into_owned())
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
 }
 
 fn chat(extra: Value) -> Value {
-    let mut body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]});
+    let mut body =
+        json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]});
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
         b.extend(e.clone());
     }
@@ -45,21 +55,37 @@ async fn a_chat_completion_has_the_api_shape() {
     let (_, app) = mock(LlmConfig::fast());
     let (status, headers, body) = send(&app, post("/v1/chat/completions", chat(json!({})))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(headers["x-request-id"].to_str().unwrap().starts_with("req_"));
+    assert!(
+        headers["x-request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req_")
+    );
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["object"], "chat.completion");
     assert!(v["id"].as_str().unwrap().starts_with("chatcmpl-"));
     assert_eq!(v["choices"][0]["message"]["role"], "assistant");
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
-    let words = v["choices"][0]["message"]["content"].as_str().unwrap().split(' ').count();
+    let words = v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .count();
     assert_eq!(v["usage"]["completion_tokens"], words);
-    assert_eq!(v["usage"]["total_tokens"], v["usage"]["prompt_tokens"].as_u64().unwrap() + words as u64);
+    assert_eq!(
+        v["usage"]["total_tokens"],
+        v["usage"]["prompt_tokens"].as_u64().unwrap() + words as u64
+    );
 }
 
 #[tokio::test]
 async fn max_tokens_cuts_the_reply_with_finish_reason_length() {
     let (_, app) = mock(LlmConfig::fast());
-    let (_, _, body) = send(&app, post("/v1/chat/completions", chat(json!({"max_tokens": 3})))).await;
+    let (_, _, body) = send(
+        &app,
+        post("/v1/chat/completions", chat(json!({"max_tokens": 3}))),
+    )
+    .await;
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["usage"]["completion_tokens"], 3);
     assert_eq!(v["choices"][0]["finish_reason"], "length");
@@ -67,45 +93,84 @@ async fn max_tokens_cuts_the_reply_with_finish_reason_length() {
 
 /// Parses an SSE body the way a client does: `data: …` lines separated by blank lines.
 fn sse(body: &str) -> Vec<String> {
-    body.split("\n\n").filter_map(|event| event.strip_prefix("data: ")).map(str::to_string).collect()
+    body.split("\n\n")
+        .filter_map(|event| event.strip_prefix("data: "))
+        .map(str::to_string)
+        .collect()
 }
 
 #[tokio::test]
 async fn a_stream_is_chunks_with_one_id_role_first_finish_last_usage_and_done() {
     let (llm, app) = mock(LlmConfig::fast());
-    let req = post("/v1/chat/completions", chat(json!({"stream": true, "stream_options": {"include_usage": true}})));
+    let req = post(
+        "/v1/chat/completions",
+        chat(json!({"stream": true, "stream_options": {"include_usage": true}})),
+    );
     let (status, headers, body) = send(&app, req).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let events = sse(&body);
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
-    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
     let id = &chunks[0]["id"];
-    assert!(chunks.iter().all(|c| &c["id"] == id && c["object"] == "chat.completion.chunk"));
+    assert!(
+        chunks
+            .iter()
+            .all(|c| &c["id"] == id && c["object"] == "chat.completion.chunk")
+    );
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let usage = chunks.last().unwrap();
     assert_eq!(usage["choices"], json!([]));
     assert_eq!(usage["usage"]["completion_tokens"], 8);
     let finish = &chunks[chunks.len() - 2];
     assert_eq!(finish["choices"][0]["finish_reason"], "stop");
-    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
     assert_eq!(text.split(' ').count(), 8);
-    assert!(chunks[1]["usage"].is_null(), "usage is null on the other chunks");
+    assert!(
+        chunks[1]["usage"].is_null(),
+        "usage is null on the other chunks"
+    );
     assert_eq!(llm.stats.snapshot().streams_open, 0, "the stream closed");
 }
 
 #[tokio::test]
 async fn embeddings_as_floats_and_as_base64_agree() {
     let (_, app) = mock(LlmConfig::fast());
-    let req = |fmt: &str| post("/v1/embeddings", json!({"model": "text-embedding-3-small", "input": ["a", "b"], "encoding_format": fmt, "dimensions": 8}));
+    let req = |fmt: &str| {
+        post(
+            "/v1/embeddings",
+            json!({"model": "text-embedding-3-small", "input": ["a", "b"], "encoding_format": fmt, "dimensions": 8}),
+        )
+    };
     let (_, _, floats) = send(&app, req("float")).await;
     let (_, _, b64) = send(&app, req("base64")).await;
     let floats: Value = serde_json::from_str(&floats).unwrap();
     let b64: Value = serde_json::from_str(&b64).unwrap();
     assert_eq!(floats["data"].as_array().unwrap().len(), 2);
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b64["data"][1]["embedding"].as_str().unwrap()).unwrap();
-    let decoded: Vec<f64> = bytes.chunks(4).map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap()))).collect();
-    let direct: Vec<f64> = floats["data"][1]["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64["data"][1]["embedding"].as_str().unwrap())
+        .unwrap();
+    let decoded: Vec<f64> = bytes
+        .chunks(4)
+        .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))
+        .collect();
+    let direct: Vec<f64> = floats["data"][1]["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
     assert_eq!(decoded.len(), 8);
     for (a, b) in decoded.iter().zip(&direct) {
         assert!((a - b).abs() < 1e-6);
@@ -116,54 +181,134 @@ async fn embeddings_as_floats_and_as_base64_agree() {
 #[tokio::test]
 async fn models_are_listed_and_found() {
     let (_, app) = mock(LlmConfig::fast());
-    let get = |p: &str| Request::get(p).header("authorization", "Bearer k").body(Body::empty()).unwrap();
+    let get = |p: &str| {
+        Request::get(p)
+            .header("authorization", "Bearer k")
+            .body(Body::empty())
+            .unwrap()
+    };
     let (_, _, list) = send(&app, get("/v1/models")).await;
     let list: Value = serde_json::from_str(&list).unwrap();
-    assert!(list["data"].as_array().unwrap().iter().any(|m| m["id"] == "gpt-4o-mini"));
+    assert!(
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "gpt-4o-mini")
+    );
     let (status, _, one) = send(&app, get("/v1/models/gpt-4o")).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(serde_json::from_str::<Value>(&one).unwrap()["object"], "model");
+    assert_eq!(
+        serde_json::from_str::<Value>(&one).unwrap()["object"],
+        "model"
+    );
 }
 
 #[tokio::test]
 async fn bad_requests_get_the_apis_4xx_shape() {
     let (_, app) = mock(LlmConfig::fast());
     let cases = [
-        (post("/v1/chat/completions", json!({"messages": [{"role": "user", "content": "x"}]})), 400, Some("model")),
-        (post("/v1/chat/completions", json!({"model": "m"})), 400, Some("messages")),
-        (post("/v1/chat/completions", json!({"model": 3, "messages": []})), 400, Some("model")),
-        (post("/v1/chat/completions", json!({"model": "m", "messages": "hi"})), 400, Some("messages")),
-        (post("/v1/chat/completions", json!({"model": "m", "messages": [{"content": "x"}]})), 400, Some("messages")),
-        (post("/v1/embeddings", json!({"model": "m"})), 400, Some("input")),
-        (post("/v1/embeddings", json!({"model": "m", "input": "x", "encoding_format": "hex"})), 400, Some("encoding_format")),
+        (
+            post(
+                "/v1/chat/completions",
+                json!({"messages": [{"role": "user", "content": "x"}]}),
+            ),
+            400,
+            Some("model"),
+        ),
+        (
+            post("/v1/chat/completions", json!({"model": "m"})),
+            400,
+            Some("messages"),
+        ),
+        (
+            post("/v1/chat/completions", json!({"model": 3, "messages": []})),
+            400,
+            Some("model"),
+        ),
+        (
+            post(
+                "/v1/chat/completions",
+                json!({"model": "m", "messages": "hi"}),
+            ),
+            400,
+            Some("messages"),
+        ),
+        (
+            post(
+                "/v1/chat/completions",
+                json!({"model": "m", "messages": [{"content": "x"}]}),
+            ),
+            400,
+            Some("messages"),
+        ),
+        (
+            post("/v1/embeddings", json!({"model": "m"})),
+            400,
+            Some("input"),
+        ),
+        (
+            post(
+                "/v1/embeddings",
+                json!({"model": "m", "input": "x", "encoding_format": "hex"}),
+            ),
+            400,
+            Some("encoding_format"),
+        ),
         (post("/v1/nope", json!({})), 404, None),
     ];
     for (req, status, param) in cases {
         let (got, _, body) = send(&app, req).await;
         assert_eq!(got.as_u16(), status, "{body}");
         let v: Value = serde_json::from_str(&body).unwrap();
-        assert!(v["error"]["message"].is_string() && v["error"]["type"].is_string(), "{body}");
+        assert!(
+            v["error"]["message"].is_string() && v["error"]["type"].is_string(),
+            "{body}"
+        );
         assert_eq!(v["error"]["param"].as_str(), param, "{body}");
     }
-    let not_json = Request::post("/v1/chat/completions").header("authorization", "Bearer k").body(Body::from("{nope")).unwrap();
+    let not_json = Request::post("/v1/chat/completions")
+        .header("authorization", "Bearer k")
+        .body(Body::from("{nope"))
+        .unwrap();
     let (status, _, body) = send(&app, not_json).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let no_key = Request::post("/v1/chat/completions").body(Body::from(chat(json!({})).to_string())).unwrap();
+    let no_key = Request::post("/v1/chat/completions")
+        .body(Body::from(chat(json!({})).to_string()))
+        .unwrap();
     assert_eq!(send(&app, no_key).await.0, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn model_names_and_headers_ask_for_faults() {
     let (llm, app) = mock(LlmConfig::fast());
-    let (status, headers, body) = send(&app, post("/v1/chat/completions", chat(json!({"model": "mock-429"})))).await;
+    let (status, headers, body) = send(
+        &app,
+        post("/v1/chat/completions", chat(json!({"model": "mock-429"}))),
+    )
+    .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(headers["retry-after-ms"], "20");
     assert_eq!(headers["retry-after"], "1");
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["code"], "rate_limit_exceeded");
-    assert_eq!(send(&app, post("/v1/chat/completions", chat(json!({"model": "mock-503"})))).await.0.as_u16(), 503);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]["code"],
+        "rate_limit_exceeded"
+    );
+    assert_eq!(
+        send(
+            &app,
+            post("/v1/chat/completions", chat(json!({"model": "mock-503"})))
+        )
+        .await
+        .0
+        .as_u16(),
+        503
+    );
     let mut req = post("/v1/chat/completions", chat(json!({})));
-    req.headers_mut().insert("x-soak-fault", "500".parse().unwrap());
-    req.headers_mut().insert("x-stainless-retry-count", "1".parse().unwrap());
+    req.headers_mut()
+        .insert("x-soak-fault", "500".parse().unwrap());
+    req.headers_mut()
+        .insert("x-stainless-retry-count", "1".parse().unwrap());
     assert_eq!(send(&app, req).await.0.as_u16(), 500);
     let s = llm.stats.snapshot();
     assert_eq!(s.faults_injected["429"], 1);
@@ -176,37 +321,60 @@ async fn model_names_and_headers_ask_for_faults() {
 async fn a_mid_stream_error_chunk_and_a_cut_connection() {
     let (_, app) = mock(LlmConfig::fast());
     let mut req = post("/v1/chat/completions", chat(json!({"stream": true})));
-    req.headers_mut().insert("x-soak-fault", "error_chunk".parse().unwrap());
+    req.headers_mut()
+        .insert("x-soak-fault", "error_chunk".parse().unwrap());
     let (_, _, body) = send(&app, req).await;
     let events = sse(&body);
     assert_eq!(events.len(), 4, "three chunks, then the error: {events:?}");
     assert!(events[3].contains("\"error\""));
     let mut req = post("/v1/chat/completions", chat(json!({"stream": true})));
-    req.headers_mut().insert("x-soak-fault", "cut".parse().unwrap());
+    req.headers_mut()
+        .insert("x-soak-fault", "cut".parse().unwrap());
     let response = app.clone().oneshot(req).await.unwrap();
-    assert!(response.into_body().collect().await.is_err(), "the body breaks off");
+    assert!(
+        response.into_body().collect().await.is_err(),
+        "the body breaks off"
+    );
 }
 
 #[tokio::test]
 async fn configured_faults_fire_every_nth_request() {
     let mut config = LlmConfig::fast();
-    config.faults.push(FaultRule { kind: FaultKind::Unavailable, probability: 0.0, every: 3, models: vec![], after_chunks: 3 });
+    config.faults.push(FaultRule {
+        kind: FaultKind::Unavailable,
+        probability: 0.0,
+        every: 3,
+        models: vec![],
+        after_chunks: 3,
+    });
     let (_, app) = mock(config);
     let mut statuses = Vec::new();
     for _ in 0..6 {
-        statuses.push(send(&app, post("/v1/chat/completions", chat(json!({})))).await.0.as_u16());
+        statuses.push(
+            send(&app, post("/v1/chat/completions", chat(json!({}))))
+                .await
+                .0
+                .as_u16(),
+        );
     }
     assert_eq!(statuses, [200, 200, 503, 200, 200, 503]);
 }
 
 #[tokio::test]
 async fn rate_limits_answer_429_with_headers_on_every_response() {
-    let config = LlmConfig { requests_per_minute: 2, tokens_per_minute: 10_000, ..LlmConfig::fast() };
+    let config = LlmConfig {
+        requests_per_minute: 2,
+        tokens_per_minute: 10_000,
+        ..LlmConfig::fast()
+    };
     let (llm, app) = mock(config);
     let (_, first, _) = send(&app, post("/v1/chat/completions", chat(json!({})))).await;
     assert_eq!(first["x-ratelimit-limit-requests"], "2");
     assert_eq!(first["x-ratelimit-remaining-requests"], "1");
-    assert!(first.contains_key("x-ratelimit-remaining-tokens") && first.contains_key("x-ratelimit-reset-tokens"));
+    assert!(
+        first.contains_key("x-ratelimit-remaining-tokens")
+            && first.contains_key("x-ratelimit-reset-tokens")
+    );
     send(&app, post("/v1/chat/completions", chat(json!({})))).await;
     let (status, third, body) = send(&app, post("/v1/chat/completions", chat(json!({})))).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
@@ -219,7 +387,11 @@ async fn rate_limits_answer_429_with_headers_on_every_response() {
 async fn the_stats_path_serves_the_counters() {
     let (_, app) = mock(LlmConfig::fast());
     send(&app, post("/v1/chat/completions", chat(json!({})))).await;
-    let (status, _, body) = send(&app, Request::get("/__soak/stats").body(Body::empty()).unwrap()).await;
+    let (status, _, body) = send(
+        &app,
+        Request::get("/__soak/stats").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["requests"]["chat_completions"]["200"], 1);
