@@ -103,17 +103,39 @@ async fn the_openai_sdk_cannot_tell_the_mock_from_the_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_with_mock_llm_runs_an_llm_backed_chat_end_to_end() {
     let out = tempfile::tempdir().unwrap();
-    let args = ["--mock", "llm", "--users", "2", "--rate", "2/s", "--duration", "3s", "--ramp-up", "0s", "--ramp-down", "0s"];
+    let args = [
+        "--mock",
+        "llm",
+        "--users",
+        "2",
+        "--rate",
+        "2/s",
+        "--duration",
+        "3s",
+        "--ramp-up",
+        "0s",
+        "--ramp-down",
+        "0s",
+    ];
     crate::common::soak(out.path(), &args).await.unwrap();
     let s = crate::common::summary(out.path());
     let llm = &s["mocks"]["llm"];
-    assert!(llm["requests"]["chat_completions"]["200"].as_u64().unwrap() >= 4, "{llm}");
+    assert!(
+        llm["requests"]["chat_completions"]["200"].as_u64().unwrap() >= 4,
+        "{llm}"
+    );
     assert!(llm["tokens_served"].as_u64().unwrap() > 0);
     assert!(llm["base_url"].as_str().unwrap().ends_with("/v1"));
     // The demo relays the LLM's stream: first frame after the time to first token, the
     // complete reply after all tokens (default: ~200 ms, then 20–60 tokens at 15 ms).
-    let (ttff, ttlf) = (s["ttff_ms"]["run"]["p50"].as_f64().unwrap(), s["latency_ms"]["run"]["p50"].as_f64().unwrap());
-    assert!(ttff > 100.0 && ttlf > ttff + 200.0, "ttff {ttff} ms, ttlf {ttlf} ms");
+    let (ttff, ttlf) = (
+        s["ttff_ms"]["run"]["p50"].as_f64().unwrap(),
+        s["latency_ms"]["run"]["p50"].as_f64().unwrap(),
+    );
+    assert!(
+        ttff > 100.0 && ttlf > ttff + 200.0,
+        "ttff {ttff} ms, ttlf {ttlf} ms"
+    );
     assert_eq!(s["totals"]["errors"], 0, "{}", s["errors"]);
 }
 
@@ -121,19 +143,48 @@ async fn soak_with_mock_llm_runs_an_llm_backed_chat_end_to_end() {
 fn a_started_target_gets_the_mock_urls_in_its_environment() {
     let dir = tempfile::tempdir().unwrap();
     let env_file = dir.path().join("env.txt");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let cmd = format!(
         "echo \"$OPENAI_BASE_URL $OPENAI_API_KEY\" > {}; exec {} mock --demo --listen 127.0.0.1:{port}",
         env_file.display(),
         env!("CARGO_BIN_EXE_soak")
     );
     let status = crate::common::soak_bin()
-        .args(["--mock", "llm", "--url", &format!("ws://127.0.0.1:{port}/ws"), "--target-cmd", &cmd])
-        .args(["--users", "1", "--duration", "1s", "--ramp-up", "0s", "--ramp-down", "0s", "--baseline", "0s", "--cooldown", "0s", "--quiet", "--out"])
+        .args([
+            "--mock",
+            "llm",
+            "--url",
+            &format!("ws://127.0.0.1:{port}/ws"),
+            "--target-cmd",
+            &cmd,
+        ])
+        .args([
+            "--users",
+            "1",
+            "--duration",
+            "1s",
+            "--ramp-up",
+            "0s",
+            "--ramp-down",
+            "0s",
+            "--baseline",
+            "0s",
+            "--cooldown",
+            "0s",
+            "--quiet",
+            "--out",
+        ])
         .arg(dir.path().join("out"))
         .status()
         .unwrap();
     assert_eq!(status.code(), Some(0));
     let env = std::fs::read_to_string(env_file).unwrap();
-    assert!(env.starts_with("http://127.0.0.1:") && env.contains("/v1 sk-soak-mock"), "{env}");
+    assert!(
+        env.starts_with("http://127.0.0.1:") && env.contains("/v1 sk-soak-mock"),
+        "{env}"
+    );
 }
