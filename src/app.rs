@@ -23,19 +23,34 @@ pub async fn mock(args: MockArgs) -> Result<Outcome, SoakError> {
     } else {
         None
     };
-    let mocks = crate::mocks::Mocks::start_on(args.listen, llm)?;
+    let telegram = args
+        .telegram
+        .then(soak_mocks::telegram::TelegramConfig::default);
+    let other = std::net::SocketAddr::new(args.listen.ip(), 0);
+    let (llm_addr, tg_addr) = if llm.is_some() {
+        (args.listen, other)
+    } else {
+        (other, args.listen)
+    };
+    let mocks = crate::mocks::Mocks::start_on(llm_addr, tg_addr, llm, telegram)?;
+    if let Some((_, addr)) = &mocks.telegram {
+        println!(
+            "mock Telegram Bot API listening: TELEGRAM_API_URL=http://{addr} TELEGRAM_BOT_TOKEN={} (the bot calls http://{addr}/bot<token>/<method>; stats at http://{addr}/__soak/stats)",
+            crate::mocks::BOT_TOKEN
+        );
+    }
     if let Some((_, addr)) = &mocks.llm {
         println!(
             "mock LLM listening: OPENAI_BASE_URL=http://{addr}/v1 OPENAI_API_KEY={} (any key works; stats at http://{addr}/__soak/stats)",
             crate::mocks::LLM_KEY
         );
-        if !args.demo {
-            wait_for_signal().await;
-            return Ok(Outcome::Passed);
-        }
     }
-    let demo_addr = if mocks.llm.is_some() {
-        std::net::SocketAddr::new(args.listen.ip(), 0)
+    if (mocks.llm.is_some() || mocks.telegram.is_some()) && !args.demo {
+        wait_for_signal().await;
+        return Ok(Outcome::Passed);
+    }
+    let demo_addr = if mocks.llm.is_some() || mocks.telegram.is_some() {
+        other
     } else {
         args.listen
     };

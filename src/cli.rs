@@ -184,6 +184,9 @@ pub struct MockArgs {
     /// Serve the mock OpenAI-compatible LLM API.
     #[arg(long)]
     pub llm: bool,
+    /// Serve the mock Telegram Bot API (prints its base URL and a bot token to use).
+    #[arg(long)]
+    pub telegram: bool,
     /// TOML file with `[llm]` settings (latency, limits, faults); unknown keys are errors.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 
 use soak_mocks::llm::Llm;
 use soak_mocks::llm::config::LlmConfig;
+use soak_mocks::telegram::{Telegram, TelegramConfig};
 use tokio::sync::oneshot;
 
 use crate::error::{SoakError, could_not_run};
@@ -16,11 +17,16 @@ use crate::error::{SoakError, could_not_run};
 /// API key handed to the target for the mock LLM (any key works; this one says where it came from).
 pub const LLM_KEY: &str = "sk-soak-mock";
 
+/// The bot token handed to the target for the mock Telegram Bot API (`digits:rest`).
+pub const BOT_TOKEN: &str = "7000000001:AAsoak-mock-bot";
+
 /// The running mocks; dropping this stops them.
 #[derive(Default)]
 pub struct Mocks {
     /// The mock LLM and where it listens.
     pub llm: Option<(Arc<Llm>, SocketAddr)>,
+    /// The mock Telegram Bot API and where it listens.
+    pub telegram: Option<(Arc<Telegram>, SocketAddr)>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -35,43 +41,93 @@ impl std::fmt::Debug for Mocks {
 
 impl Mocks {
     /// Starts the asked-for mocks; clients may connect as soon as this returns.
-    pub fn start(llm: Option<LlmConfig>) -> Result<Mocks, SoakError> {
-        Mocks::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), llm)
+    pub fn start(
+        llm: Option<LlmConfig>,
+        telegram: Option<TelegramConfig>,
+    ) -> Result<Mocks, SoakError> {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Mocks::start_on(any, any, llm, telegram)
     }
 
-    /// Starts the asked-for mocks on `addr` (`soak mock` picks the address).
-    pub fn start_on(addr: SocketAddr, llm: Option<LlmConfig>) -> Result<Mocks, SoakError> {
-        let Some(config) = llm else {
+    /// Starts the asked-for mocks on the given addresses (`soak mock` picks them).
+    pub fn start_on(
+        llm_addr: SocketAddr,
+        telegram_addr: SocketAddr,
+        llm: Option<LlmConfig>,
+        telegram: Option<TelegramConfig>,
+    ) -> Result<Mocks, SoakError> {
+        if llm.is_none() && telegram.is_none() {
             return Ok(Mocks::default());
+        }
+        let fail = |err: std::io::Error| could_not_run(format!("cannot start the mocks: {err}"));
+        let bind = |addr: SocketAddr| -> Result<std::net::TcpListener, SoakError> {
+            let listener = std::net::TcpListener::bind(addr)
+                .map_err(|err| could_not_run(format!("cannot listen on {addr}: {err}")))?;
+            listener.set_nonblocking(true).map_err(fail)?;
+            Ok(listener)
         };
-        let fail = |err: std::io::Error| {
-            could_not_run(format!("cannot start the mock LLM on {addr}: {err}"))
+        let llm = match llm {
+            Some(config) => {
+                let listener = bind(llm_addr)?;
+                let addr = listener.local_addr().map_err(fail)?;
+                Some((Arc::new(Llm::new(config)), addr, listener))
+            }
+            None => None,
         };
-        let listener = std::net::TcpListener::bind(addr).map_err(fail)?;
-        listener.set_nonblocking(true).map_err(fail)?;
-        let addr = listener.local_addr().map_err(fail)?;
-        let llm = Arc::new(Llm::new(config));
+        let telegram = match telegram {
+            Some(config) => {
+                let listener = bind(telegram_addr)?;
+                let addr = listener.local_addr().map_err(fail)?;
+                Some((Arc::new(Telegram::new(config)), addr, listener))
+            }
+            None => None,
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(fail)?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let served = Arc::clone(&llm);
-        let thread =
-            std::thread::Builder::new()
-                .name("soak-mocks".into())
-                .spawn(move || {
-                    runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-                    tokio::select! {
-                        _ = soak_mocks::llm::serve(listener, served, std::future::pending()) => {}
-                        _ = stopped => {}
+        let served_llm = llm.as_ref().map(|(l, _, _)| Arc::clone(l));
+        let served_tg = telegram.as_ref().map(|(t, _, _)| Arc::clone(t));
+        let mut listeners: Vec<std::net::TcpListener> = Vec::new();
+        let (llm, telegram) = (
+            llm.map(|(l, a, listener)| {
+                listeners.push(listener);
+                (l, a)
+            }),
+            telegram.map(|(t, a, listener)| {
+                listeners.push(listener);
+                (t, a)
+            }),
+        );
+        let thread = std::thread::Builder::new()
+            .name("soak-mocks".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let mut listeners = listeners.into_iter();
+                    if let Some(l) = served_llm
+                        && let Some(Ok(listener)) =
+                            listeners.next().map(tokio::net::TcpListener::from_std)
+                    {
+                        tokio::spawn(soak_mocks::llm::serve(listener, l, std::future::pending()));
                     }
+                    if let Some(t) = served_tg
+                        && let Some(Ok(listener)) =
+                            listeners.next().map(tokio::net::TcpListener::from_std)
+                    {
+                        tokio::spawn(soak_mocks::telegram::serve(
+                            listener,
+                            t,
+                            std::future::pending(),
+                        ));
+                    }
+                    let _ = stopped.await;
                 });
-                })
-                .map_err(fail)?;
+            })
+            .map_err(fail)?;
         Ok(Mocks {
-            llm: Some((llm, addr)),
+            llm,
+            telegram,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -83,6 +139,10 @@ impl Mocks {
         if let Some((_, addr)) = &self.llm {
             env.push(("OPENAI_BASE_URL".into(), format!("http://{addr}/v1")));
             env.push(("OPENAI_API_KEY".into(), LLM_KEY.into()));
+        }
+        if let Some((_, addr)) = &self.telegram {
+            env.push(("TELEGRAM_API_URL".into(), format!("http://{addr}")));
+            env.push(("TELEGRAM_BOT_TOKEN".into(), BOT_TOKEN.into()));
         }
         env
     }

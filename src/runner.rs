@@ -13,7 +13,7 @@ use crate::analysis::memory::Windows;
 use crate::cli::RunArgs;
 use crate::demo_target::DemoTarget;
 use crate::engine::connect::{Dialer, describe};
-use crate::engine::session::SessionConfig;
+use crate::engine::session::{SessionConfig, TelegramUsers, Transport};
 use crate::error::{Outcome, SoakError, could_not_run};
 use crate::metrics::Recorder;
 use crate::metrics::aggregator::{self, MemorySetup, Setup};
@@ -39,12 +39,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
     let mut loaded = profile::load(args.profile.as_deref())?;
     overrides::apply(&args, &mut loaded.spec);
     let config = resolve::resolve(&loaded)?;
-    if config.telegram {
-        return Err(crate::error::usage(
-            "--mock telegram: the mock Telegram Bot API is not in this build yet (`llm` is)",
-        ));
-    }
-    let mocks = Mocks::start(config.llm.clone())?;
+    let mocks = Mocks::start(config.llm.clone(), config.telegram.clone())?;
     let process = find_target(&config, args.quiet, &mocks.env())?.map(Arc::new);
     let result = with_target(&config, args.quiet, process.clone(), &mocks).await;
     if let Some(process) = &process {
@@ -84,16 +79,9 @@ async fn with_target(
             (target.url(), Some(target))
         }
         Target::Url(url) => (url.clone(), None),
+        Target::Telegram => (String::from("telegram"), None),
     };
-    let dialer = Dialer::new(&url, &config.connection, config.connect_rate)
-        .await
-        .map_err(could_not_run)?;
-    match &process {
-        Some(p) if p.started_by_soak() => {
-            target::wait_ready(p, &dialer, config.process.startup_timeout).await?
-        }
-        _ => preflight(&dialer).await?,
-    }
+    let transport = transport(config, &url, mocks, process.as_deref()).await?;
     let started_at = SystemTime::now();
     let dir = RunDir::create(
         &config.out_dir,
@@ -103,14 +91,32 @@ async fn with_target(
     )?;
     let shown = dir.path.display().to_string();
     let plan = Plan::build(config);
-    let mut meta = meta(config, dir.id(), url, demo.is_some(), started_at, plan);
+    let shown_target = match &transport {
+        Transport::Telegram(_) => mocks
+            .telegram
+            .as_ref()
+            .map_or(url, |(_, a)| format!("telegram bot via http://{a}")),
+        Transport::WebSocket(_) => url,
+    };
+    let mut meta = meta(
+        config,
+        dir.id(),
+        shown_target,
+        demo.is_some(),
+        started_at,
+        plan,
+    );
+    meta.telegram = mocks
+        .telegram
+        .as_ref()
+        .map(|(t, addr)| (Arc::clone(t), format!("http://{addr}")));
     meta.llm = mocks
         .llm
         .as_ref()
         .map(|(llm, addr)| (Arc::clone(llm), format!("http://{addr}/v1")));
     let writer = Writer::spawn(dir, meta, Progress::new(quiet, plan.total(), plan.users()))?;
     let root = Root::watching_signals();
-    let totals = soak_it(config, plan, dialer, &writer, &root, process).await;
+    let totals = soak_it(config, plan, transport, &writer, &root, process).await;
     let status = match root.why() {
         None => Status::Completed,
         Some(Stop::Interrupted) => Status::Interrupted,
@@ -132,7 +138,7 @@ async fn with_target(
 async fn soak_it(
     config: &RunConfig,
     plan: Plan,
-    dialer: Dialer,
+    transport: Transport,
     writer: &Writer,
     root: &Root,
     process: Option<Arc<Started>>,
@@ -155,7 +161,7 @@ async fn soak_it(
     };
     // Without a sampler the run goes on; the summary then has no memory figures.
     let sampler = Sampler::spawn(process, config.process.interval, started, proc_tx, on_exit).ok();
-    let sessions = Arc::new(SessionConfig::new(config, dialer, recorder));
+    let sessions = Arc::new(SessionConfig::new(config, transport, recorder));
     crate::engine::run(plan, started, sessions, config.probes.clone(), &root.cancel).await;
     drop(sampler);
     done.cancel();
@@ -240,6 +246,7 @@ fn meta(
         },
         gates: config.gates.clone(),
         llm: None,
+        telegram: None,
     }
 }
 
@@ -260,6 +267,45 @@ fn redacted(config: &RunConfig) -> crate::profile::ProfileSpec {
 /// for corrected recording; none in the open model or with no think time.
 fn correction(config: &RunConfig) -> Option<Duration> {
     (config.model == Model::Closed && !config.think.is_zero()).then_some(config.think)
+}
+
+/// How users reach the target, checked before any load: a WebSocket target must accept one
+/// connection (exit 3 otherwise); a Telegram bot must start polling or set its webhook.
+async fn transport(
+    config: &RunConfig,
+    url: &str,
+    mocks: &Mocks,
+    process: Option<&Started>,
+) -> Result<Transport, SoakError> {
+    if let (Target::Telegram, Some((tg, addr))) = (&config.target, &mocks.telegram) {
+        if process.is_none_or(|p| !p.started_by_soak()) {
+            eprintln!(
+                "soak: waiting for the bot: start it with TELEGRAM_API_URL=http://{addr} TELEGRAM_BOT_TOKEN={}",
+                crate::mocks::BOT_TOKEN
+            );
+        }
+        target::wait_for_bot(
+            tg,
+            crate::mocks::BOT_TOKEN,
+            process,
+            config.process.startup_timeout,
+        )
+        .await?;
+        return Ok(Transport::Telegram(TelegramUsers {
+            mock: Arc::clone(tg),
+            token: crate::mocks::BOT_TOKEN.into(),
+        }));
+    }
+    let dialer = Dialer::new(url, &config.connection, config.connect_rate)
+        .await
+        .map_err(could_not_run)?;
+    match process {
+        Some(p) if p.started_by_soak() => {
+            target::wait_ready(p, &dialer, config.process.startup_timeout).await?
+        }
+        _ => preflight(&dialer).await?,
+    }
+    Ok(Transport::WebSocket(dialer))
 }
 
 /// One connection before any load, so an unreachable target is exit 3 with nothing sent.

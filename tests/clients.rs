@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::process::Command;
 
 /// The Python with the client packages: `$SOAK_PYTHON`, or the project's `.venv`.
-fn python(module: &str) -> Option<PathBuf> {
+pub fn python(module: &str) -> Option<PathBuf> {
     let candidate = std::env::var_os("SOAK_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")));
@@ -35,7 +35,7 @@ fn python(module: &str) -> Option<PathBuf> {
 }
 
 /// Runs a client script with arguments; returns its JSON output.
-async fn run_client(python: &PathBuf, script: &str, args: &[String]) -> Value {
+async fn run_client(python: &std::path::Path, script: &str, args: &[String]) -> Value {
     let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
     let output = tokio::time::timeout(
         Duration::from_secs(60),

@@ -9,4 +9,5 @@ mod memory;
 mod run;
 mod sessions;
 mod stalls;
+mod telegram;
 mod tls;

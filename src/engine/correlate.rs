@@ -134,6 +134,14 @@ impl Pending {
         }
     }
 
+    /// The oldest outstanding request's seq.
+    pub fn oldest(&self) -> Option<u64> {
+        self.slots
+            .iter()
+            .position(Option::is_some)
+            .map(|i| self.base + i as u64)
+    }
+
     /// When the oldest outstanding request times out.
     pub fn next_deadline(&self, timeout: Duration) -> Option<Instant> {
         self.slots

@@ -7,6 +7,7 @@ pub mod lag;
 pub mod probe;
 pub mod scheduler;
 pub mod session;
+pub mod telegram_user;
 pub mod tls;
 
 use std::sync::Arc;

@@ -36,6 +36,9 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     let rec = &shared.recorder;
+    let Some(dialer) = shared.dialer() else {
+        return;
+    };
     let user = PROBE_USER_BASE - k;
     let mut seq = 0u64;
     let mut buf = String::new();
@@ -43,7 +46,7 @@ pub async fn run(
         let ws = tokio::select! {
             biased;
             () = cancel.cancelled() => return,
-            ws = shared.dialer.dial() => ws,
+            ws = dialer.dial() => ws,
         };
         let Ok(ws) = ws else {
             tokio::select! {

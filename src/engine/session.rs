@@ -36,11 +36,29 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Close code recorded when a connection ends without a close frame (RFC 6455 §7.4.1).
 const ABNORMAL_CLOSE: u16 = 1006;
 
+/// How users reach the target.
+#[derive(Debug)]
+pub enum Transport {
+    /// Each user holds a WebSocket connection.
+    WebSocket(Dialer),
+    /// Each user is a simulated Telegram user chatting with the bot through the mock.
+    Telegram(TelegramUsers),
+}
+
+/// The mock Telegram Bot API the simulated users talk through, and the bot's token.
+#[derive(Debug)]
+pub struct TelegramUsers {
+    /// The mock.
+    pub mock: Arc<soak_mocks::telegram::Telegram>,
+    /// The bot's token.
+    pub token: String,
+}
+
 /// What every session shares, behind one `Arc`.
 #[derive(Debug)]
 pub struct SessionConfig {
-    /// Opens connections.
-    pub dialer: Dialer,
+    /// How users reach the target.
+    pub transport: Transport,
     /// The scenario's messages.
     pub messages: Vec<MessageConfig>,
     /// Running sum of the weights, for picking a message.
@@ -69,7 +87,7 @@ pub struct SessionConfig {
 
 impl SessionConfig {
     /// The shared session config of a run.
-    pub fn new(config: &RunConfig, dialer: Dialer, recorder: Recorder) -> SessionConfig {
+    pub fn new(config: &RunConfig, transport: Transport, recorder: Recorder) -> SessionConfig {
         let mut pointers: Vec<String> = Vec::new();
         for m in &config.messages {
             if !pointers.contains(&m.correlate) {
@@ -85,7 +103,7 @@ impl SessionConfig {
             })
             .collect();
         SessionConfig {
-            dialer,
+            transport,
             messages: config.messages.clone(),
             cumulative,
             pointers,
@@ -101,8 +119,30 @@ impl SessionConfig {
         }
     }
 
+    /// The WebSocket dialer, unless users are simulated Telegram users.
+    pub fn dialer(&self) -> Option<&Dialer> {
+        match &self.transport {
+            Transport::WebSocket(dialer) => Some(dialer),
+            Transport::Telegram(_) => None,
+        }
+    }
+
+    /// Renders message `msg` for `user`'s message `seq` into `buf`.
+    pub(crate) fn render(&self, msg: u16, user: u32, seq: u64, random: u64, buf: &mut String) {
+        let now_ms = if self.uses_clock { unix_ms() } else { 0 };
+        let vars = Vars {
+            user,
+            seq,
+            id: message_id(user, seq),
+            now_ms,
+            random: random & 0x7FFF_FFFF_FFFF_FFFF,
+            row: self.data.row(user),
+        };
+        self.messages[usize::from(msg)].template.render(vars, buf);
+    }
+
     /// The message index a random draw picks, by weight.
-    fn pick(&self, draw: u64) -> u16 {
+    pub(crate) fn pick(&self, draw: u64) -> u16 {
         pick(&self.cumulative, draw)
     }
 }
@@ -125,6 +165,9 @@ struct Session {
 
 /// Runs user `user` until `cancel` fires.
 pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToken) {
+    let Some(dialer) = config.dialer() else {
+        return crate::engine::telegram_user::run(user, Arc::clone(&config), cancel).await;
+    };
     let rec = &config.recorder;
     rec.record(Sample::UserStarted);
     let capacity = config
@@ -147,10 +190,10 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
             biased;
             () = cancel.cancelled() => break,
             attempt = async {
-                config.dialer.wait_turn().await;
+                dialer.wait_turn().await;
                 rec.record(Sample::ConnectAttempt);
                 let began = Instant::now();
-                (config.dialer.dial().await, began.elapsed())
+                (dialer.dial().await, began.elapsed())
             } => attempt,
         };
         match attempt {
@@ -266,18 +309,7 @@ impl Session {
         self.seq += 1;
         let random = self.rng.next();
         let msg = config.pick(random >> 32);
-        let now_ms = if config.uses_clock { unix_ms() } else { 0 };
-        let vars = Vars {
-            user: self.user,
-            seq: self.seq,
-            id: message_id(self.user, self.seq),
-            now_ms,
-            random: random & 0x7FFF_FFFF_FFFF_FFFF,
-            row: config.data.row(self.user),
-        };
-        config.messages[usize::from(msg)]
-            .template
-            .render(vars, &mut self.buf);
+        config.render(msg, self.user, self.seq, random, &mut self.buf);
         self.pending.push(self.seq, msg, intended);
         sink.send(Message::text(self.buf.as_str()))
             .await
@@ -348,7 +380,7 @@ impl Session {
 }
 
 /// When the next message is due. The open and closed models differ only here.
-enum Pacing {
+pub(crate) enum Pacing {
     /// A fixed schedule. Missed ticks burst (tokio's `Burst`): each send keeps its own
     /// intended instant, so a late tester or a stalled socket shows up as latency, never as
     /// fewer measurements.
@@ -366,7 +398,7 @@ enum Pacing {
 impl Pacing {
     /// Open model: users that start together are spread over one period by a golden-ratio
     /// fraction per user, so they do not all send in the same millisecond.
-    fn new(config: &SessionConfig, user: u32) -> Pacing {
+    pub(crate) fn new(config: &SessionConfig, user: u32) -> Pacing {
         let spread = (f64::from(user) * 0.618_033_988_749_895).fract();
         match (config.model, config.period) {
             (Model::Closed, _) => Pacing::Closed {
@@ -383,7 +415,7 @@ impl Pacing {
     }
 
     /// The next intended send instant.
-    async fn next_send(&mut self) -> Instant {
+    pub(crate) async fn next_send(&mut self) -> Instant {
         match self {
             Pacing::Open(interval) => interval.tick().await,
             Pacing::Idle | Pacing::Closed { next: None, .. } => pending().await,
@@ -395,14 +427,14 @@ impl Pacing {
     }
 
     /// A message went out: the closed model now waits for its reply.
-    fn sent(&mut self) {
+    pub(crate) fn sent(&mut self) {
         if let Pacing::Closed { next, .. } = self {
             *next = None;
         }
     }
 
     /// A reply completed (or timed out) at `now`: the closed model thinks, then sends.
-    fn reply_done(&mut self, now: Instant) {
+    pub(crate) fn reply_done(&mut self, now: Instant) {
         if let Pacing::Closed { think, next } = self {
             *next = Some(now + *think);
         }
@@ -422,16 +454,16 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn micros(d: Duration) -> u64 {
+pub(crate) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// xorshift64: a tiny per-user generator for message picks, `{{random}}` and jitter
 /// (no shared RNG, so no lock and no contention between sessions).
-struct XorShift(u64);
+pub(crate) struct XorShift(u64);
 
 impl XorShift {
-    fn new(user: u32) -> XorShift {
+    pub(crate) fn new(user: u32) -> XorShift {
         XorShift(
             u64::from(user)
                 .wrapping_add(1)
@@ -440,7 +472,7 @@ impl XorShift {
         )
     }
 
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;

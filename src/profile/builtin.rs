@@ -14,6 +14,10 @@ const BUILTINS: &[(&str, &str)] = &[
     ),
     ("soak-1h", include_str!("../../profiles/soak-1h.toml")),
     ("soak-4h", include_str!("../../profiles/soak-4h.toml")),
+    (
+        "telegram-bot",
+        include_str!("../../profiles/telegram-bot.toml"),
+    ),
 ];
 
 /// The TOML text of a built-in profile.

@@ -79,8 +79,8 @@ pub struct RunConfig {
     pub gates: Vec<Gate>,
     /// The mock LLM to start in-process, if asked for.
     pub llm: Option<soak_mocks::llm::config::LlmConfig>,
-    /// Whether the mock Telegram Bot API is asked for.
-    pub telegram: bool,
+    /// The mock Telegram Bot API to start, if asked for (then users are Telegram users).
+    pub telegram: Option<soak_mocks::telegram::TelegramConfig>,
     /// One timeseries row per interval.
     pub interval: Duration,
     /// Folder under which the run's folder is created.
@@ -135,6 +135,8 @@ pub enum Target {
     Demo(DemoConfig),
     /// A WebSocket URL given by the user (`ws://…` or `wss://…`).
     Url(String),
+    /// A Telegram bot, reached through the mock Bot API by simulated Telegram users.
+    Telegram,
 }
 
 impl RunConfig {
@@ -175,7 +177,10 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
             "must not be shorter than reconnect_min".into(),
         ));
     }
-    let (probes, stall_rule) = probes(spec, &data.columns, &bad)?;
+    let (mut probes, stall_rule) = probes(spec, &data.columns, &bad)?;
+    if matches!(target, Target::Telegram) {
+        probes = None; // Telegram users have no connection to probe
+    }
     let process = process(spec, &target, &bad)?;
     let gates = spec
         .gates
@@ -297,7 +302,7 @@ fn process(
             TargetProcess::Name(name.trim().to_string())
         }
         (_, _, Some(cmd)) if !cmd.trim().is_empty() => {
-            if matches!(target, Target::Demo(_)) {
+            if !matches!(target, Target::Url(_) | Target::Telegram) {
                 return Err(bad(
                     "process.cmd (--target-cmd)",
                     "needs the target's URL (--url ws://127.0.0.1:PORT/…) to know when it is up"
@@ -348,16 +353,31 @@ fn process(
 fn mocks(
     spec: &ProfileSpec,
     bad: &impl Fn(&str, String) -> SoakError,
-) -> Result<(Option<soak_mocks::llm::config::LlmConfig>, bool), SoakError> {
+) -> Result<
+    (
+        Option<soak_mocks::llm::config::LlmConfig>,
+        Option<soak_mocks::telegram::TelegramConfig>,
+    ),
+    SoakError,
+> {
     let mut llm = None;
-    let mut telegram = false;
+    let mut telegram = None;
     for name in &spec.mocks.enable {
         match name.trim() {
             "llm" => {
                 spec.mocks.llm.check().map_err(|m| bad("mocks.llm", m))?;
                 llm = Some(spec.mocks.llm.clone());
             }
-            "telegram" => telegram = true,
+            "telegram" => {
+                let t = &spec.mocks.telegram;
+                if !(0.0..=1.0).contains(&t.fault_probability) {
+                    return Err(bad(
+                        "mocks.telegram.fault_probability",
+                        "expected 0 to 1".into(),
+                    ));
+                }
+                telegram = Some(t.clone());
+            }
             other => {
                 return Err(bad(
                     "mocks.enable (--mock)",
@@ -489,7 +509,21 @@ fn messages(
         Complete::parse(rule).map_err(|m| bad("session.complete (--complete)", m))?;
     check_pointer(&session.correlate).map_err(|m| bad("session.correlate (--correlate)", m))?;
     if session.messages.is_empty() {
-        let template = Template::compile(&session.message, columns)
+        // Telegram users type text: the default JSON chat frame would read oddly to a bot.
+        let telegram = spec
+            .target
+            .url
+            .as_deref()
+            .is_none_or(|u| u.trim().is_empty())
+            && spec.mocks.enable.iter().any(|m| m.trim() == "telegram");
+        let source = if telegram
+            && session.message == crate::profile::spec::SessionSpec::default().message
+        {
+            "hello bot, this is user {{user}}, message {{seq}}"
+        } else {
+            session.message.as_str()
+        };
+        let template = Template::compile(source, columns)
             .map_err(|m| bad("session.message (--message)", m))?;
         return Ok(vec![MessageConfig {
             name: String::from("message"),
@@ -596,6 +630,9 @@ fn target(spec: &ProfileSpec) -> Result<Target, String> {
         .as_deref()
         .map(str::trim)
         .unwrap_or_default();
+    if url.is_empty() && spec.mocks.enable.iter().any(|m| m.trim() == "telegram") {
+        return Ok(Target::Telegram);
+    }
     if url.is_empty() {
         let d = &spec.demo;
         return Ok(Target::Demo(DemoConfig {

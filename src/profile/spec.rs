@@ -44,6 +44,8 @@ pub struct MocksSpec {
     pub enable: Vec<String>,
     /// `[mocks.llm]`: the mock LLM's latency, limits and faults.
     pub llm: soak_mocks::llm::config::LlmConfig,
+    /// `[mocks.telegram]`: the mock Telegram Bot API's flood limits and faults.
+    pub telegram: soak_mocks::telegram::TelegramConfig,
 }
 
 /// `[gates]`: checks on the run's results; any failed gate makes the exit code 1.

@@ -79,6 +79,8 @@ pub struct RunMeta {
     pub gates: Vec<Gate>,
     /// The in-process mock LLM and its base URL, if the run started one.
     pub llm: Option<(std::sync::Arc<soak_mocks::llm::Llm>, String)>,
+    /// The in-process mock Telegram Bot API and its base URL, if the run started one.
+    pub telegram: Option<(std::sync::Arc<soak_mocks::telegram::Telegram>, String)>,
 }
 
 /// How the probes were set up.
@@ -429,11 +431,7 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
         }),
         stalls: meta.probes.as_ref().map(|_| stalls(meta, totals)),
         tester: tester(totals),
-        mocks: meta.llm.as_ref().map(|(llm, url)| {
-            let mut v = serde_json::to_value(llm.stats.snapshot()).unwrap_or_default();
-            v["base_url"] = Value::from(url.as_str());
-            serde_json::json!({ "llm": v })
-        }),
+        mocks: mocks(meta),
         memory: meta
             .process
             .clone()
@@ -443,6 +441,22 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
         gates: Vec::new(),
         verdict: verdict(status, totals),
     }
+}
+
+/// The counters of the mocks the run started, each with its base URL.
+fn mocks(meta: &RunMeta) -> Option<Value> {
+    let mut out = serde_json::Map::new();
+    if let Some((llm, url)) = &meta.llm {
+        let mut v = serde_json::to_value(llm.stats.snapshot()).unwrap_or_default();
+        v["base_url"] = Value::from(url.as_str());
+        out.insert("llm".into(), v);
+    }
+    if let Some((tg, url)) = &meta.telegram {
+        let mut v = serde_json::to_value(tg.snapshot()).unwrap_or_default();
+        v["base_url"] = Value::from(url.as_str());
+        out.insert("telegram".into(), v);
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
 }
 
 /// Share of the run during which the tester itself was late before it is called a bottleneck.
@@ -641,6 +655,7 @@ mod tests {
             process: None,
             gates: Vec::new(),
             llm: None,
+            telegram: None,
             correction: None,
             messages: vec![("message".into(), 1, false)],
             probes: None,

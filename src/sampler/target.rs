@@ -237,6 +237,36 @@ pub async fn wait_ready(
     }
 }
 
+/// Waits until the bot polls the mock or sets its webhook, or fails (exit 3) when the
+/// target process exits first or the bot does not come up within `timeout`.
+pub async fn wait_for_bot(
+    tg: &soak_mocks::telegram::Telegram,
+    token: &str,
+    target: Option<&Started>,
+    timeout: Duration,
+) -> Result<(), SoakError> {
+    let deadline = Instant::now() + timeout;
+    let sys =
+        System::new().map_err(|err| could_not_run(format!("cannot read processes: {err}")))?;
+    loop {
+        if tg.bot_is_up(token) {
+            return Ok(());
+        }
+        if let Some(how) = target.and_then(|t| t.exited(&sys)) {
+            return Err(could_not_run(format!(
+                "{how} before the bot started polling"
+            )));
+        }
+        if Instant::now() >= deadline {
+            return Err(could_not_run(format!(
+                "the bot did not call getUpdates or setWebhook within {}",
+                crate::units::format_duration(timeout)
+            )));
+        }
+        sleep(POLL).await;
+    }
+}
+
 /// `pid` and its descendants, now.
 fn tree_of(pid: u32) -> Vec<Pid> {
     match System::new() {

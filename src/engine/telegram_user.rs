@@ -1,0 +1,109 @@
+//! One simulated Telegram user: messages the bot through the mock Bot API on the run's
+//! schedule and times the bot's answers — first sign of life (typing, a draft, an edit or
+//! the reply itself) and the reply message — from the intended send time.
+//!
+//! A reply is attributed to the user's message it quotes (`reply_parameters` /
+//! `reply_to_message_id`), else to the user's oldest unanswered message in that chat.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::correlate::{Match, Pending};
+use crate::engine::session::{Pacing, SessionConfig, Transport, XorShift, micros};
+use crate::metrics::{Disconnect, Sample};
+use soak_mocks::telegram::BotAction;
+
+/// Telegram user ids and private chat ids of simulated users start here.
+pub const USER_ID_BASE: i64 = 1_000_000_000;
+
+/// Runs simulated user `user` until `cancel` fires.
+pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToken) {
+    let Transport::Telegram(tg) = &config.transport else {
+        return;
+    };
+    let rec = &config.recorder;
+    let chat = USER_ID_BASE + i64::from(user);
+    let mut actions = tg.mock.subscribe(chat);
+    rec.record(Sample::UserStarted);
+    rec.record(Sample::Connected {
+        user,
+        micros: 0,
+        reconnect: false,
+    });
+    let mut pacing = Pacing::new(&config, user);
+    let mut pending = Pending::with_capacity(4);
+    let mut ids: VecDeque<(i64, u64)> = VecDeque::with_capacity(4);
+    let mut rng = XorShift::new(user);
+    let mut buf = String::with_capacity(256);
+    let mut seq = 0u64;
+    loop {
+        let deadline = pending.next_deadline(config.reply_timeout);
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            Some(action) = actions.recv() => {
+                let now = Instant::now();
+                let target = match action {
+                    BotAction::Message { reply_to: Some(id) } => ids.iter().find(|(m, _)| *m == id).map(|(_, s)| *s),
+                    _ => None,
+                }
+                .or_else(|| pending.oldest());
+                let Some(s) = target else { continue };
+                let Match::Pending(slot) = pending.get(s) else { continue };
+                slot.frames = slot.frames.saturating_add(1);
+                let (msg, latency) = (slot.msg, micros(now.saturating_duration_since(slot.intended)));
+                if slot.frames == 1 {
+                    rec.record(Sample::FirstFrame { msg, micros: latency });
+                }
+                if matches!(action, BotAction::Message { .. }) {
+                    pending.finish(s);
+                    ids.retain(|(_, q)| *q != s);
+                    rec.record(Sample::Reply { msg, micros: latency });
+                    pacing.reply_done(now);
+                }
+            }
+            () = wait(deadline) => {
+                let mut timed_out = false;
+                pending.expire(Instant::now(), config.reply_timeout, |msg| {
+                    rec.record(Sample::Timeout { msg });
+                    timed_out = true;
+                });
+                ids.retain(|(_, s)| !matches!(pending.get(*s), Match::Late));
+                if timed_out {
+                    pacing.reply_done(Instant::now());
+                }
+            }
+            intended = pacing.next_send() => {
+                seq += 1;
+                let random = rng.next();
+                let msg = config.pick(random >> 32);
+                config.render(msg, user, seq, random, &mut buf);
+                let id = tg.mock.user_says(&tg.token, chat, chat, &buf);
+                pending.push(seq, msg, intended);
+                ids.push_back((id, seq));
+                rec.record(Sample::Sent { msg });
+                pacing.sent();
+            }
+        }
+    }
+    let abandoned = pending.clear();
+    if abandoned > 0 {
+        rec.record(Sample::Abandoned { count: abandoned });
+    }
+    rec.record(Sample::Disconnected {
+        user,
+        cause: Disconnect::Stopped,
+        code: 0,
+    });
+    rec.record(Sample::UserStopped);
+}
+
+async fn wait(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
