@@ -5,6 +5,7 @@
 //! (validated, units converted, templates compiled), which is all the engine ever sees.
 
 pub mod builtin;
+pub mod config;
 pub mod overrides;
 pub mod resolve;
 pub mod spec;
