@@ -32,8 +32,17 @@ pub struct ProfileSpec {
     pub output: OutputSpec,
     /// Pass/fail checks on the results.
     pub gates: GatesSpec,
-    /// Mock third-party APIs started in-process for the run.
+    /// Mock third-party APIs started in-process for the run (left out of the effective
+    /// config in `summary.json` when none is enabled).
+    #[serde(skip_serializing_if = "MocksSpec::is_off")]
     pub mocks: MocksSpec,
+}
+
+impl MocksSpec {
+    /// Whether no mock is enabled.
+    pub fn is_off(&self) -> bool {
+        self.enable.is_empty()
+    }
 }
 
 /// `[mocks]`: which mocks run beside the load (`--mock llm,telegram`), and their settings.
