@@ -161,7 +161,12 @@ async fn soak_it(
     };
     // Without a sampler the run goes on; the summary then has no memory figures.
     let sampler = Sampler::spawn(process, config.process.interval, started, proc_tx, on_exit).ok();
-    let sessions = Arc::new(SessionConfig::new(config, transport, recorder));
+    let sessions = Arc::new(SessionConfig::new(
+        config,
+        transport,
+        recorder,
+        root.cancel.clone(),
+    ));
     crate::engine::run(plan, started, sessions, config.probes.clone(), &root.cancel).await;
     drop(sampler);
     done.cancel();

@@ -241,3 +241,36 @@ async fn demo_answers_pings_and_chat_frames() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_in_flight_when_users_stop_are_still_measured() {
+    // 400 ms replies, 10 messages/s: when the plan stops each user, about four requests
+    // are in flight. They are waited for (up to the reply timeout, at most 10 s) and
+    // measured, not dropped: a stall at the end of a run cannot hide either.
+    let addr = demo_target(delay(400)).await;
+    let out = tempfile::tempdir().unwrap();
+    let url = format!("ws://{addr}/ws");
+    soak(
+        out.path(),
+        &[
+            "--url",
+            &url,
+            "--users",
+            "3",
+            "--rate",
+            "10/s",
+            "--duration",
+            "1500ms",
+            "--ramp-up",
+            "0s",
+            "--ramp-down",
+            "0s",
+        ],
+    )
+    .await
+    .unwrap();
+    let s = summary(out.path());
+    assert_eq!(s["totals"]["abandoned"], 0, "{}", s["totals"]);
+    assert_eq!(s["totals"]["received"], s["totals"]["sent"]);
+    assert!(s["latency_ms"]["run"]["p50"].as_f64().unwrap() >= 400.0);
+}

@@ -21,8 +21,9 @@ use crate::engine::session::SessionConfig;
 use crate::plan::Plan;
 use crate::profile::resolve::ProbeConfig;
 
-/// How long stopped sessions get to close their connections before the run ends without them.
-pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long stopped sessions get to receive their replies in flight and close their
+/// connections before the run ends without them: the drain plus time to close.
+pub const STOP_GRACE: Duration = Duration::from_secs(15);
 
 /// Runs `plan` from `started` until its end or until `cancel` fires, with the probes and
 /// the lag ticker beside the users for the whole run; then stops every task and waits for

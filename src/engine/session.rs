@@ -30,6 +30,11 @@ use crate::profile::resolve::{MessageConfig, RunConfig};
 use crate::profile::spec::Model;
 use crate::template::Vars;
 
+/// Longest a stopping user keeps its connection open to receive the replies still in
+/// flight (never longer than the reply timeout). The plan ends a user's sending, not its
+/// requests: a reply held back by a stalled server at the end of the run is measured too.
+pub const DRAIN_MAX: Duration = Duration::from_secs(10);
+
 /// How long a stopping user waits to hand its close frame to the socket.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -83,11 +88,19 @@ pub struct SessionConfig {
     uses_clock: bool,
     /// Where samples go.
     pub recorder: Recorder,
+    /// The run's root token: Ctrl-C, SIGTERM, the target's death. Stops at once, without
+    /// waiting for replies in flight.
+    pub stop_now: CancellationToken,
 }
 
 impl SessionConfig {
     /// The shared session config of a run.
-    pub fn new(config: &RunConfig, transport: Transport, recorder: Recorder) -> SessionConfig {
+    pub fn new(
+        config: &RunConfig,
+        transport: Transport,
+        recorder: Recorder,
+        stop_now: CancellationToken,
+    ) -> SessionConfig {
         let mut pointers: Vec<String> = Vec::new();
         for m in &config.messages {
             if !pointers.contains(&m.correlate) {
@@ -116,6 +129,7 @@ impl SessionConfig {
             reconnect: (config.reconnect_min, config.reconnect_max),
             uses_clock: config.messages.iter().any(|m| m.template.uses_clock()),
             recorder,
+            stop_now,
         }
     }
 
@@ -243,6 +257,7 @@ impl Session {
         tokio::pin!(expiry);
         let mut armed: Option<Instant> = None;
         let end_of_life = config.lifetime.map(|l| Instant::now() + l);
+        let mut drain_until: Option<Instant> = None;
         let end = loop {
             let deadline = self.pending.next_deadline(config.reply_timeout);
             if deadline != armed {
@@ -251,9 +266,17 @@ impl Session {
                 }
                 armed = deadline;
             }
+            if drain_until.is_some() && self.pending.outstanding() == 0 {
+                break (Disconnect::Stopped, 0);
+            }
             tokio::select! {
                 biased;
-                () = cancel.cancelled() => break (Disconnect::Stopped, 0),
+                () = config.stop_now.cancelled() => break (Disconnect::Stopped, 0),
+                () = cancel.cancelled(), if drain_until.is_none() => {
+                    // Stop sending; wait for what is in flight (bounded), then close.
+                    drain_until = Some(Instant::now() + config.reply_timeout.min(DRAIN_MAX));
+                }
+                () = wait_until(drain_until) => break (Disconnect::Stopped, 0),
                 frame = stream.next() => match frame {
                     Some(Ok(Message::Text(text))) => self.on_frame(&text, config, &mut pacing, Instant::now()),
                     Some(Ok(Message::Close(frame))) => {
@@ -275,8 +298,8 @@ impl Session {
                     }
                     armed = None;
                 }
-                () = wait_until(end_of_life) => break (Disconnect::Churned, 0),
-                intended = pacing.next_send() => {
+                () = wait_until(end_of_life), if drain_until.is_none() => break (Disconnect::Churned, 0),
+                intended = pacing.next_send(), if drain_until.is_none() => {
                     if let Err(kind) = self.send(intended, &mut sink, config).await {
                         break (Disconnect::Lost(kind), ABNORMAL_CLOSE);
                     }

@@ -12,7 +12,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::correlate::{Match, Pending};
-use crate::engine::session::{Pacing, SessionConfig, Transport, XorShift, micros};
+use crate::engine::session::{DRAIN_MAX, Pacing, SessionConfig, Transport, XorShift, micros};
 use crate::metrics::{Disconnect, Sample};
 use soak_mocks::telegram::BotAction;
 
@@ -39,11 +39,20 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
     let mut rng = XorShift::new(user);
     let mut buf = String::with_capacity(256);
     let mut seq = 0u64;
+    let mut drain_until: Option<Instant> = None;
     loop {
+        if drain_until.is_some() && pending.outstanding() == 0 {
+            break;
+        }
         let deadline = pending.next_deadline(config.reply_timeout);
         tokio::select! {
             biased;
-            () = cancel.cancelled() => break,
+            () = config.stop_now.cancelled() => break,
+            () = cancel.cancelled(), if drain_until.is_none() => {
+                // Stop sending; wait for the bot's replies in flight (bounded), then leave.
+                drain_until = Some(Instant::now() + config.reply_timeout.min(DRAIN_MAX));
+            }
+            () = wait(drain_until) => break,
             Some(action) = actions.recv() => {
                 let now = Instant::now();
                 let target = match action {
@@ -76,7 +85,7 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
                     pacing.reply_done(Instant::now());
                 }
             }
-            intended = pacing.next_send() => {
+            intended = pacing.next_send(), if drain_until.is_none() => {
                 seq += 1;
                 let random = rng.next();
                 let msg = config.pick(random >> 32);
