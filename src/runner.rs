@@ -181,7 +181,7 @@ fn setup(config: &RunConfig, plan: Plan, started: Instant) -> Setup {
         messages: config
             .messages
             .iter()
-            .map(|m| (m.name.clone(), m.complete.streams()))
+            .map(|m| (m.name.clone(), m.complete.streams() || telegram(config)))
             .collect(),
         correct_micros: correction(config)
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
@@ -198,9 +198,14 @@ fn setup(config: &RunConfig, plan: Plan, started: Instant) -> Setup {
     }
 }
 
+/// Telegram users time the bot's first sign of life apart from its reply, like a stream.
+fn telegram(config: &RunConfig) -> bool {
+    matches!(config.target, Target::Telegram)
+}
+
 fn columns(config: &RunConfig) -> Columns {
     Columns {
-        ttff: config.streams(),
+        ttff: config.streams() || telegram(config),
         messages: if config.messages.len() > 1 {
             config.messages.iter().map(|m| m.name.clone()).collect()
         } else {
@@ -241,7 +246,13 @@ fn meta(
         messages: config
             .messages
             .iter()
-            .map(|m| (m.name.clone(), m.weight, m.complete.streams()))
+            .map(|m| {
+                (
+                    m.name.clone(),
+                    m.weight,
+                    m.complete.streams() || telegram(config),
+                )
+            })
             .collect(),
         process: match &config.process.target {
             TargetProcess::None => None,

@@ -136,3 +136,52 @@ async fn a_bot_that_answers_one_user_at_a_time_shows_the_queue() {
         p50(&concurrent)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_written_by_edits_is_final_at_its_last_edit() {
+    let Some(py) = python("json") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("edits.toml");
+    std::fs::write(
+        &profile,
+        "[mocks]\nenable = [\"telegram\"]\n[mocks.telegram]\nreply_settle_ms = 400\n",
+    )
+    .unwrap();
+    let cmd = format!(
+        "{} {}/tests/clients/edit_bot.py",
+        py.display(),
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = dir.path().join("out");
+    let args = [
+        "--profile",
+        profile.to_str().unwrap(),
+        "--target-cmd",
+        &cmd,
+        "--users",
+        "2",
+        "--model",
+        "closed",
+        "--think",
+        "200ms",
+        "--duration",
+        "5s",
+        "--ramp-up",
+        "0s",
+        "--ramp-down",
+        "0s",
+        "--baseline",
+        "0s",
+        "--cooldown",
+        "0s",
+    ];
+    soak(&out, &args).await.unwrap();
+    let s = summary(&out);
+    // The placeholder arrives at once (first sign of life); the last of three edits 200 ms
+    // apart about 600 ms later, and that is the reply's time.
+    let first = s["ttff_ms"]["run"]["p50"].as_f64().unwrap();
+    let last = s["latency_ms"]["run"]["p50"].as_f64().unwrap();
+    assert!(first < 300.0, "first sign of life {first} ms");
+    assert!((550.0..1200.0).contains(&last), "final reply {last} ms");
+    assert!(s["totals"]["received"].as_u64().unwrap() >= 3);
+}

@@ -4,9 +4,13 @@
 //!
 //! A reply is attributed to the user's message it quotes (`reply_parameters` /
 //! `reply_to_message_id`), else to the user's oldest unanswered message in that chat.
+//! With `reply_settle_ms` set, a bot that writes its reply by editing it (streaming by
+//! `editMessageText`) is final at its last edit: the reply completes once no edit has
+//! come for that long.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -40,6 +44,9 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
     let mut buf = String::with_capacity(256);
     let mut seq = 0u64;
     let mut drain_until: Option<Instant> = None;
+    // With a settle window, a reply is final at its last edit: (user message seq, last change).
+    let settle = Duration::from_millis(tg.mock.config.reply_settle_ms);
+    let mut settling: Option<(u64, Instant)> = None;
     loop {
         if drain_until.is_some() && pending.outstanding() == 0 {
             break;
@@ -53,8 +60,20 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
                 drain_until = Some(Instant::now() + config.reply_timeout.min(DRAIN_MAX));
             }
             () = wait(drain_until) => break,
+            () = wait(settling.map(|(_, last)| last + settle)) => {
+                if let Some((s, last)) = settling.take() {
+                    complete(&mut pending, &mut ids, &config, &mut pacing, s, last);
+                }
+            }
             Some(action) = actions.recv() => {
                 let now = Instant::now();
+                if let (BotAction::Edit { .. }, Some((_, last))) = (action, settling.as_mut()) {
+                    *last = now; // the reply is still being written
+                    continue;
+                }
+                if let (BotAction::Message { .. }, Some((s, last))) = (action, settling.take()) {
+                    complete(&mut pending, &mut ids, &config, &mut pacing, s, last);
+                }
                 let target = match action {
                     BotAction::Message { reply_to: Some(id) } => ids.iter().find(|(m, _)| *m == id).map(|(_, s)| *s),
                     _ => None,
@@ -68,10 +87,11 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
                     rec.record(Sample::FirstFrame { msg, micros: latency });
                 }
                 if matches!(action, BotAction::Message { .. }) {
-                    pending.finish(s);
-                    ids.retain(|(_, q)| *q != s);
-                    rec.record(Sample::Reply { msg, micros: latency });
-                    pacing.reply_done(now);
+                    if settle.is_zero() {
+                        complete(&mut pending, &mut ids, &config, &mut pacing, s, now);
+                    } else {
+                        settling = Some((s, now));
+                    }
                 }
             }
             () = wait(deadline) => {
@@ -108,6 +128,27 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
         code: 0,
     });
     rec.record(Sample::UserStopped);
+}
+
+/// Records the reply to `seq` as complete at `at` and lets the user think, then send again.
+fn complete(
+    pending: &mut Pending,
+    ids: &mut VecDeque<(i64, u64)>,
+    config: &SessionConfig,
+    pacing: &mut Pacing,
+    seq: u64,
+    at: Instant,
+) {
+    if let Match::Pending(slot) = pending.get(seq) {
+        let (msg, micros) = (
+            slot.msg,
+            micros(at.saturating_duration_since(slot.intended)),
+        );
+        config.recorder.record(Sample::Reply { msg, micros });
+        pending.finish(seq);
+        ids.retain(|(_, q)| *q != seq);
+        pacing.reply_done(at);
+    }
 }
 
 async fn wait(at: Option<Instant>) {

@@ -35,6 +35,9 @@ pub struct TelegramConfig {
     pub fault_probability: f64,
     /// Extra delay before every answer, ms.
     pub slow_ms: u64,
+    /// For simulated users: a reply is final at its last `editMessageText`, once no edit
+    /// has come for this long (ms); 0 makes the first message the final reply.
+    pub reply_settle_ms: u64,
 }
 
 /// What the bot did in a chat, as the simulated user sees it.
