@@ -185,3 +185,46 @@ async fn a_reply_written_by_edits_is_final_at_its_last_edit() {
     assert!((550.0..1200.0).contains(&last), "final reply {last} ms");
     assert!(s["totals"]["received"].as_u64().unwrap() >= 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_in_group_chats_get_the_replies_that_quote_them() {
+    let Some(py) = python("telegram") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("groups.toml");
+    std::fs::write(
+        &profile,
+        "[mocks]\nenable = [\"telegram\"]\n[mocks.telegram]\ngroup_size = 2\n",
+    )
+    .unwrap();
+    let cmd = format!(
+        "{} {}/tests/clients/echo_ptb.py",
+        py.display(),
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = dir.path().join("out");
+    let args = [
+        "--profile",
+        profile.to_str().unwrap(),
+        "--target-cmd",
+        &cmd,
+        "--users",
+        "4",
+        "--model",
+        "closed",
+        "--think",
+        "300ms",
+        "--duration",
+        "4s",
+        "--ramp-up",
+        "0s",
+        "--ramp-down",
+        "0s",
+        "--baseline",
+        "0s",
+        "--cooldown",
+        "0s",
+    ];
+    soak(&out, &args).await.unwrap();
+    let s = summary(&out);
+    assert_every_message_answered(&s);
+}

@@ -3,7 +3,9 @@
 //! the reply itself) and the reply message — from the intended send time.
 //!
 //! A reply is attributed to the user's message it quotes (`reply_parameters` /
-//! `reply_to_message_id`), else to the user's oldest unanswered message in that chat.
+//! `reply_to_message_id`), else, in a private chat, to the user's oldest unanswered
+//! message. In a group chat (`group_size`), only a reply quoting the user's message is
+//! theirs; a typing indicator there is a sign of life for every member waiting.
 //! With `reply_settle_ms` set, a bot that writes its reply by editing it (streaming by
 //! `editMessageText`) is final at its last edit: the reply completes once no edit has
 //! come for that long.
@@ -23,13 +25,22 @@ use soak_mocks::telegram::BotAction;
 /// Telegram user ids and private chat ids of simulated users start here.
 pub const USER_ID_BASE: i64 = 1_000_000_000;
 
+/// Group chats of simulated users are numbered from here, negated (groups have negative ids).
+pub const GROUP_ID_BASE: i64 = 1_000_000;
+
 /// Runs simulated user `user` until `cancel` fires.
 pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToken) {
     let Transport::Telegram(tg) = &config.transport else {
         return;
     };
     let rec = &config.recorder;
-    let chat = USER_ID_BASE + i64::from(user);
+    let group = tg.mock.config.group_size;
+    let user_id = USER_ID_BASE + i64::from(user);
+    let chat = if group > 0 {
+        -(GROUP_ID_BASE + i64::from(user / group))
+    } else {
+        user_id
+    };
     let mut actions = tg.mock.subscribe(chat);
     rec.record(Sample::UserStarted);
     rec.record(Sample::Connected {
@@ -74,11 +85,17 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
                 if let (BotAction::Message { .. }, Some((s, last))) = (action, settling.take()) {
                     complete(&mut pending, &mut ids, &config, &mut pacing, s, last);
                 }
-                let target = match action {
-                    BotAction::Message { reply_to: Some(id) } => ids.iter().find(|(m, _)| *m == id).map(|(_, s)| *s),
+                // Some(None): the reply quotes a message that is not this user's.
+                let quoted = match action {
+                    BotAction::Message { reply_to: Some(id) } => Some(ids.iter().find(|(m, _)| *m == id).map(|(_, s)| *s)),
                     _ => None,
-                }
-                .or_else(|| pending.oldest());
+                };
+                let target = match (quoted, action) {
+                    (Some(Some(s)), _) => Some(s),
+                    // In a group, a reply is another member's unless it quotes this user.
+                    (Some(None), _) | (None, BotAction::Message { .. }) if group > 0 => None,
+                    _ => pending.oldest(),
+                };
                 let Some(s) = target else { continue };
                 let Match::Pending(slot) = pending.get(s) else { continue };
                 slot.frames = slot.frames.saturating_add(1);
@@ -110,7 +127,7 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
                 let random = rng.next();
                 let msg = config.pick(random >> 32);
                 config.render(msg, user, seq, random, &mut buf);
-                let id = tg.mock.user_says(&tg.token, chat, chat, &buf);
+                let id = tg.mock.user_says(&tg.token, user_id, chat, &buf);
                 pending.push(seq, msg, intended);
                 ids.push_back((id, seq));
                 rec.record(Sample::Sent { msg });

@@ -25,6 +25,7 @@ const MAX_POLL_S: i64 = 50;
 #[derive(Debug)]
 pub struct Flood {
     per_chat: DefaultKeyedRateLimiter<i64>,
+    per_group: DefaultKeyedRateLimiter<i64>,
     overall: DefaultDirectRateLimiter,
 }
 
@@ -35,13 +36,16 @@ impl Default for Flood {
 }
 
 impl Flood {
-    /// About 1 message a second per chat (bursts of 3) and 30 a second overall.
+    /// About 1 message a second per chat (bursts of 3), 20 a minute per group, 30 a second
+    /// overall.
     pub fn new() -> Flood {
         let per_chat = Quota::per_second(NonZeroU32::MIN)
             .allow_burst(NonZeroU32::new(3).unwrap_or(NonZeroU32::MIN));
         let overall = Quota::per_second(NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN));
+        let per_group = Quota::per_minute(NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN));
         Flood {
             per_chat: RateLimiter::keyed(per_chat),
+            per_group: RateLimiter::keyed(per_group),
             overall: RateLimiter::direct(overall),
         }
     }
@@ -56,6 +60,9 @@ impl Flood {
                 .max(1)
         };
         self.per_chat.check_key(&chat).map_err(wait)?;
+        if chat < 0 {
+            self.per_group.check_key(&chat).map_err(wait)?;
+        }
         self.overall.check().map_err(wait)
     }
 }
@@ -310,7 +317,7 @@ fn send(tg: &Telegram, token: &str, method: &str, params: &Params) -> Response {
     let message = tg.with_bot(token, |bot| {
         let id = bot.next_message_id;
         bot.next_message_id += 1;
-        let mut m = json!({"message_id": id, "date": now(), "chat": {"id": chat, "type": "private", "first_name": format!("User {chat}")}, "from": bot_user(token)});
+        let mut m = json!({"message_id": id, "date": now(), "chat": crate::telegram::chat_object(chat), "from": bot_user(token)});
         match file_param {
             Some("photo") => {
                 let size = params.files.get("photo").map_or(0, |f| f.1);
@@ -349,7 +356,7 @@ fn edit(tg: &Telegram, token: &str, params: &Params) -> Response {
     tg.publish(chat, BotAction::Edit { id });
     ok(
         json!({"message_id": id, "date": now(), "edit_date": now(), "text": text,
-              "chat": {"id": chat, "type": "private", "first_name": format!("User {chat}")}, "from": bot_user(token)}),
+              "chat": crate::telegram::chat_object(chat), "from": bot_user(token)}),
     )
 }
 

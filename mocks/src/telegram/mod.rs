@@ -38,6 +38,18 @@ pub struct TelegramConfig {
     /// For simulated users: a reply is final at its last `editMessageText`, once no edit
     /// has come for this long (ms); 0 makes the first message the final reply.
     pub reply_settle_ms: u64,
+    /// For simulated users: chat in groups of this many users (0: each in a private chat).
+    /// In a group, a reply counts for the user whose message it quotes.
+    pub group_size: u32,
+}
+
+/// The `chat` object of a chat id: negative ids are groups, as in Telegram.
+pub fn chat_object(chat: i64) -> Value {
+    if chat < 0 {
+        json!({"id": chat, "type": "group", "title": format!("Soak group {}", -chat), "all_members_are_administrators": false})
+    } else {
+        json!({"id": chat, "type": "private", "first_name": format!("User {chat}")})
+    }
 }
 
 /// What the bot did in a chat, as the simulated user sees it.
@@ -78,7 +90,7 @@ pub struct Telegram {
     pub config: TelegramConfig,
     bots: Mutex<HashMap<String, Bot>>,
     notify: Notify,
-    subscribers: Mutex<HashMap<i64, mpsc::UnboundedSender<BotAction>>>,
+    subscribers: Mutex<HashMap<i64, Vec<mpsc::UnboundedSender<BotAction>>>>,
     calls: Mutex<BTreeMap<String, u64>>,
     long_polls: AtomicU64,
     flood_429: AtomicU64,
@@ -160,7 +172,7 @@ impl Telegram {
             let message = json!({
                 "message_id": id, "date": now(), "text": text,
                 "from": {"id": user, "is_bot": false, "first_name": format!("User {user}"), "language_code": "en"},
-                "chat": {"id": chat, "type": "private", "first_name": format!("User {user}")}
+                "chat": chat_object(chat)
             });
             bot.user_messages.insert((chat, id), message.clone());
             let update = json!({"update_id": bot.next_update_id, "message": message});
@@ -172,20 +184,21 @@ impl Telegram {
         id
     }
 
-    /// Everything the bot does in `chat` from now on is sent to the returned receiver.
+    /// Everything the bot does in `chat` from now on is sent to the returned receiver
+    /// (every member of a group chat subscribes to it).
     pub fn subscribe(&self, chat: i64) -> mpsc::UnboundedReceiver<BotAction> {
         let (tx, rx) = mpsc::unbounded_channel();
         if let Ok(mut subs) = self.subscribers.lock() {
-            subs.insert(chat, tx);
+            subs.entry(chat).or_default().push(tx);
         }
         rx
     }
 
     fn publish(&self, chat: i64, action: BotAction) {
-        if let Ok(subs) = self.subscribers.lock()
-            && let Some(tx) = subs.get(&chat)
+        if let Ok(mut subs) = self.subscribers.lock()
+            && let Some(list) = subs.get_mut(&chat)
         {
-            let _ = tx.send(action);
+            list.retain(|tx| tx.send(action).is_ok());
         }
     }
 
