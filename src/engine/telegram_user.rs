@@ -36,11 +36,9 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
     let rec = &config.recorder;
     let group = tg.mock.config.group_size;
     let user_id = USER_ID_BASE + i64::from(user);
-    let chat = if group > 0 {
-        -(GROUP_ID_BASE + i64::from(user / group))
-    } else {
-        user_id
-    };
+    let chat = user
+        .checked_div(group)
+        .map_or(user_id, |g| -(GROUP_ID_BASE + i64::from(g)));
     let mut actions = tg.mock.subscribe(chat);
     rec.record(Sample::UserStarted);
     rec.record(Sample::Connected {
