@@ -14,6 +14,7 @@ pub mod junit;
 pub mod lock;
 pub mod memory;
 pub mod summary;
+pub mod summary_model;
 pub mod timeseries;
 
 use std::fs::{self, File};

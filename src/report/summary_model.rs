@@ -1,0 +1,303 @@
+//! The shape of `summary.json` (schema in `schema/summary.schema.json`) and what a run
+//! knows before it starts; `summary.rs` fills it in.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::analysis::gates::{Gate, GateResult};
+use crate::analysis::memory::MemoryReport;
+use crate::analysis::stall::{Stall, StallRule};
+use crate::metrics::snapshot::{LatencyStats, MsgCounters};
+use crate::plan::PhaseSpan;
+use crate::profile::ProfileSpec;
+use crate::profile::spec::Model;
+use crate::report::summary::Status;
+
+/// What is known about a run before it starts.
+#[derive(Debug, Clone)]
+pub struct RunMeta {
+    /// Name of the results folder.
+    pub id: String,
+    /// Profile name.
+    pub profile: String,
+    /// The URL the load goes to (redacted when written).
+    pub target: String,
+    /// Whether the target is the built-in demo.
+    pub demo_target: bool,
+    /// Wall-clock start.
+    pub started_at: SystemTime,
+    /// The profile after CLI overrides.
+    pub config: ProfileSpec,
+    /// The plan's phases.
+    pub phases: Vec<PhaseSpan>,
+    /// Open or closed model.
+    pub model: Model,
+    /// Closed model: the expected interval the corrected histogram assumes, if any.
+    pub correction: Option<Duration>,
+    /// Scenario messages: name, weight, whether its replies stream.
+    pub messages: Vec<(String, u32, bool)>,
+    /// Probe settings; `None` when probes are off.
+    pub probes: Option<ProbeInfo>,
+    /// Stall detection settings.
+    pub stall_rule: StallRule,
+    /// The sampled target process (`pid 123`, `name gunicorn`, `cmd …`), if any.
+    pub process: Option<String>,
+    /// The run's gates.
+    pub gates: Vec<Gate>,
+    /// The in-process mock LLM and its base URL, if the run started one.
+    pub llm: Option<(std::sync::Arc<soak_mocks::llm::Llm>, String)>,
+    /// The in-process mock Telegram Bot API and its base URL, if the run started one.
+    pub telegram: Option<(std::sync::Arc<soak_mocks::telegram::Telegram>, String)>,
+}
+
+/// How the probes were set up.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeInfo {
+    /// Probe connections.
+    pub count: u32,
+    /// Each probe's send period, ms.
+    pub every_ms: f64,
+    /// `ping` (WebSocket ping frames) or `message` (an app-level message).
+    pub kind: &'static str,
+}
+
+/// The whole `summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Shape version, see [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The tool that wrote it.
+    pub tool: Tool,
+    /// Identity and timing of the run.
+    pub run: RunInfo,
+    /// Effective configuration (profile + flags), secrets redacted.
+    pub config: ProfileSpec,
+    /// The planned phases, with offsets and wall-clock starts.
+    pub phases: Vec<PhaseInfo>,
+    /// What was sent and received.
+    pub totals: Totals,
+    /// Errors by kind (every kind listed, zeros included).
+    pub errors: BTreeMap<&'static str, u64>,
+    /// Connection attempts and their outcome.
+    pub connects: Connects,
+    /// Time from the intended send to the complete reply, in ms (all messages).
+    pub latency_ms: Latency,
+    /// Time from the intended send to the first frame of a streamed reply, in ms.
+    pub ttff_ms: Option<Latency>,
+    /// The breakdown per scenario message.
+    pub messages: Vec<MessageSummary>,
+    /// Close codes the server sent (1006: the connection ended without a close frame).
+    pub close_codes: BTreeMap<String, u64>,
+    /// Probe settings and round trips; `None` when probes are off.
+    pub probes: Option<Probes>,
+    /// Event-loop stalls of the target, as the probes saw them; `None` without probes.
+    pub stalls: Option<Stalls>,
+    /// How the tester itself kept up.
+    pub tester: Tester,
+    /// The target process's memory, CPU, fds and threads: the leak verdict with its
+    /// numbers; `None` when no target process is sampled.
+    pub memory: Option<MemorySummary>,
+    /// Counters of the mocks the run started (`llm`: requests by endpoint and status,
+    /// SDK retries, faults, tokens, in-flight); absent without mocks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mocks: Option<Value>,
+    /// TCP connect + WebSocket handshake time, in ms.
+    pub connect_time_ms: Option<LatencyStats>,
+    /// Every gate with its threshold, the actual value and pass/fail (evaluated when the
+    /// run ends; empty in checkpoints).
+    pub gates: Vec<GateResult>,
+    /// The overall verdict.
+    pub verdict: Verdict,
+}
+
+/// `tool`
+#[derive(Debug, Clone, Serialize)]
+pub struct Tool {
+    /// Always `soak`.
+    pub name: &'static str,
+    /// The crate version.
+    pub version: &'static str,
+}
+
+/// `run`
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    /// Results folder name.
+    pub id: String,
+    /// Profile name.
+    pub profile: String,
+    /// Where it stands.
+    pub status: Status,
+    /// Load model: `open` (each user sends on a fixed schedule, replies or not) or
+    /// `closed` (send, wait for the complete reply, think, send).
+    pub model: Model,
+    /// Target URL, secrets redacted.
+    pub target: String,
+    /// Whether the target was the built-in demo.
+    pub demo_target: bool,
+    /// Start, RFC 3339 UTC.
+    pub started_at: String,
+    /// Time of this summary (the end once the run is over), RFC 3339 UTC.
+    pub updated_at: String,
+    /// Seconds since the start.
+    pub elapsed_s: f64,
+}
+
+/// One phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseInfo {
+    /// `ramp-up`, `hold`, `ramp-down`.
+    pub name: &'static str,
+    /// Offset of its start, s.
+    pub start_s: f64,
+    /// Offset of its end, s.
+    pub end_s: f64,
+    /// Wall-clock start, RFC 3339 UTC.
+    pub started_at: String,
+}
+
+/// `totals`
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    /// Messages sent.
+    pub sent: u64,
+    /// Replies matched to their request.
+    pub received: u64,
+    /// All errors.
+    pub errors: u64,
+    /// Replies after their request had timed out (the timeout is the error).
+    pub late_replies: u64,
+    /// Requests unanswered when their connection ended (user stopped or connection lost).
+    pub abandoned: u64,
+    /// Samples lost between sessions and the aggregator (0 in a healthy run).
+    pub dropped_samples: u64,
+    /// Users started.
+    pub users_started: u64,
+    /// Errors per message sent.
+    pub error_ratio: f64,
+}
+
+/// `connects`
+#[derive(Debug, Clone, Serialize)]
+pub struct Connects {
+    /// Attempts, reconnects included.
+    pub attempts: u64,
+    /// Attempts that opened a WebSocket.
+    pub successes: u64,
+    /// Attempts that failed.
+    pub failures: u64,
+    /// successes / attempts (1 when there were none).
+    pub success_ratio: f64,
+    /// Connections opened by users that had been connected before.
+    pub reconnects: u64,
+    /// Connections closed by soak at the end of their lifetime (churn).
+    pub churned: u64,
+}
+
+/// One scenario message.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageSummary {
+    /// Its name.
+    pub name: String,
+    /// Its weight.
+    pub weight: u32,
+    /// Sent, received, timeouts.
+    #[serde(flatten)]
+    pub counts: MsgCounters,
+    /// Time to the complete reply.
+    pub latency_ms: Option<LatencyStats>,
+    /// Time to the first frame (streamed replies only).
+    pub ttff_ms: Option<LatencyStats>,
+}
+
+/// `latency_ms`
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    /// Whole run.
+    pub run: Option<LatencyStats>,
+    /// Replies received during the hold phase.
+    pub hold: Option<LatencyStats>,
+    /// Closed model only: the whole run corrected for the expected interval between sends
+    /// (HdrHistogram's corrected recording), so stalls count the sends they held back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrected: Option<LatencyStats>,
+    /// Closed model only: the expected interval used for the correction, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrected_interval_ms: Option<f64>,
+}
+
+/// `probes`
+#[derive(Debug, Clone, Serialize)]
+pub struct Probes {
+    /// How they were set up.
+    #[serde(flatten)]
+    pub setup: ProbeInfo,
+    /// A probe later than this is late, ms.
+    pub threshold_ms: f64,
+    /// Share of probes late at once that makes a stall.
+    pub quorum: f64,
+    /// Round trips from the intended send, ms.
+    pub rtt_ms: Option<LatencyStats>,
+}
+
+/// `stalls`
+#[derive(Debug, Clone, Serialize)]
+pub struct Stalls {
+    /// Stalls blamed on the target (not tester-bound).
+    pub count: usize,
+    /// Longest of those, ms.
+    pub longest_ms: f64,
+    /// Their total length, ms.
+    pub total_ms: f64,
+    /// Stalls during which soak itself was late (not blamed on the target).
+    pub tester_bound_count: usize,
+    /// Every stall: start (s from the run's start, and UTC), length, tester-bound or not.
+    pub list: Vec<StallInfo>,
+}
+
+/// One stall in the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct StallInfo {
+    /// Wall-clock start, RFC 3339 UTC.
+    pub at: String,
+    /// The stall's figures.
+    #[serde(flatten)]
+    pub stall: Stall,
+}
+
+/// `tester`
+#[derive(Debug, Clone, Serialize)]
+pub struct Tester {
+    /// How late soak's own timers fired, ms.
+    pub lag_ms: Option<LatencyStats>,
+    /// Time during which soak's timers were at least half the stall threshold late, s.
+    pub tester_bound_s: f64,
+    /// That time as a share of the run.
+    pub tester_bound_ratio: f64,
+    /// Whether soak itself was a bottleneck (late for more than 1 % of the run).
+    pub bottleneck: bool,
+    /// Soak's own memory over the run, judged the same way as the target's.
+    pub memory: Option<MemoryReport>,
+}
+
+/// `memory`
+#[derive(Debug, Clone, Serialize)]
+pub struct MemorySummary {
+    /// Which process (`pid 123`, `name gunicorn`, `cmd …`).
+    pub process: String,
+    /// The report.
+    #[serde(flatten)]
+    pub report: MemoryReport,
+}
+
+/// `verdict`
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// `pass`, `incomplete` (still running) or `interrupted`.
+    pub result: &'static str,
+    /// Why, in a sentence per point.
+    pub reasons: Vec<String>,
+}
