@@ -121,7 +121,7 @@ impl Dialer {
 
     /// Opens one connection: TCP with Nagle off, TLS for `wss://`, then the upgrade, all
     /// within the handshake timeout.
-    pub async fn dial(&self) -> Result<Ws, ErrorKind> {
+    pub async fn dial(&self) -> Result<Box<Ws>, ErrorKind> {
         let attempt = async {
             let tcp = TcpStream::connect(self.addr)
                 .await
@@ -144,7 +144,9 @@ impl Dialer {
                 WsError::Tls(_) => ErrorKind::Tls,
                 _ => ErrorKind::Handshake,
             })?;
-            Ok(ws)
+            // Boxed: the stream is large (its TLS state is inline), and a session holding it
+            // inline would carry that size in its future for the whole run.
+            Ok(Box::new(ws))
         };
         timeout(self.handshake_timeout, attempt)
             .await
