@@ -207,22 +207,7 @@ impl State {
         let hold = phase == Phase::Hold;
         match sample {
             Sample::Sent { msg } => self.msg(msg, |m| m.interval.sent += 1),
-            Sample::Reply { msg, micros } => {
-                let v = micros.max(1);
-                self.msg(msg, |m| {
-                    m.interval.received += 1;
-                    m.ttlf.saturating_record(v);
-                });
-                if hold {
-                    self.hold.saturating_record(v);
-                }
-                if let Some(interval) = self.setup.correct_micros {
-                    // Values beyond the histogram's range are clamped like saturating_record.
-                    let _ = self
-                        .corrected
-                        .record_correct(v.min(self.corrected.high()), interval);
-                }
-            }
+            Sample::Reply { msg, micros } => self.reply(msg, micros.max(1), hold),
             Sample::FirstFrame { msg, micros } => {
                 let v = micros.max(1);
                 self.msg(msg, |m| m.ttff.saturating_record(v));
@@ -233,12 +218,12 @@ impl State {
             Sample::Timeout { msg } => {
                 self.msg(msg, |m| m.interval.timeouts += 1);
                 let name = self.msgs.get(usize::from(msg)).map(|m| m.name.clone());
-                self.events
-                    .push(at, ("error", "timeout", 0), || Event::Error {
-                        kind: "timeout",
-                        user: None,
-                        message: name,
-                    });
+                let event = || Event::Error {
+                    kind: "timeout",
+                    user: None,
+                    message: name,
+                };
+                self.events.push(at, ("error", "timeout", 0), event);
             }
             Sample::Connected {
                 user,
@@ -247,11 +232,12 @@ impl State {
             } => {
                 self.connect.saturating_record(micros.max(1));
                 let what = if reconnect { "reconnect" } else { "connect" };
-                self.events.push(at, (what, "", 0), || Event::Connect {
+                let event = || Event::Connect {
                     user,
                     connect_ms: micros as f64 / 1000.0,
                     reconnect,
-                });
+                };
+                self.events.push(at, (what, "", 0), event);
             }
             Sample::Probe { at_ms, rtt_us } => {
                 self.probe.saturating_record(u64::from(rtt_us).max(1));
@@ -267,33 +253,14 @@ impl State {
                     bin.lag_max_us = bin.lag_max_us.max(lag_us);
                 }
             }
-            Sample::Disconnected { user, cause, code } => {
-                if code != 0 {
-                    *self.close_codes.entry(code).or_default() += 1;
-                }
-                if matches!(code, 1006 | 1011) && self.abnormal_closes.len() < MAX_ABNORMAL_CLOSES {
-                    self.abnormal_closes
-                        .push(u32::try_from(at.as_millis()).unwrap_or(u32::MAX));
-                }
-                let reason = match cause {
-                    Disconnect::Stopped => "stopped",
-                    Disconnect::Churned => "churned",
-                    Disconnect::Lost(kind) => kind.label(),
-                };
-                self.events
-                    .push(at, ("disconnect", reason, code), || Event::Disconnect {
-                        user,
-                        reason,
-                        code: (code != 0).then_some(code),
-                    });
-            }
+            Sample::Disconnected { user, cause, code } => self.disconnected(user, cause, code, at),
             Sample::Error { kind, user } => {
-                self.events
-                    .push(at, ("error", kind.label(), 0), || Event::Error {
-                        kind: kind.label(),
-                        user: Some(user),
-                        message: None,
-                    });
+                let event = || Event::Error {
+                    kind: kind.label(),
+                    user: Some(user),
+                    message: None,
+                };
+                self.events.push(at, ("error", kind.label(), 0), event);
             }
             Sample::UserStarted
             | Sample::UserStopped
@@ -301,6 +268,45 @@ impl State {
             | Sample::LateReply
             | Sample::Abandoned { .. } => {}
         }
+    }
+
+    /// A complete reply: its message's histogram, the hold's, and the corrected one.
+    fn reply(&mut self, msg: u16, v: u64, hold: bool) {
+        self.msg(msg, |m| {
+            m.interval.received += 1;
+            m.ttlf.saturating_record(v);
+        });
+        if hold {
+            self.hold.saturating_record(v);
+        }
+        if let Some(interval) = self.setup.correct_micros {
+            // Values beyond the histogram's range are clamped like saturating_record.
+            let _ = self
+                .corrected
+                .record_correct(v.min(self.corrected.high()), interval);
+        }
+    }
+
+    /// A connection ended: its close code, abnormal closes for the stall notes, the event.
+    fn disconnected(&mut self, user: u32, cause: Disconnect, code: u16, at: Duration) {
+        if code != 0 {
+            *self.close_codes.entry(code).or_default() += 1;
+        }
+        if matches!(code, 1006 | 1011) && self.abnormal_closes.len() < MAX_ABNORMAL_CLOSES {
+            self.abnormal_closes
+                .push(u32::try_from(at.as_millis()).unwrap_or(u32::MAX));
+        }
+        let reason = match cause {
+            Disconnect::Stopped => "stopped",
+            Disconnect::Churned => "churned",
+            Disconnect::Lost(kind) => kind.label(),
+        };
+        let event = || Event::Disconnect {
+            user,
+            reason,
+            code: (code != 0).then_some(code),
+        };
+        self.events.push(at, ("disconnect", reason, code), event);
     }
 
     fn msg(&mut self, msg: u16, f: impl FnOnce(&mut PerMsg)) {

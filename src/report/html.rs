@@ -167,57 +167,33 @@ fn charts(page: &mut String, summary: &Value, ts: &Table, memory: &Table) {
             label,
         })
         .collect();
+    let line = |name, color, column: &str| Series {
+        name,
+        color,
+        points: ts.series(column),
+    };
     page.push_str("<h2>Over time</h2>");
+    let load = [
+        line("active users", BLUE, "active_users"),
+        line("sent/s", GREEN, "sent_per_s"),
+        line("received/s", ORANGE, "received_per_s"),
+    ];
     page.push_str(&line_chart(
         "Active users and message rate (phases shaded)",
         "users · messages/s",
-        &[
-            Series {
-                name: "active users",
-                color: BLUE,
-                points: ts.series("active_users"),
-            },
-            Series {
-                name: "sent/s",
-                color: GREEN,
-                points: ts.series("sent_per_s"),
-            },
-            Series {
-                name: "received/s",
-                color: ORANGE,
-                points: ts.series("received_per_s"),
-            },
-        ],
+        &load,
         &phase_bands,
     ));
     let mut latency = vec![
-        Series {
-            name: "p50",
-            color: GREEN,
-            points: ts.series("p50_ms"),
-        },
-        Series {
-            name: "p95",
-            color: ORANGE,
-            points: ts.series("p95_ms"),
-        },
-        Series {
-            name: "p99",
-            color: RED,
-            points: ts.series("p99_ms"),
-        },
+        line("p50", GREEN, "p50_ms"),
+        line("p95", ORANGE, "p95_ms"),
+        line("p99", RED, "p99_ms"),
     ];
     if !ts.series("ttff_p99_ms").is_empty() {
-        latency.push(Series {
-            name: "TTFF p50",
-            color: BLUE,
-            points: ts.series("ttff_p50_ms"),
-        });
-        latency.push(Series {
-            name: "TTFF p99",
-            color: PURPLE,
-            points: ts.series("ttff_p99_ms"),
-        });
+        latency.extend([
+            line("TTFF p50", BLUE, "ttff_p50_ms"),
+            line("TTFF p99", PURPLE, "ttff_p99_ms"),
+        ]);
     }
     page.push_str(&line_chart(
         "Latency from the intended send (TTLF)",
@@ -228,24 +204,11 @@ fn charts(page: &mut String, summary: &Value, ts: &Table, memory: &Table) {
     page.push_str(&line_chart(
         "Errors",
         "errors/s",
-        &[Series {
-            name: "errors/s",
-            color: RED,
-            points: ts.series("errors_per_s"),
-        }],
+        &[line("errors/s", RED, "errors_per_s")],
         &phase_bands,
     ));
     memory_chart(page, summary, memory);
-    let stalls: Vec<(f64, f64)> = summary
-        .pointer("/stalls/list")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|s| {
-            let start = s.get("start_s")?.as_f64()?;
-            Some((start, start + s.get("length_ms")?.as_f64()? / 1000.0))
-        })
-        .collect();
+    let stalls = stall_spans(summary);
     let stall_bands: Vec<Band<'_>> = stalls
         .iter()
         .map(|(from, to)| Band {
@@ -258,23 +221,30 @@ fn charts(page: &mut String, summary: &Value, ts: &Table, memory: &Table) {
     page.push_str(&line_chart(
         "Probe round trip p99 (stalls marked)",
         "ms",
-        &[Series {
-            name: "probe p99",
-            color: PURPLE,
-            points: ts.series("probe_p99_ms"),
-        }],
+        &[line("probe p99", PURPLE, "probe_p99_ms")],
         &stall_bands,
     ));
+    let lag = [line("tester lag max", GREY, "tester_lag_max_ms")];
     page.push_str(&line_chart(
         "Tester lag: how late soak's own timers fired",
         "ms",
-        &[Series {
-            name: "tester lag max",
-            color: GREY,
-            points: ts.series("tester_lag_max_ms"),
-        }],
+        &lag,
         &phase_bands,
     ));
+}
+
+/// Each stall as (start, end) in seconds from the run's start.
+fn stall_spans(summary: &Value) -> Vec<(f64, f64)> {
+    summary
+        .pointer("/stalls/list")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            let start = s.get("start_s")?.as_f64()?;
+            Some((start, start + s.get("length_ms")?.as_f64()? / 1000.0))
+        })
+        .collect()
 }
 
 /// Target RSS with the fitted Theil–Sen line over the verdict's window, and the verdict.

@@ -44,16 +44,8 @@ impl Status {
 
 /// The summary of `meta` and `totals` at `now`.
 pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime) -> Summary {
-    let c = &totals.counters;
     let mut config = meta.config.clone();
     config.target.url = config.target.url.as_deref().map(redact::url);
-    let ratio = |num: u64, den: u64, empty: f64| {
-        if den == 0 {
-            empty
-        } else {
-            num as f64 / den as f64
-        }
-    };
     Summary {
         schema_version: SCHEMA_VERSION,
         tool: Tool {
@@ -82,28 +74,12 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
                 started_at: timestamp(meta.started_at + p.start),
             })
             .collect(),
-        totals: Totals {
-            sent: c.sent,
-            received: c.received,
-            errors: c.error_total(),
-            late_replies: c.late,
-            abandoned: c.abandoned,
-            dropped_samples: totals.dropped_samples,
-            users_started: c.users_started,
-            error_ratio: ratio(c.error_total(), c.sent, 0.0),
-        },
+        totals: totals_of(totals),
         errors: ErrorKind::ALL
             .iter()
-            .map(|k| (k.label(), c.errors[k.index()]))
+            .map(|k| (k.label(), totals.counters.errors[k.index()]))
             .collect(),
-        connects: Connects {
-            attempts: c.connect_attempts,
-            successes: c.connects,
-            failures: c.connect_attempts.saturating_sub(c.connects),
-            success_ratio: ratio(c.connects, c.connect_attempts, 1.0),
-            reconnects: c.reconnects,
-            churned: c.churned,
-        },
+        connects: connects_of(totals),
         latency_ms: Latency {
             run: totals.latency_run,
             hold: totals.latency_hold,
@@ -116,18 +92,7 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
             corrected: None,
             corrected_interval_ms: None,
         }),
-        messages: meta
-            .messages
-            .iter()
-            .zip(&totals.messages)
-            .map(|((name, weight, _), m)| MessageSummary {
-                name: name.clone(),
-                weight: *weight,
-                counts: m.counters,
-                latency_ms: m.latency,
-                ttff_ms: m.ttff,
-            })
-            .collect(),
+        messages: messages(meta, totals),
         close_codes: totals
             .close_codes
             .iter()
@@ -151,6 +116,55 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
         gates: Vec::new(),
         verdict: verdict(status, totals),
     }
+}
+
+/// `num / den`, or `empty` when nothing was counted.
+fn ratio(num: u64, den: u64, empty: f64) -> f64 {
+    if den == 0 {
+        empty
+    } else {
+        num as f64 / den as f64
+    }
+}
+
+fn totals_of(totals: &RunTotals) -> Totals {
+    let c = &totals.counters;
+    Totals {
+        sent: c.sent,
+        received: c.received,
+        errors: c.error_total(),
+        late_replies: c.late,
+        abandoned: c.abandoned,
+        dropped_samples: totals.dropped_samples,
+        users_started: c.users_started,
+        error_ratio: ratio(c.error_total(), c.sent, 0.0),
+    }
+}
+
+fn connects_of(totals: &RunTotals) -> Connects {
+    let c = &totals.counters;
+    Connects {
+        attempts: c.connect_attempts,
+        successes: c.connects,
+        failures: c.connect_attempts.saturating_sub(c.connects),
+        success_ratio: ratio(c.connects, c.connect_attempts, 1.0),
+        reconnects: c.reconnects,
+        churned: c.churned,
+    }
+}
+
+fn messages(meta: &RunMeta, totals: &RunTotals) -> Vec<MessageSummary> {
+    meta.messages
+        .iter()
+        .zip(&totals.messages)
+        .map(|((name, weight, _), m)| MessageSummary {
+            name: name.clone(),
+            weight: *weight,
+            counts: m.counters,
+            latency_ms: m.latency,
+            ttff_ms: m.ttff,
+        })
+        .collect()
 }
 
 /// The counters of the mocks the run started, each with its base URL.

@@ -67,7 +67,7 @@ pub struct ProbeInfo {
 /// The whole `summary.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
-    /// Shape version, see [`SCHEMA_VERSION`].
+    /// Shape version, see [`crate::report::summary::SCHEMA_VERSION`].
     pub schema_version: u32,
     /// The tool that wrote it.
     pub tool: Tool,
