@@ -124,6 +124,45 @@ async fn ramped_run_counts_messages_measures_latency_and_shows_the_ramp() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tester_reports_its_own_cpu_and_memory() {
+    let addr = demo_target(DemoConfig::default()).await;
+    let out = tempfile::tempdir().unwrap();
+    let url = format!("ws://{addr}/ws");
+    let args = [
+        "--url",
+        &url,
+        "--users",
+        "5",
+        "--rate",
+        "20/s",
+        "--duration",
+        "2s",
+        "--ramp-up",
+        "0s",
+        "--ramp-down",
+        "0s",
+        "--sample-interval",
+        "200ms",
+    ];
+    soak(out.path(), &args).await.unwrap();
+    let s = summary(out.path());
+    let me = &s["tester"]["memory"];
+    assert!(me["samples"].as_u64().unwrap() >= 5, "{me}");
+    assert!(
+        me["cpu_pct_mean"].as_f64().is_some()
+            && me["cpu_pct_max"].as_f64().unwrap() >= me["cpu_pct_mean"].as_f64().unwrap()
+    );
+    assert!(s["tester"]["cores"].as_u64().unwrap() >= 1);
+    let reasons = s["verdict"]["reasons"].to_string();
+    assert!(reasons.contains("CPU while users ran: soak"), "{reasons}");
+    let rows = timeseries(out.path());
+    assert!(
+        rows.iter().any(|r| !r["tester_rss_mb"].is_empty()),
+        "soak's RSS per interval"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_slower_than_the_timeout_are_timeout_errors() {
     let addr = demo_target(delay(600)).await;
     let out = tempfile::tempdir().unwrap();

@@ -38,6 +38,10 @@ pub struct MemoryReport {
     pub thread_peak: Option<u32>,
     /// At the fitted slope, hours until the memory limit (when a limit is given and it grows).
     pub hours_to_limit: Option<f64>,
+    /// CPU while users ran (ramps and hold), mean, % of one core.
+    pub cpu_pct_mean: Option<f64>,
+    /// CPU while users ran, highest reading, % of one core.
+    pub cpu_pct_max: Option<f64>,
 }
 
 /// The report for `readings` (ms from the run's start, reading).
@@ -95,7 +99,23 @@ pub fn report(
         }
         _ => None,
     };
+    let loaded: Vec<f64> = readings
+        .iter()
+        .filter(|(at, _)| {
+            matches!(
+                plan.phase_at(Duration::from_millis(u64::from(*at))),
+                Phase::RampUp | Phase::Hold | Phase::RampDown
+            )
+        })
+        .map(|(_, r)| f64::from(r.cpu_pct))
+        .collect();
+    let round1 = |x: f64| (x * 10.0).round() / 10.0;
+    let cpu_pct_mean =
+        (!loaded.is_empty()).then(|| round1(loaded.iter().sum::<f64>() / loaded.len() as f64));
+    let cpu_pct_max = loaded.iter().copied().reduce(f64::max).map(round1);
     MemoryReport {
+        cpu_pct_mean,
+        cpu_pct_max,
         warmup_s: windows.warmup.as_secs_f64(),
         samples: readings.len(),
         fd_growth: growth(|r| r.fds),

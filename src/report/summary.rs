@@ -217,7 +217,26 @@ fn tester(totals: &RunTotals) -> Tester {
         tester_bound_ratio: (ratio * 10_000.0).round() / 10_000.0,
         bottleneck: ratio > TESTER_BOTTLENECK_RATIO,
         memory: totals.tester_memory.clone(),
+        cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
     }
+}
+
+/// Where the CPU went while users ran: soak's and, when sampled, the target's, and which
+/// one was near its ceiling (a bottleneck check for throughput runs).
+fn cpu_line(totals: &RunTotals) -> Option<String> {
+    let me = totals.tester_memory.as_ref()?;
+    let (mean, max) = (me.cpu_pct_mean?, me.cpu_pct_max.unwrap_or(0.0));
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as f64;
+    let mut line = format!(
+        "CPU while users ran: soak {mean:.0} % of one core on average (peak {max:.0} %, {cores} cores)"
+    );
+    if let Some(target) = totals.memory.as_ref().and_then(|m| m.cpu_pct_mean) {
+        line.push_str(&format!(", the target {target:.0} %"));
+    }
+    if mean > 0.8 * cores * 100.0 {
+        line.push_str("; soak was CPU-bound, so the load it offered was limited by itself");
+    }
+    Some(line)
 }
 
 fn verdict(status: Status, totals: &RunTotals) -> Verdict {
@@ -234,6 +253,7 @@ fn verdict(status: Status, totals: &RunTotals) -> Verdict {
         ),
     };
     let mut reasons = vec![reason.to_string()];
+    reasons.extend(cpu_line(totals));
     if let Some(m) = &totals.memory {
         reasons.push(format!(
             "memory verdict: {} — {}",

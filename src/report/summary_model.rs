@@ -281,6 +281,8 @@ pub struct Tester {
     pub bottleneck: bool,
     /// Soak's own memory over the run, judged the same way as the target's.
     pub memory: Option<MemoryReport>,
+    /// Cores soak could use (its CPU figures are % of one core).
+    pub cores: usize,
 }
 
 /// `memory`
