@@ -59,67 +59,34 @@ impl Mocks {
         if llm.is_none() && telegram.is_none() {
             return Ok(Mocks::default());
         }
+        let llm = llm
+            .map(|c| bind(llm_addr).map(|(l, a)| (Arc::new(Llm::new(c)), a, l)))
+            .transpose()?;
+        let telegram = telegram
+            .map(|c| bind(telegram_addr).map(|(l, a)| (Arc::new(Telegram::new(c)), a, l)))
+            .transpose()?;
+        let serve_llm = llm.as_ref().map(|(m, _, _)| Arc::clone(m));
+        let serve_tg = telegram.as_ref().map(|(m, _, _)| Arc::clone(m));
+        let (llm, llm_listener) = split(llm);
+        let (telegram, tg_listener) = split(telegram);
         let fail = |err: std::io::Error| could_not_run(format!("cannot start the mocks: {err}"));
-        let bind = |addr: SocketAddr| -> Result<std::net::TcpListener, SoakError> {
-            let listener = std::net::TcpListener::bind(addr)
-                .map_err(|err| could_not_run(format!("cannot listen on {addr}: {err}")))?;
-            listener.set_nonblocking(true).map_err(fail)?;
-            Ok(listener)
-        };
-        let llm = match llm {
-            Some(config) => {
-                let listener = bind(llm_addr)?;
-                let addr = listener.local_addr().map_err(fail)?;
-                Some((Arc::new(Llm::new(config)), addr, listener))
-            }
-            None => None,
-        };
-        let telegram = match telegram {
-            Some(config) => {
-                let listener = bind(telegram_addr)?;
-                let addr = listener.local_addr().map_err(fail)?;
-                Some((Arc::new(Telegram::new(config)), addr, listener))
-            }
-            None => None,
-        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(fail)?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let served_llm = llm.as_ref().map(|(l, _, _)| Arc::clone(l));
-        let served_tg = telegram.as_ref().map(|(t, _, _)| Arc::clone(t));
-        let mut listeners: Vec<std::net::TcpListener> = Vec::new();
-        let (llm, telegram) = (
-            llm.map(|(l, a, listener)| {
-                listeners.push(listener);
-                (l, a)
-            }),
-            telegram.map(|(t, a, listener)| {
-                listeners.push(listener);
-                (t, a)
-            }),
-        );
         let thread = std::thread::Builder::new()
             .name("soak-mocks".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let mut listeners = listeners.into_iter();
-                    if let Some(l) = served_llm
-                        && let Some(Ok(listener)) =
-                            listeners.next().map(tokio::net::TcpListener::from_std)
-                    {
-                        tokio::spawn(soak_mocks::llm::serve(listener, l, std::future::pending()));
+                    let listen = |l: Option<std::net::TcpListener>| {
+                        l.and_then(|l| tokio::net::TcpListener::from_std(l).ok())
+                    };
+                    if let (Some(m), Some(l)) = (serve_llm, listen(llm_listener)) {
+                        tokio::spawn(soak_mocks::llm::serve(l, m, std::future::pending()));
                     }
-                    if let Some(t) = served_tg
-                        && let Some(Ok(listener)) =
-                            listeners.next().map(tokio::net::TcpListener::from_std)
-                    {
-                        tokio::spawn(soak_mocks::telegram::serve(
-                            listener,
-                            t,
-                            std::future::pending(),
-                        ));
+                    if let (Some(m), Some(l)) = (serve_tg, listen(tg_listener)) {
+                        tokio::spawn(soak_mocks::telegram::serve(l, m, std::future::pending()));
                     }
                     let _ = stopped.await;
                 });
@@ -145,6 +112,25 @@ impl Mocks {
             env.push(("TELEGRAM_BOT_TOKEN".into(), BOT_TOKEN.into()));
         }
         env
+    }
+}
+
+/// A non-blocking listener on `addr`, and the address it got.
+fn bind(addr: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), SoakError> {
+    let fail = |err: std::io::Error| could_not_run(format!("cannot listen on {addr}: {err}"));
+    let listener = std::net::TcpListener::bind(addr).map_err(fail)?;
+    listener.set_nonblocking(true).map_err(fail)?;
+    let bound = listener.local_addr().map_err(fail)?;
+    Ok((listener, bound))
+}
+
+/// A started mock's handle (kept by `Mocks`) apart from its listener (moved to the thread).
+fn split<T>(
+    mock: Option<(Arc<T>, SocketAddr, std::net::TcpListener)>,
+) -> (Option<(Arc<T>, SocketAddr)>, Option<std::net::TcpListener>) {
+    match mock {
+        Some((m, addr, listener)) => (Some((m, addr)), Some(listener)),
+        None => (None, None),
     }
 }
 

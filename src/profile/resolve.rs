@@ -379,42 +379,50 @@ fn messages(
     let mut out: Vec<MessageConfig> = Vec::new();
     for (i, m) in session.messages.iter().enumerate() {
         let field = |f: &str| format!("session.messages[{i}].{f}");
-        if m.name.is_empty()
-            || !m
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(bad(
-                &field("name"),
-                format!("`{}`: use letters, digits, `-` and `_`", m.name),
-            ));
-        }
         if out.iter().any(|o| o.name == m.name) {
             return Err(bad(&field("name"), format!("`{}` is used twice", m.name)));
         }
-        if m.weight == 0 {
-            return Err(bad(&field("weight"), "must be at least 1".into()));
-        }
-        let correlate = m
-            .correlate
-            .clone()
-            .unwrap_or_else(|| session.correlate.clone());
-        check_pointer(&correlate).map_err(|e| bad(&field("correlate"), e))?;
-        let complete = match &m.complete {
-            Some(rule) => Complete::parse(rule).map_err(|e| bad(&field("complete"), e))?,
-            None => default_rule.clone(),
-        };
-        out.push(MessageConfig {
-            name: m.name.clone(),
-            weight: m.weight,
-            template: Template::compile(&m.message, columns)
-                .map_err(|e| bad(&field("message"), e))?,
-            correlate,
-            complete,
-        });
+        let compiled = scenario_message(m, &session.correlate, &default_rule, columns)
+            .map_err(|(f, why)| bad(&field(f), why))?;
+        out.push(compiled);
     }
     Ok(out)
+}
+
+/// One `[[session.messages]]` entry, compiled; the error names the entry's field.
+fn scenario_message(
+    m: &crate::profile::spec::MessageSpec,
+    default_correlate: &str,
+    default_rule: &Complete,
+    columns: &[String],
+) -> Result<MessageConfig, (&'static str, String)> {
+    let valid_name = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if m.name.is_empty() || !m.name.chars().all(valid_name) {
+        return Err((
+            "name",
+            format!("`{}`: use letters, digits, `-` and `_`", m.name),
+        ));
+    }
+    if m.weight == 0 {
+        return Err(("weight", "must be at least 1".into()));
+    }
+    let correlate = m
+        .correlate
+        .clone()
+        .unwrap_or_else(|| default_correlate.to_string());
+    check_pointer(&correlate).map_err(|e| ("correlate", e))?;
+    let complete = match &m.complete {
+        Some(rule) => Complete::parse(rule).map_err(|e| ("complete", e))?,
+        None => default_rule.clone(),
+    };
+    let template = Template::compile(&m.message, columns).map_err(|e| ("message", e))?;
+    Ok(MessageConfig {
+        name: m.name.clone(),
+        weight: m.weight,
+        template,
+        correlate,
+        complete,
+    })
 }
 
 fn connection(
