@@ -4,6 +4,7 @@ pub mod complete;
 pub mod connect;
 pub mod correlate;
 pub mod lag;
+pub mod pacing;
 pub mod probe;
 pub mod scheduler;
 pub mod session;
