@@ -153,7 +153,8 @@ pub fn verdict(series: &MemorySeries<'_>, rule: LeakRule) -> LeakVerdict {
         .unwrap_or_else(|| blocks[0].1)
         .max(f64::MIN_POSITIVE);
     let pct_per_hour = slope / base * 100.0;
-    let persistent = growth_of_steps_p(&hours) < rule.alpha;
+    let step_p = growth_of_steps_p(&hours);
+    let persistent = step_p < rule.alpha;
     let significant = p < rule.alpha && lo > 0.0 && persistent;
     let big = slope >= rule.min_mb_per_hour && pct_per_hour >= rule.min_pct_per_hour;
     let level = median(blocks.iter().map(|b| b.1)).unwrap_or(base);
@@ -172,7 +173,13 @@ pub fn verdict(series: &MemorySeries<'_>, rule: LeakRule) -> LeakVerdict {
         );
     } else {
         out.verdict = "none";
-        out.reason = format!("no significant growth: slope {slope:.1} MB/h, p = {p:.2}");
+        out.reason = if p < rule.alpha && lo > 0.0 {
+            format!(
+                "RSS drifted {slope:.1} MB/h overall but not steadily: the block-to-block steps do not grow on average (p = {step_p:.2}), as a wandering or settling series does"
+            )
+        } else {
+            format!("no significant growth: slope {slope:.1} MB/h, p = {p:.2}")
+        };
     }
     out
 }
