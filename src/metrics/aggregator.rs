@@ -469,9 +469,6 @@ pub async fn run(
                 while let Ok(sample) = rx.try_recv() {
                     state.apply(sample, phase, at);
                 }
-                while let Ok(msg) = procs.try_recv() {
-                    state.sampled(msg);
-                }
                 break;
             }
             Some(msg) = procs.recv() => state.sampled(msg),
@@ -490,6 +487,11 @@ pub async fn run(
                 sink(&snapshot, &totals);
             }
         }
+    }
+    // Whichever way the loop ended, what the sampler already sent (a target's exit
+    // above all) belongs in the last interval.
+    while let Ok(msg) = procs.try_recv() {
+        state.sampled(msg);
     }
     let (snapshot, totals) = state.rotate(started.elapsed(), true);
     if snapshot.end > snapshot.start || !snapshot.events.is_empty() {
@@ -609,6 +611,41 @@ mod tests {
             "open model: no correction"
         );
         assert_eq!(totals.dropped_samples, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_target_exit_sent_as_the_users_finish_is_still_written() {
+        // The sampler reports the exit, then the users stop: whichever channel the
+        // aggregator sees first, the exit must reach the last interval's events.
+        // Eight runs, so a race that loses it half the time fails here.
+        for _ in 0..8 {
+            let (recorder, rx, dropped) = Recorder::channel();
+            let (procs_tx, procs) = mpsc::channel(4);
+            let (seen, sink) = collecting();
+            let agg = tokio::spawn(run(
+                rx,
+                procs,
+                CancellationToken::new(),
+                dropped,
+                setup(&[("chat", false)], None),
+                sink,
+            ));
+            procs_tx
+                .send(ProcMsg::TargetExited("exit status: 124".into()))
+                .await
+                .unwrap();
+            drop(recorder);
+            agg.await.unwrap();
+            let seen = seen.lock().unwrap();
+            let exits = seen
+                .iter()
+                .flat_map(|(s, _)| &s.events)
+                .filter(
+                    |r| matches!(&r.event, Event::TargetExit { how } if how == "exit status: 124"),
+                )
+                .count();
+            assert_eq!(exits, 1);
+        }
     }
 
     #[tokio::test(start_paused = true)]
