@@ -1,6 +1,6 @@
 //! Message templates: compiled once into parts, rendered per message into a reused buffer.
 
-use std::fmt::Write as _;
+use std::fmt::Write;
 
 /// The built-in placeholders, as listed in error messages.
 pub const PLACEHOLDERS: &str = "{{user}}, {{seq}}, {{id}}, {{now_ms}}, {{random}}";
@@ -115,22 +115,21 @@ impl Template {
     /// Clears `out` and renders one message into it (no allocation once `out` is large enough).
     pub fn render(&self, vars: Vars, out: &mut String) {
         out.clear();
+        self.render_into(vars, out);
+    }
+
+    /// Appends one rendered message to `out` (a `String`, or the `BytesMut` a session sends from).
+    pub fn render_into(&self, vars: Vars, out: &mut impl Write) {
         for part in &self.parts {
-            // Writing into a String cannot fail.
+            // Writing into memory cannot fail.
             let _ = match part {
-                Part::Literal(s) => {
-                    out.push_str(s);
-                    Ok(())
-                }
+                Part::Literal(s) => out.write_str(s),
                 Part::User => write!(out, "{}", vars.user),
                 Part::Seq => write!(out, "{}", vars.seq),
                 Part::Id => write!(out, "{}", vars.id),
                 Part::NowMs => write!(out, "{}", vars.now_ms),
                 Part::Random => write!(out, "{}", vars.random),
-                Part::Column(i) => {
-                    out.push_str(vars.row.get(*i).map_or("", String::as_str));
-                    Ok(())
-                }
+                Part::Column(i) => out.write_str(vars.row.get(*i).map_or("", String::as_str)),
             };
         }
     }

@@ -5,6 +5,8 @@
 
 use serde_json::Value;
 
+use crate::engine::fields::Found;
+
 /// A compiled completion rule.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Complete {
@@ -53,9 +55,12 @@ impl Complete {
         }
         for (op, negate) in [("==", false), ("!=", true)] {
             if let Some((pointer, literal)) = rule.split_once(op) {
-                let value = serde_json::from_str(literal.trim()).map_err(|_| {
-                    bad("the right-hand side must be a JSON literal (true, 3, \"done\", null)")
-                })?;
+                let value = serde_json::from_str(literal.trim())
+                    .ok()
+                    .filter(|v: &Value| !v.is_object() && !v.is_array())
+                    .ok_or_else(|| {
+                        bad("the right-hand side must be a JSON literal (true, 3, \"done\", null)")
+                    })?;
                 return Ok(Complete::Equals {
                     pointer: pointer.trim().to_string(),
                     value,
@@ -77,17 +82,22 @@ impl Complete {
         })
     }
 
-    /// Whether a frame (the `frames`-th of its reply, from 1) completes the reply.
-    pub fn is_complete(&self, frame: &Value, frames: u32) -> bool {
+    /// The JSON pointer the rule looks at, if any.
+    pub fn pointer(&self) -> Option<&str> {
+        match self {
+            Complete::Equals { pointer, .. } | Complete::Exists { pointer, .. } => Some(pointer),
+            Complete::FirstFrame | Complete::Frames(_) => None,
+        }
+    }
+
+    /// Whether a frame (the `frames`-th of its reply, from 1) completes the reply, given
+    /// what the frame holds at [`Complete::pointer`] (`Missing` for rules without one).
+    pub fn is_complete(&self, at_pointer: &Found, frames: u32) -> bool {
         match self {
             Complete::FirstFrame => true,
             Complete::Frames(n) => frames >= *n,
-            Complete::Equals {
-                pointer,
-                value,
-                negate,
-            } => (frame.pointer(pointer) == Some(value)) != *negate,
-            Complete::Exists { pointer, negate } => frame.pointer(pointer).is_some() != *negate,
+            Complete::Equals { value, negate, .. } => at_pointer.equals(value) != *negate,
+            Complete::Exists { negate, .. } => (*at_pointer != Found::Missing) != *negate,
         }
     }
 
@@ -99,35 +109,63 @@ impl Complete {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
+    use crate::engine::fields::{Fields, Frame};
+
+    /// Whether `frame` completes a reply under `rule` as its `frames`-th frame.
+    fn completes(rule: &Complete, frame: &str, frames: u32) -> bool {
+        let mut fields = Fields::default();
+        let at = rule.pointer().map(|p| fields.add(p).unwrap());
+        let mut read = Frame::default();
+        fields.read(frame, &mut read).unwrap();
+        rule.is_complete(at.map_or(&Found::Missing, |i| &read[i]), frames)
+    }
 
     #[test]
     fn equality_rules() {
         let rule = Complete::parse("/done == true").unwrap();
-        assert!(rule.is_complete(&json!({"done": true}), 1));
-        assert!(!rule.is_complete(&json!({"done": false}), 1));
-        assert!(!rule.is_complete(&json!({}), 1));
+        assert!(completes(&rule, r#"{"done": true}"#, 1));
+        assert!(!completes(&rule, r#"{"done": false}"#, 1));
+        assert!(!completes(&rule, r#"{}"#, 1));
         let rule = Complete::parse(r#"/type != "delta""#).unwrap();
-        assert!(rule.is_complete(&json!({"type": "end"}), 1));
-        assert!(!rule.is_complete(&json!({"type": "delta"}), 1));
+        assert!(completes(&rule, r#"{"type": "end"}"#, 1));
+        assert!(!completes(&rule, r#"{"type": "delta"}"#, 1));
+        assert!(completes(&rule, r#"{"reply": "no type at all"}"#, 1));
+        let rule = Complete::parse("/choices/0/finish_reason == \"stop\"").unwrap();
+        assert!(completes(
+            &rule,
+            r#"{"choices": [{"finish_reason": "stop"}]}"#,
+            1
+        ));
+        assert!(!completes(
+            &rule,
+            r#"{"choices": [{"finish_reason": null}]}"#,
+            1
+        ));
+        let rule = Complete::parse("/left == 0").unwrap();
+        assert!(completes(&rule, r#"{"left": 0}"#, 1));
+        assert!(
+            !completes(&rule, r#"{"left": "0"}"#, 1),
+            "a string is not a number"
+        );
     }
 
     #[test]
     fn presence_rules() {
         let rule = Complete::parse("/delta missing").unwrap();
-        assert!(rule.is_complete(&json!({"reply": "x"}), 3));
-        assert!(!rule.is_complete(&json!({"delta": "x"}), 3));
+        assert!(completes(&rule, r#"{"reply": "x"}"#, 3));
+        assert!(!completes(&rule, r#"{"delta": "x"}"#, 3));
         let rule = Complete::parse("/final exists").unwrap();
-        assert!(rule.is_complete(&json!({"final": null}), 1));
+        assert!(completes(&rule, r#"{"final": null}"#, 1));
+        assert!(completes(&rule, r#"{"final": {"text": "x"}}"#, 1));
+        assert!(!completes(&rule, r#"{"final_": 1}"#, 1));
     }
 
     #[test]
     fn frame_counts_and_first_frame() {
         let rule = Complete::parse("frames 3").unwrap();
-        assert!(!rule.is_complete(&json!({}), 2));
-        assert!(rule.is_complete(&json!({}), 3));
+        assert!(!completes(&rule, r#"{}"#, 2));
+        assert!(completes(&rule, r#"{}"#, 3));
         assert_eq!(Complete::parse("").unwrap(), Complete::FirstFrame);
         assert!(!Complete::parse("").unwrap().streams());
         assert!(rule.streams());
@@ -138,6 +176,8 @@ mod tests {
         for bad in [
             "done == true",
             "/done == yes",
+            "/done == [1]",
+            "/done == {\"a\": 1}",
             "frames 0",
             "frames x",
             "/done is",

@@ -21,16 +21,6 @@ pub fn split_id(id: u64) -> Option<(u32, u64)> {
     Some((u32::try_from(user).ok()?, id % USER_STRIDE))
 }
 
-/// The id in a parsed reply at `pointer`: a JSON number, or a string of digits (servers
-/// often echo ids as strings). `None` when there is no such id.
-pub fn id_at(reply: &serde_json::Value, pointer: &str) -> Option<u64> {
-    match reply.pointer(pointer)? {
-        serde_json::Value::Number(n) => n.as_u64(),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 /// One outstanding request: when it was due, which scenario message, frames seen so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot {
@@ -176,22 +166,6 @@ mod tests {
         assert_eq!(split_id(message_id(0, 1)), Some((0, 1)));
         assert_eq!(split_id(12), None);
         assert!(message_id(9_000_000, 1) < 1 << 53);
-    }
-
-    #[test]
-    fn reply_ids_from_numbers_strings_and_nested_pointers() {
-        let id = |text: &str, pointer: &str| {
-            serde_json::from_str::<serde_json::Value>(text)
-                .ok()
-                .and_then(|v| id_at(&v, pointer))
-        };
-        assert_eq!(id(r#"{"id": 5000000012}"#, "/id"), Some(5_000_000_012));
-        assert_eq!(id(r#"{"id": "5000000012"}"#, "/id"), Some(5_000_000_012));
-        assert_eq!(id(r#"{"m": {"rid": 7}}"#, "/m/rid"), Some(7));
-        assert_eq!(id("42", ""), Some(42));
-        assert_eq!(id(r#"{"id": null}"#, "/id"), None);
-        assert_eq!(id(r#"{"id": -3}"#, "/id"), None);
-        assert_eq!(id(r#"{"x": 1}"#, "/id"), None);
     }
 
     fn at(p: &mut Pending, seq: u64) -> Option<Instant> {

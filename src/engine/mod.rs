@@ -3,6 +3,7 @@
 pub mod complete;
 pub mod connect;
 pub mod correlate;
+pub mod fields;
 pub mod lag;
 pub mod pacing;
 pub mod probe;

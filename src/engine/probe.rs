@@ -9,13 +9,14 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::{BufMut, BytesMut};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::correlate::{id_at, message_id, split_id};
+use crate::engine::correlate::{message_id, split_id};
+use crate::engine::fields::{Fields, Frame};
 use crate::engine::session::SessionConfig;
 use crate::metrics::{Recorder, Sample};
 use crate::profile::resolve::ProbeConfig;
@@ -41,7 +42,10 @@ pub async fn run(
     };
     let user = PROBE_USER_BASE - k;
     let mut seq = 0u64;
-    let mut buf = String::new();
+    // Like a session's: rendered in place, shared with the frame, reclaimed after it is sent.
+    let mut out = BytesMut::new();
+    let mut fields = Fields::default();
+    let id_field = probes.message.as_ref().and_then(|(_, p)| fields.add(p));
     loop {
         let ws = tokio::select! {
             biased;
@@ -55,7 +59,7 @@ pub async fn run(
                 () = sleep(Duration::from_millis(500)) => continue,
             }
         };
-        let (mut sink, mut stream) = ws.split();
+        let mut ws = ws; // not split: see `session.rs`
         let offset = probes
             .every
             .mul_f64(f64::from(k) / f64::from(probes.count.max(1)));
@@ -69,15 +73,16 @@ pub async fn run(
                     write_off(&mut outstanding, started, rec);
                     return;
                 }
-                frame = stream.next() => {
+                frame = ws.next() => {
                     let now = Instant::now();
                     let answered = match frame {
                         Some(Ok(Message::Pong(payload))) if probes.message.is_none() => {
                             payload.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
                         }
-                        Some(Ok(Message::Text(text))) => probes.message.as_ref().and_then(|(_, pointer)| {
-                            let value: Value = serde_json::from_str(&text).ok()?;
-                            split_id(id_at(&value, pointer)?).filter(|(u, _)| *u == user).map(|(_, s)| s)
+                        Some(Ok(Message::Text(text))) => id_field.and_then(|i| {
+                            let mut read = Frame::default();
+                            fields.read(&text, &mut read).ok()?;
+                            split_id(read[i].id()?).filter(|(u, _)| *u == user).map(|(_, s)| s)
                         }),
                         Some(Ok(_)) => None,
                         Some(Err(_)) | None => break,
@@ -91,12 +96,17 @@ pub async fn run(
                 }
                 intended = ticks.tick() => {
                     seq += 1;
+                    out.reserve(256);
                     let frame = match &probes.message {
-                        None => Message::Ping(seq.to_be_bytes().to_vec().into()),
+                        None => {
+                            out.put_u64(seq);
+                            Message::Ping(out.split().freeze())
+                        }
                         Some((template, _)) => {
                             let vars = Vars { user, seq, id: message_id(user, seq), now_ms: 0, random: seq, row: &[] };
-                            template.render(vars, &mut buf);
-                            Message::text(buf.as_str())
+                            template.render_into(vars, &mut out);
+                            // Rendered from `&str` pieces only, so always UTF-8.
+                            Message::Text(Utf8Bytes::try_from(out.split().freeze()).unwrap_or_default())
                         }
                     };
                     outstanding.push_back((seq, intended));
@@ -105,7 +115,7 @@ pub async fn run(
                     {
                         record(rec, started, oldest, Instant::now());
                     }
-                    if sink.send(frame).await.is_err() {
+                    if ws.send(frame).await.is_err() {
                         break;
                     }
                 }

@@ -6,25 +6,27 @@
 //! the pending table (a ring of 24-byte slots sized to the requests in flight, 4 to start),
 //! one send buffer sized once from the largest template, and a few timers: the task's
 //! future is held under 2 KiB (a test checks it; the handshake future and the TLS-capable
-//! stream are boxed so they do not sit inline). No histogram; nothing per message but the
-//! frame tungstenite sends and the parsed reply.
+//! stream are boxed so they do not sit inline). No histogram, and no allocation per
+//! message: a message is rendered into a `BytesMut` whose bytes tungstenite's frame
+//! shares and drops once written (the next render reclaims the same allocation), and a
+//! reply is read for its id without building a JSON tree (`fields.rs`).
 
 use std::future::pending;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures_util::stream::SplitSink;
+use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use crate::data::UserData;
 use crate::engine::connect::{Dialer, Ws, classify};
-use crate::engine::correlate::{Match, Pending, id_at, message_id, split_id};
+use crate::engine::correlate::{Match, Pending, message_id, split_id};
+use crate::engine::fields::{Fields, Found, Frame};
 pub(crate) use crate::engine::pacing::Pacing;
 use crate::metrics::{Disconnect, ErrorKind, Recorder, Sample};
 use crate::profile::resolve::{MessageConfig, RunConfig};
@@ -69,8 +71,12 @@ pub struct SessionConfig {
     pub messages: Vec<MessageConfig>,
     /// Running sum of the weights, for picking a message.
     cumulative: Vec<u32>,
-    /// The distinct correlation pointers, tried in order on each frame.
-    pointers: Vec<String>,
+    /// The fields read from each reply: correlation and completion pointers.
+    fields: Fields,
+    /// The correlation pointers' fields, tried in order for a reply's id.
+    ids: Vec<usize>,
+    /// Per message: the field its completion rule looks at.
+    complete_at: Vec<Option<usize>>,
     /// Open or closed model.
     pub model: Model,
     /// Open model: time between sends; `None` sends nothing.
@@ -102,12 +108,21 @@ impl SessionConfig {
         recorder: Recorder,
         stop_now: CancellationToken,
     ) -> SessionConfig {
-        let mut pointers: Vec<String> = Vec::new();
+        // The profile allows at most MAX_FIELDS distinct pointers, so every one is added.
+        let mut fields = Fields::default();
+        let mut ids = Vec::new();
         for m in &config.messages {
-            if !pointers.contains(&m.correlate) {
-                pointers.push(m.correlate.clone());
+            if let Some(i) = fields.add(&m.correlate)
+                && !ids.contains(&i)
+            {
+                ids.push(i);
             }
         }
+        let complete_at = config
+            .messages
+            .iter()
+            .map(|m| m.complete.pointer().and_then(|p| fields.add(p)))
+            .collect();
         let cumulative = config
             .messages
             .iter()
@@ -120,7 +135,9 @@ impl SessionConfig {
             transport,
             messages: config.messages.clone(),
             cumulative,
-            pointers,
+            fields,
+            ids,
+            complete_at,
             model: config.model,
             period: config.period,
             think: config.think,
@@ -142,8 +159,15 @@ impl SessionConfig {
         }
     }
 
-    /// Renders message `msg` for `user`'s message `seq` into `buf`.
-    pub(crate) fn render(&self, msg: u16, user: u32, seq: u64, random: u64, buf: &mut String) {
+    /// Appends message `msg` for `user`'s message `seq` to `out`.
+    pub(crate) fn render(
+        &self,
+        msg: u16,
+        user: u32,
+        seq: u64,
+        random: u64,
+        out: &mut impl std::fmt::Write,
+    ) {
         let now_ms = if self.uses_clock { unix_ms() } else { 0 };
         let vars = Vars {
             user,
@@ -153,7 +177,9 @@ impl SessionConfig {
             random: random & 0x7FFF_FFFF_FFFF_FFFF,
             row: self.data.row(user),
         };
-        self.messages[usize::from(msg)].template.render(vars, buf);
+        self.messages[usize::from(msg)]
+            .template
+            .render_into(vars, out);
     }
 
     /// The message index a random draw picks, by weight.
@@ -174,7 +200,10 @@ struct Session {
     user: u32,
     seq: u64,
     pending: Pending,
-    buf: String,
+    /// Where messages are rendered; each send splits its bytes off (see the module doc).
+    out: BytesMut,
+    /// Room one rendered message needs (the largest template's hint).
+    room: usize,
     rng: XorShift,
 }
 
@@ -195,7 +224,8 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
         user,
         seq: 0,
         pending: Pending::with_capacity(4),
-        buf: String::with_capacity(capacity + 64),
+        out: BytesMut::new(),
+        room: capacity + 64,
         rng: XorShift::new(user),
     };
     let mut backoff = Backoff::new(user, config.reconnect);
@@ -254,7 +284,10 @@ impl Session {
         cancel: &CancellationToken,
     ) -> (Disconnect, u16) {
         let rec = &config.recorder;
-        let (mut sink, mut stream) = ws.split();
+        // Not split into halves: `select!` drops its other branches before a handler runs,
+        // so the send in a handler and the read in a branch never borrow `ws` at once, and
+        // no lock (a split's `BiLock`) is taken per frame.
+        let mut ws = ws;
         let mut pacing = Pacing::new(config, self.user);
         let expiry = sleep_until(Instant::now());
         tokio::pin!(expiry);
@@ -280,7 +313,7 @@ impl Session {
                     drain_until = Some(Instant::now() + config.reply_timeout.min(DRAIN_MAX));
                 }
                 () = wait_until(drain_until) => break (Disconnect::Stopped, 0),
-                frame = stream.next() => match frame {
+                frame = ws.next() => match frame {
                     Some(Ok(Message::Text(text))) => self.on_frame(&text, config, &mut pacing, Instant::now()),
                     Some(Ok(Message::Close(frame))) => {
                         let code = frame.map_or(ABNORMAL_CLOSE, |f| u16::from(f.code));
@@ -303,7 +336,7 @@ impl Session {
                 }
                 () = wait_until(end_of_life), if drain_until.is_none() => break (Disconnect::Churned, 0),
                 intended = pacing.next_send(), if drain_until.is_none() => {
-                    if let Err(kind) = self.send(intended, &mut sink, config).await {
+                    if let Err(kind) = self.send(intended, &mut ws, config).await {
                         break (Disconnect::Lost(kind), ABNORMAL_CLOSE);
                     }
                     pacing.sent();
@@ -321,7 +354,7 @@ impl Session {
                 reason: reason.into(),
             }));
             // Boxed: needed once per connection, so it need not take room in every session.
-            let _ = Box::pin(timeout(CLOSE_GRACE, sink.send(close))).await;
+            let _ = Box::pin(timeout(CLOSE_GRACE, ws.send(close))).await;
         }
         end
     }
@@ -330,15 +363,21 @@ impl Session {
     async fn send(
         &mut self,
         intended: Instant,
-        sink: &mut SplitSink<Box<Ws>, Message>,
+        ws: &mut Ws,
         config: &SessionConfig,
     ) -> Result<(), ErrorKind> {
         self.seq += 1;
         let random = self.rng.next();
         let msg = config.pick(random >> 32);
-        config.render(msg, self.user, self.seq, random, &mut self.buf);
+        // Reclaims the buffer in place once the last frame's bytes are dropped: tungstenite
+        // copies a frame into its write buffer as it is sent, so after the first message
+        // this allocates nothing.
+        self.out.reserve(self.room);
+        config.render(msg, self.user, self.seq, random, &mut self.out);
         self.pending.push(self.seq, msg, intended);
-        sink.send(Message::text(self.buf.as_str()))
+        // Rendered from `&str` pieces only, so always UTF-8.
+        let text = Utf8Bytes::try_from(self.out.split().freeze()).unwrap_or_default();
+        ws.send(Message::Text(text))
             .await
             .map_err(|err| classify(&err))?;
         config.recorder.record(Sample::Sent { msg });
@@ -348,14 +387,15 @@ impl Session {
     /// Attributes one text frame received at `now` to its request by the correlation pointer.
     fn on_frame(&mut self, text: &str, config: &SessionConfig, pacing: &mut Pacing, now: Instant) {
         let rec = &config.recorder;
-        let Ok(value) = serde_json::from_str::<Value>(text) else {
+        let mut fields = Frame::default();
+        if config.fields.read(text, &mut fields).is_err() {
             rec.record(Sample::Error {
                 kind: ErrorKind::Unparsable,
                 user: self.user,
             });
             return;
-        };
-        let Some(id) = config.pointers.iter().find_map(|p| id_at(&value, p)) else {
+        }
+        let Some(id) = config.ids.iter().find_map(|&i| fields[i].id()) else {
             rec.record(Sample::Error {
                 kind: ErrorKind::Unparsable,
                 user: self.user,
@@ -395,7 +435,8 @@ impl Session {
                 micros: latency,
             });
         }
-        if rule.is_complete(&value, u32::from(frames)) {
+        let at = config.complete_at[usize::from(msg)].map_or(&Found::Missing, |i| &fields[i]);
+        if rule.is_complete(at, u32::from(frames)) {
             self.pending.finish(seq);
             rec.record(Sample::Reply {
                 msg,

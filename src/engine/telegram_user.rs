@@ -124,6 +124,7 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
                 seq += 1;
                 let random = rng.next();
                 let msg = config.pick(random >> 32);
+                buf.clear();
                 config.render(msg, user, seq, random, &mut buf);
                 let id = tg.mock.user_says(&tg.token, user_id, chat, &buf);
                 pending.push(seq, msg, intended);

@@ -11,6 +11,7 @@ use crate::analysis::leak::LeakRule;
 use crate::analysis::stall::StallRule;
 use crate::data::{self, UserData};
 use crate::engine::complete::Complete;
+use crate::engine::fields::{Fields, MAX_FIELDS};
 use crate::error::{SoakError, usage};
 use crate::profile::Loaded;
 pub use crate::profile::config::{
@@ -386,6 +387,21 @@ fn messages(
             .map_err(|(f, why)| bad(&field(f), why))?;
         out.push(compiled);
     }
+    // Each reply is read for these fields in one pass, into a fixed array (engine/fields.rs).
+    let mut fields = Fields::default();
+    let pointers = out
+        .iter()
+        .flat_map(|m| std::iter::once(m.correlate.as_str()).chain(m.complete.pointer()));
+    for pointer in pointers {
+        if fields.add(pointer).is_none() {
+            return Err(bad(
+                "session.messages",
+                format!(
+                    "at most {MAX_FIELDS} distinct JSON pointers in `correlate` and `complete` together"
+                ),
+            ));
+        }
+    }
     Ok(out)
 }
 
@@ -650,6 +666,29 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("messages[0].name")
+        );
+    }
+
+    #[test]
+    fn too_many_distinct_pointers_are_refused_shared_ones_are_not() {
+        let msg = |i: usize, correlate: &str| MessageSpec {
+            name: format!("m{i}"),
+            weight: 1,
+            message: "{{id}}".into(),
+            correlate: Some(correlate.into()),
+            complete: Some(format!("/done{i} exists")),
+        };
+        let mut spec = ProfileSpec::default();
+        spec.session.messages = (0..MAX_FIELDS - 1).map(|i| msg(i, "/id")).collect();
+        assert!(
+            resolve(&loaded(spec.clone())).is_ok(),
+            "one id pointer + 15 rules"
+        );
+        spec.session.messages.push(msg(MAX_FIELDS, "/id"));
+        let e = resolve(&loaded(spec)).unwrap_err().to_string();
+        assert!(
+            e.contains("session.messages") && e.contains("distinct JSON pointers"),
+            "{e}"
         );
     }
 }
