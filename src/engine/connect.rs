@@ -4,28 +4,26 @@
 use std::io;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream, client_async_tls_with_config};
 
 use crate::engine::tls;
+pub use crate::engine::upgrade::READ_BUFFER_BYTES;
+use crate::engine::upgrade::{Failed, Stream, upgrade};
 use crate::metrics::ErrorKind;
 use crate::profile::resolve::ConnectionConfig;
 use crate::units::Rate;
-
-/// tungstenite allocates its read buffer eagerly, 128 KiB by default: ≈2.4 GiB at 19,000
-/// connections before a frame arrives. Chat frames are small, so 4 KiB is enough; a larger
-/// frame still arrives whole, the buffer is only the unit of each socket read.
-pub const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// Bytes queued before tungstenite writes to the socket. Every send here is followed by a
 /// flush, so this only bounds the (lazily grown) write buffer.
@@ -36,7 +34,7 @@ pub const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// An open client connection.
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<Stream>;
 
 /// Everything needed to open connections to one target, built once and shared by all
 /// sessions: the address looked up once (19,000 connects make no DNS queries), the TLS
@@ -44,7 +42,8 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub struct Dialer {
     url: String,
     addr: SocketAddr,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    /// `wss://`: the TLS connector and the name the certificate must carry.
+    tls: Option<(TlsConnector, ServerName<'static>)>,
     headers: Vec<(HeaderName, HeaderValue)>,
     handshake_timeout: Duration,
     limiter: DefaultDirectRateLimiter,
@@ -72,6 +71,7 @@ impl Dialer {
         };
         let authority = rest.split(['/', '?']).next().unwrap_or_default();
         let authority = authority.rsplit('@').next().unwrap_or(authority);
+        let host = host_of(authority);
         let with_port = if has_port(authority) {
             authority.to_string()
         } else {
@@ -99,10 +99,20 @@ impl Dialer {
         // Check the URL once, so a connect can only fail for reasons the server controls.
         url.into_client_request()
             .map_err(|err| format!("`{}`: {err}", crate::redact::url(url)))?;
+        let tls = if secure {
+            let name = ServerName::try_from(host.to_string())
+                .map_err(|_| format!("`{host}` is not a name a TLS certificate can carry"))?;
+            Some((
+                TlsConnector::from(tls::client_config(config.insecure)),
+                name,
+            ))
+        } else {
+            None
+        };
         Ok(Dialer {
             url: url.to_string(),
             addr,
-            tls: secure.then(|| tls::client_config(config.insecure)),
+            tls,
             headers,
             handshake_timeout: config.handshake_timeout,
             limiter: limiter(connect_rate),
@@ -128,24 +138,23 @@ impl Dialer {
                 .map_err(|err| classify_io(&err))?;
             // Chat messages are small and latency is what we measure: never wait to coalesce.
             tcp.set_nodelay(true).map_err(|_| ErrorKind::ConnectIo)?;
-            let connector = match &self.tls {
-                Some(config) => Connector::Rustls(Arc::clone(config)),
-                None => Connector::Plain,
+            let stream = match &self.tls {
+                Some((connector, name)) => {
+                    let tls = connector
+                        .connect(name.clone(), tcp)
+                        .await
+                        .map_err(|err| classify_io(&err))?;
+                    Stream::Tls(Box::new(tls))
+                }
+                None => Stream::Plain(tcp),
             };
-            let (ws, _response) = client_async_tls_with_config(
-                self.request()?,
-                tcp,
-                Some(ws_config()),
-                Some(connector),
-            )
-            .await
-            .map_err(|err| match err {
-                WsError::Io(io) => classify_io(&io),
-                WsError::Tls(_) => ErrorKind::Tls,
-                _ => ErrorKind::Handshake,
-            })?;
-            // Boxed: the stream is large (its TLS state is inline), and a session holding it
-            // inline would carry that size in its future for the whole run.
+            let ws = upgrade(stream, self.request()?, ws_config())
+                .await
+                .map_err(|failed| match failed {
+                    Failed::Io(err) => classify_io(&err),
+                    Failed::Refused(_) => ErrorKind::Handshake,
+                })?;
+            // Boxed: a session holds it for its whole life, so it stays out of the future.
             Ok(Box::new(ws))
         };
         timeout(self.handshake_timeout, attempt)
@@ -175,6 +184,17 @@ fn limiter(rate: Rate) -> DefaultDirectRateLimiter {
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
         .allow_burst(NonZeroU32::MIN);
     RateLimiter::direct(quota)
+}
+
+/// The host of an authority: without the port, and an IPv6 address without its brackets.
+fn host_of(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match authority.rsplit_once(':') {
+        Some((host, _)) => host,
+        None => authority,
+    }
 }
 
 fn has_port(authority: &str) -> bool {
@@ -259,6 +279,10 @@ mod tests {
         assert!(has_port("[::1]:80"));
         assert!(!has_port("[::1]"));
         assert!(!has_port("localhost"));
+        assert_eq!(host_of("127.0.0.1:80"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:80"), "::1");
+        assert_eq!(host_of("[::1]"), "::1");
+        assert_eq!(host_of("example.test"), "example.test");
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ pub mod scheduler;
 pub mod session;
 pub mod telegram_user;
 pub mod tls;
+pub mod upgrade;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,8 +1,8 @@
 //! One simulated user: connect, one `select!` loop over cancel / frames / timeouts / churn /
 //! sends, and reconnect with back-off when the connection is lost.
 //!
-//! Memory budget per session (×19,000 connections): the socket with 4 KiB read and write
-//! buffers (`connect.rs`, the stream boxed), an `Arc` of the shared config, a child token,
+//! Memory budget per session (×19,000 connections): the socket with a 1 KiB read buffer
+//! (`upgrade.rs`) and a write buffer grown on the first send, the stream boxed, an `Arc` of the shared config, a child token,
 //! the pending table (a ring of 24-byte slots sized to the requests in flight, 4 to start),
 //! one send buffer sized once from the largest template, and a few timers: the task's
 //! future is held under 2 KiB (a test checks it; the handshake future and the TLS-capable

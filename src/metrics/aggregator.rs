@@ -22,8 +22,8 @@ use crate::analysis::stall::{self, Bin, StallRule};
 use crate::metrics::events::{Event, EventLog, Record};
 use crate::metrics::snapshot::ProcRow;
 use crate::metrics::snapshot::{
-    Counters, IntervalSnapshot, LatencyStats, MsgCounters, MsgStats, RunTotals, Tagged,
-    new_histogram,
+    Counters, HIST_MAX_MICROS, IntervalSnapshot, LatencyStats, MsgCounters, MsgStats, RunTotals,
+    Tagged, new_histogram, record,
 };
 use crate::metrics::{Disconnect, Sample};
 use crate::plan::{Phase, Plan};
@@ -210,9 +210,9 @@ impl State {
             Sample::Reply { msg, micros } => self.reply(msg, micros.max(1), hold),
             Sample::FirstFrame { msg, micros } => {
                 let v = micros.max(1);
-                self.msg(msg, |m| m.ttff.saturating_record(v));
+                self.msg(msg, |m| record(&mut m.ttff, v));
                 if hold {
-                    self.hold_ttff.saturating_record(v);
+                    record(&mut self.hold_ttff, v);
                 }
             }
             Sample::Timeout { msg } => {
@@ -230,7 +230,7 @@ impl State {
                 micros,
                 reconnect,
             } => {
-                self.connect.saturating_record(micros.max(1));
+                record(&mut self.connect, micros.max(1));
                 let what = if reconnect { "reconnect" } else { "connect" };
                 let event = || Event::Connect {
                     user,
@@ -240,14 +240,14 @@ impl State {
                 self.events.push(at, (what, "", 0), event);
             }
             Sample::Probe { at_ms, rtt_us } => {
-                self.probe.saturating_record(u64::from(rtt_us).max(1));
+                record(&mut self.probe, u64::from(rtt_us).max(1));
                 let threshold = self.setup.stall_rule.threshold;
                 if let Some(bin) = self.bin(at_ms) {
                     bin.add_probe(at_ms, rtt_us, threshold);
                 }
             }
             Sample::Lag { at_ms, lag_us } => {
-                self.lag.saturating_record(u64::from(lag_us).max(1));
+                record(&mut self.lag, u64::from(lag_us).max(1));
                 self.interval_lag_max_us = self.interval_lag_max_us.max(lag_us);
                 if let Some(bin) = self.bin(at_ms) {
                     bin.lag_max_us = bin.lag_max_us.max(lag_us);
@@ -274,16 +274,16 @@ impl State {
     fn reply(&mut self, msg: u16, v: u64, hold: bool) {
         self.msg(msg, |m| {
             m.interval.received += 1;
-            m.ttlf.saturating_record(v);
+            record(&mut m.ttlf, v);
         });
         if hold {
-            self.hold.saturating_record(v);
+            record(&mut self.hold, v);
         }
         if let Some(interval) = self.setup.correct_micros {
-            // Values beyond the histogram's range are clamped like saturating_record.
+            // Clamped like `record`, so the corrected histogram keeps the same 1 h cap.
             let _ = self
                 .corrected
-                .record_correct(v.min(self.corrected.high()), interval);
+                .record_correct(v.clamp(1, HIST_MAX_MICROS), interval);
         }
     }
 
