@@ -48,7 +48,7 @@ pub async fn run(
                 k,
                 Arc::clone(&probes),
                 Arc::clone(&config),
-                started,
+                (started, started + plan.load_end()),
                 users.clone(),
             ));
         }

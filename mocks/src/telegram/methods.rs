@@ -3,7 +3,6 @@
 // An error here is the finished response, returned once per call: its size does not matter.
 #![allow(clippy::result_large_err)]
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -11,7 +10,6 @@ use std::time::Duration;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::{Value, json};
 use tokio::time::{Instant, sleep_until};
 
@@ -20,52 +18,6 @@ use crate::telegram::{BotAction, Telegram, bot_id, now, webhook};
 
 /// Longest `getUpdates` long poll, s (the real API's limit).
 const MAX_POLL_S: i64 = 50;
-
-/// Telegram's flood limits: per chat and overall.
-#[derive(Debug)]
-pub struct Flood {
-    per_chat: DefaultKeyedRateLimiter<i64>,
-    per_group: DefaultKeyedRateLimiter<i64>,
-    overall: DefaultDirectRateLimiter,
-}
-
-impl Default for Flood {
-    fn default() -> Self {
-        Flood::new()
-    }
-}
-
-impl Flood {
-    /// About 1 message a second per chat (bursts of 3), 20 a minute per group, 30 a second
-    /// overall.
-    pub fn new() -> Flood {
-        let per_chat = Quota::per_second(NonZeroU32::MIN)
-            .allow_burst(NonZeroU32::new(3).unwrap_or(NonZeroU32::MIN));
-        let overall = Quota::per_second(NonZeroU32::new(30).unwrap_or(NonZeroU32::MIN));
-        let per_group = Quota::per_minute(NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN));
-        Flood {
-            per_chat: RateLimiter::keyed(per_chat),
-            per_group: RateLimiter::keyed(per_group),
-            overall: RateLimiter::direct(overall),
-        }
-    }
-
-    fn check(&self, chat: i64) -> Result<(), u64> {
-        let wait = |nu: governor::NotUntil<
-            <governor::clock::DefaultClock as governor::clock::Clock>::Instant,
-        >| {
-            let clock = governor::clock::DefaultClock::default();
-            nu.wait_time_from(governor::clock::Clock::now(&clock))
-                .as_secs()
-                .max(1)
-        };
-        self.per_chat.check_key(&chat).map_err(wait)?;
-        if chat < 0 {
-            self.per_group.check_key(&chat).map_err(wait)?;
-        }
-        self.overall.check().map_err(wait)
-    }
-}
 
 fn ok(result: Value) -> Response {
     let mut envelope = serde_json::Map::new();

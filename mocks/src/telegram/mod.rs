@@ -6,6 +6,7 @@
 //! [`Telegram::user_says`]; everything the bot does in a chat is published to that
 //! chat's subscriber ([`Telegram::subscribe`]) so the caller can time the bot's replies.
 
+pub mod flood;
 pub mod methods;
 pub mod params;
 pub mod webhook;
@@ -97,7 +98,7 @@ pub struct Telegram {
     deliveries: AtomicU64,
     delivery_failures: AtomicU64,
     faults: AtomicU64,
-    flood: Option<methods::Flood>,
+    flood: Option<flood::Flood>,
 }
 
 /// Counters, as served at `/__soak/stats` and written into soak's summary.
@@ -137,7 +138,7 @@ impl Telegram {
     /// A mock with `config`.
     pub fn new(config: TelegramConfig) -> Telegram {
         Telegram {
-            flood: config.flood_limits.then(methods::Flood::new),
+            flood: config.flood_limits.then(flood::Flood::new),
             config,
             bots: Mutex::new(HashMap::new()),
             notify: Notify::new(),
