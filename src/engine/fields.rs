@@ -145,12 +145,29 @@ struct Node<'f, 'o, 'a> {
 }
 
 impl<'a> Node<'_, '_, 'a> {
-    fn set(self, found: &Found<'a>) {
+    /// Stores `found` for every pointer that ends here.
+    fn set(&mut self, found: &Found<'a>) {
         let ending = self.fields.ending(self.on_path, self.depth);
         for (i, slot) in self.out.iter_mut().enumerate() {
             if ending & (1 << i) != 0 {
                 *slot = found.clone();
             }
+        }
+    }
+
+    /// Marks this object or array found; returns the pointers that go on below it.
+    fn open(&mut self) -> u32 {
+        self.set(&Found::Composite);
+        self.on_path & !self.fields.ending(self.on_path, self.depth)
+    }
+
+    /// The node one level down, with the pointers `on_path` that go through it.
+    fn child(&mut self, on_path: u32) -> Node<'_, '_, 'a> {
+        Node {
+            fields: self.fields,
+            depth: self.depth + 1,
+            on_path,
+            out: &mut *self.out,
         }
     }
 }
@@ -170,104 +187,72 @@ impl<'de: 'a, 'a> Visitor<'de> for Node<'_, '_, 'a> {
         f.write_str("a JSON value")
     }
 
-    fn visit_unit<E>(self) -> Result<(), E> {
+    fn visit_unit<E>(mut self) -> Result<(), E> {
         self.set(&Found::Null);
         Ok(())
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+    fn visit_bool<E>(mut self, v: bool) -> Result<(), E> {
         self.set(&Found::Bool(v));
         Ok(())
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+    fn visit_u64<E>(mut self, v: u64) -> Result<(), E> {
         self.set(&Found::Number(v.into()));
         Ok(())
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+    fn visit_i64<E>(mut self, v: i64) -> Result<(), E> {
         self.set(&Found::Number(v.into()));
         Ok(())
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+    fn visit_f64<E>(mut self, v: f64) -> Result<(), E> {
         self.set(&Number::from_f64(v).map_or(Found::Null, Found::Number));
         Ok(())
     }
 
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
+    fn visit_borrowed_str<E>(mut self, v: &'de str) -> Result<(), E> {
         self.set(&Found::Str(Cow::Borrowed(v)));
         Ok(())
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+    fn visit_str<E>(mut self, v: &str) -> Result<(), E> {
         if self.fields.ending(self.on_path, self.depth) != 0 {
             self.set(&Found::Str(Cow::Owned(v.to_string())));
         }
         Ok(())
     }
 
-    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
-        let Node {
-            fields,
-            depth,
-            on_path,
-            out,
-        } = self;
-        let deeper = on_path & !fields.ending(on_path, depth);
-        Node {
-            fields,
-            depth,
-            on_path,
-            out: &mut *out,
-        }
-        .set(&Found::Composite);
-        while let Some(on_key) = map.next_key_seed(Key {
+    fn visit_map<M: MapAccess<'de>>(mut self, mut map: M) -> Result<(), M::Error> {
+        let deeper = self.open();
+        let (fields, depth) = (self.fields, self.depth);
+        let key = || Key {
             fields,
             depth,
             on_path: deeper,
-        })? {
+        };
+        while let Some(on_key) = map.next_key_seed(key())? {
             if on_key == 0 {
                 map.next_value::<IgnoredAny>()?;
             } else {
-                map.next_value_seed(Node {
-                    fields,
-                    depth: depth + 1,
-                    on_path: on_key,
-                    out: &mut *out,
-                })?;
+                map.next_value_seed(self.child(on_key))?;
             }
         }
         Ok(())
     }
 
-    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
-        let Node {
-            fields,
-            depth,
-            on_path,
-            out,
-        } = self;
-        let deeper = on_path & !fields.ending(on_path, depth);
-        Node {
-            fields,
-            depth,
-            on_path,
-            out: &mut *out,
-        }
-        .set(&Found::Composite);
+    fn visit_seq<S: SeqAccess<'de>>(mut self, mut seq: S) -> Result<(), S::Error> {
+        let deeper = self.open();
         for index in 0.. {
-            let on_index = fields.select(deeper, |tokens| tokens[depth].1 == Some(index));
+            let depth = self.depth;
+            let on_index = self
+                .fields
+                .select(deeper, |tokens| tokens[depth].1 == Some(index));
             let more = if on_index == 0 {
                 seq.next_element::<IgnoredAny>()?.is_some()
             } else {
-                seq.next_element_seed(Node {
-                    fields,
-                    depth: depth + 1,
-                    on_path: on_index,
-                    out: &mut *out,
-                })?
-                .is_some()
+                seq.next_element_seed(self.child(on_index))?.is_some()
             };
             if !more {
                 break;
