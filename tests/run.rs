@@ -8,7 +8,7 @@ use soak::plan::Plan;
 use soak_mocks::demo::DemoConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{demo_target, soak, summary, timeseries};
+use crate::common::{demo_target, soak, soak_line, summary, timeseries};
 
 fn delay(ms: u64) -> DemoConfig {
     DemoConfig {
@@ -22,25 +22,7 @@ async fn ramped_run_counts_messages_measures_latency_and_shows_the_ramp() {
     let addr = demo_target(delay(50)).await;
     let out = tempfile::tempdir().unwrap();
     let url = format!("ws://{addr}/ws");
-    let outcome = soak(
-        out.path(),
-        &[
-            "--url",
-            &url,
-            "--users",
-            "5",
-            "--rate",
-            "10/s",
-            "--duration",
-            "4s",
-            "--ramp-up",
-            "1s",
-            "--ramp-down",
-            "1s",
-            "--interval",
-            "250ms",
-        ],
-    )
+    let outcome = soak_line(out.path(), &format!("--url {url} --users 5 --rate 10/s --duration 4s --ramp-up 1s --ramp-down 1s --interval 250ms"))
     .await
     .unwrap();
     assert_eq!(outcome, Outcome::Passed);
@@ -167,25 +149,7 @@ async fn replies_slower_than_the_timeout_are_timeout_errors() {
     let addr = demo_target(delay(600)).await;
     let out = tempfile::tempdir().unwrap();
     let url = format!("ws://{addr}/ws");
-    soak(
-        out.path(),
-        &[
-            "--url",
-            &url,
-            "--users",
-            "2",
-            "--rate",
-            "5/s",
-            "--duration",
-            "2s",
-            "--ramp-up",
-            "0s",
-            "--ramp-down",
-            "0s",
-            "--reply-timeout",
-            "200ms",
-        ],
-    )
+    soak_line(out.path(), &format!("--url {url} --users 2 --rate 5/s --duration 2s --ramp-up 0s --ramp-down 0s --reply-timeout 200ms"))
     .await
     .unwrap();
     let s = summary(out.path());
@@ -201,22 +165,9 @@ async fn idle_users_hold_connections_and_send_nothing() {
     let addr = demo_target(DemoConfig::default()).await;
     let out = tempfile::tempdir().unwrap();
     let url = format!("ws://{addr}/ws");
-    soak(
+    soak_line(
         out.path(),
-        &[
-            "--url",
-            &url,
-            "--users",
-            "20",
-            "--rate",
-            "0/s",
-            "--duration",
-            "1s",
-            "--ramp-up",
-            "0s",
-            "--ramp-down",
-            "0s",
-        ],
+        &format!("--url {url} --users 20 --rate 0/s --duration 1s --ramp-up 0s --ramp-down 0s"),
     )
     .await
     .unwrap();
@@ -229,20 +180,9 @@ async fn idle_users_hold_connections_and_send_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_url_the_built_in_demo_target_is_soaked() {
     let out = tempfile::tempdir().unwrap();
-    soak(
+    soak_line(
         out.path(),
-        &[
-            "--users",
-            "2",
-            "--duration",
-            "1s",
-            "--ramp-up",
-            "0s",
-            "--ramp-down",
-            "0s",
-            "--rate",
-            "10/s",
-        ],
+        "--users 2 --duration 1s --ramp-up 0s --ramp-down 0s --rate 10/s",
     )
     .await
     .unwrap();
@@ -289,22 +229,9 @@ async fn replies_in_flight_when_users_stop_are_still_measured() {
     let addr = demo_target(delay(400)).await;
     let out = tempfile::tempdir().unwrap();
     let url = format!("ws://{addr}/ws");
-    soak(
+    soak_line(
         out.path(),
-        &[
-            "--url",
-            &url,
-            "--users",
-            "3",
-            "--rate",
-            "10/s",
-            "--duration",
-            "1500ms",
-            "--ramp-up",
-            "0s",
-            "--ramp-down",
-            "0s",
-        ],
+        &format!("--url {url} --users 3 --rate 10/s --duration 1500ms --ramp-up 0s --ramp-down 0s"),
     )
     .await
     .unwrap();

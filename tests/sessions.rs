@@ -6,8 +6,8 @@ use std::time::Duration;
 use soak_mocks::demo::DemoConfig;
 
 use crate::common::{
-    demo_on_own_thread, demo_target, events, hlog_ttlf_count, recording_server, soak, summary,
-    timeseries,
+    demo_on_own_thread, demo_target, events, hlog_ttlf_count, recording_server, soak, soak_line,
+    summary, timeseries,
 };
 
 fn ms(v: &serde_json::Value) -> f64 {
@@ -90,25 +90,7 @@ async fn closed_model_sends_once_per_reply_plus_think() {
     .await;
     let out = tempfile::tempdir().unwrap();
     let url = format!("ws://{addr}/ws");
-    soak(
-        out.path(),
-        &[
-            "--url",
-            &url,
-            "--users",
-            "3",
-            "--model",
-            "closed",
-            "--think",
-            "100ms",
-            "--duration",
-            "3s",
-            "--ramp-up",
-            "0s",
-            "--ramp-down",
-            "0s",
-        ],
-    )
+    soak_line(out.path(), &format!("--url {url} --users 3 --model closed --think 100ms --duration 3s --ramp-up 0s --ramp-down 0s"))
     .await
     .unwrap();
     let s = summary(out.path());
@@ -133,25 +115,7 @@ async fn closed_model_without_think_is_as_fast_as_the_server() {
     let addr = demo_target(DemoConfig::default()).await;
     let out = tempfile::tempdir().unwrap();
     let url = format!("ws://{addr}/ws");
-    soak(
-        out.path(),
-        &[
-            "--url",
-            &url,
-            "--users",
-            "2",
-            "--model",
-            "closed",
-            "--think",
-            "0s",
-            "--duration",
-            "1s",
-            "--ramp-up",
-            "0s",
-            "--ramp-down",
-            "0s",
-        ],
-    )
+    soak_line(out.path(), &format!("--url {url} --users 2 --model closed --think 0s --duration 1s --ramp-up 0s --ramp-down 0s"))
     .await
     .unwrap();
     let s = summary(out.path());
@@ -352,25 +316,7 @@ async fn churn_reopens_connections_without_errors() {
     let addr = demo_target(DemoConfig::default()).await;
     let out = tempfile::tempdir().unwrap();
     let url = format!("ws://{addr}/ws");
-    soak(
-        out.path(),
-        &[
-            "--url",
-            &url,
-            "--users",
-            "2",
-            "--rate",
-            "5/s",
-            "--duration",
-            "2s",
-            "--ramp-up",
-            "0s",
-            "--ramp-down",
-            "0s",
-            "--lifetime",
-            "500ms",
-        ],
-    )
+    soak_line(out.path(), &format!("--url {url} --users 2 --rate 5/s --duration 2s --ramp-up 0s --ramp-down 0s --lifetime 500ms"))
     .await
     .unwrap();
     let s = summary(out.path());
@@ -387,25 +333,7 @@ async fn the_connect_rate_cap_spreads_a_connect_storm() {
     let addr = demo_target(DemoConfig::default()).await;
     let out = tempfile::tempdir().unwrap();
     let url = format!("ws://{addr}/ws");
-    soak(
-        out.path(),
-        &[
-            "--url",
-            &url,
-            "--users",
-            "8",
-            "--rate",
-            "0/s",
-            "--duration",
-            "1s",
-            "--ramp-up",
-            "0s",
-            "--ramp-down",
-            "0s",
-            "--connect-rate",
-            "10/s",
-        ],
-    )
+    soak_line(out.path(), &format!("--url {url} --users 8 --rate 0/s --duration 1s --ramp-up 0s --ramp-down 0s --connect-rate 10/s"))
     .await
     .unwrap();
     let connects: Vec<f64> = events(out.path())

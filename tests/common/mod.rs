@@ -34,6 +34,12 @@ pub async fn soak(out: &Path, args: &[&str]) -> Result<Outcome, SoakError> {
     soak::run(Cli::try_parse_from(argv).unwrap()).await
 }
 
+/// [`soak`] with the arguments written as one line (split at spaces, so no value may hold one).
+pub async fn soak_line(out: &Path, line: &str) -> Result<Outcome, SoakError> {
+    let args: Vec<&str> = line.split_whitespace().collect();
+    soak(out, &args).await
+}
+
 /// The one run folder under `out`.
 pub fn run_dir(out: &Path) -> PathBuf {
     let dirs: Vec<_> = std::fs::read_dir(out)
