@@ -1,0 +1,153 @@
+//! Tests of `resolve.rs`.
+
+use super::*;
+use crate::profile::spec::MessageSpec;
+use crate::units::Rate;
+
+fn loaded(spec: ProfileSpec) -> Loaded {
+    Loaded {
+        name: "t".into(),
+        source: "t.toml".into(),
+        spec,
+    }
+}
+
+fn err(edit: impl FnOnce(&mut ProfileSpec)) -> String {
+    let mut spec = ProfileSpec::default();
+    edit(&mut spec);
+    resolve(&loaded(spec)).unwrap_err().to_string()
+}
+
+#[test]
+fn defaults_resolve_to_the_demo_target() {
+    let config = resolve(&loaded(ProfileSpec::default())).unwrap();
+    assert!(matches!(config.target, Target::Demo(_)));
+    assert_eq!(config.period, Some(Duration::from_secs(1)));
+    assert_eq!(config.messages.len(), 1);
+    assert_eq!(config.messages[0].name, "message");
+    assert!(!config.streams());
+}
+
+#[test]
+fn ramps_longer_than_the_run_are_refused() {
+    let e = err(|s| {
+        s.load.duration = Duration::from_secs(10);
+        s.load.ramp_up = Duration::from_secs(8);
+        s.load.ramp_down = Duration::from_secs(3);
+    });
+    assert!(
+        e.contains("--ramp-up") && e.contains("longer than the whole run"),
+        "{e}"
+    );
+}
+
+#[test]
+fn ramps_filling_the_whole_run_are_fine() {
+    let mut spec = ProfileSpec::default();
+    spec.load.duration = Duration::from_secs(10);
+    spec.load.ramp_up = Duration::from_secs(5);
+    spec.load.ramp_down = Duration::from_secs(5);
+    assert!(resolve(&loaded(spec)).is_ok());
+}
+
+#[test]
+fn field_errors_name_field_and_flag() {
+    assert!(err(|s| s.load.users = 0).contains("load.users (--users)"));
+    assert!(err(|s| s.load.duration = Duration::ZERO).contains("load.duration"));
+    let e = err(|s| s.session.message = "{{who}}".into());
+    assert!(
+        e.contains("session.message") && e.contains("{{who}}"),
+        "{e}"
+    );
+    assert!(err(|s| s.session.correlate = "id".into()).contains("JSON pointer"));
+    assert!(err(|s| s.session.complete = "done".into()).contains("session.complete"));
+    assert!(err(|s| s.output.interval = Duration::from_millis(1)).contains("output.interval"));
+    assert!(err(|s| s.target.headers = vec!["no colon".into()]).contains("--header"));
+    assert!(err(|s| s.load.connect_rate = Rate { per_second: 0.0 }).contains("--connect-rate"));
+}
+
+#[test]
+fn header_errors_do_not_echo_secrets() {
+    let e = err(|s| s.target.headers = vec!["Authorization Bearer s3cret".into()]);
+    assert!(!e.contains("s3cret"), "{e}");
+}
+
+#[test]
+fn urls_must_be_websocket_urls() {
+    for url in ["http://x/", "ws://", "localhost:80"] {
+        let e = err(|s| s.target.url = Some(url.into()));
+        assert!(e.contains("target.url"), "{url}: {e}");
+    }
+    for url in ["ws://127.0.0.1:9/chat", "wss://example.test/ws"] {
+        let mut spec = ProfileSpec::default();
+        spec.target.url = Some(url.into());
+        assert!(matches!(
+            resolve(&loaded(spec)).unwrap().target,
+            Target::Url(_)
+        ));
+    }
+}
+
+#[test]
+fn scenarios_compile_each_message_with_inherited_rules() {
+    let mut spec = ProfileSpec::default();
+    spec.session.complete = "/done == true".into();
+    let msg = |name: &str, weight| MessageSpec {
+        name: name.into(),
+        weight,
+        message: "{{id}}".into(),
+        correlate: None,
+        complete: None,
+    };
+    spec.session.messages = vec![
+        msg("chat", 80),
+        MessageSpec {
+            complete: Some("frames 2".into()),
+            ..msg("history", 20)
+        },
+    ];
+    let config = resolve(&loaded(spec.clone())).unwrap();
+    assert_eq!(
+        config.messages[0].complete,
+        Complete::parse("/done == true").unwrap()
+    );
+    assert_eq!(config.messages[1].complete, Complete::Frames(2));
+    assert!(config.streams());
+    spec.session.messages.push(msg("chat", 1));
+    assert!(
+        resolve(&loaded(spec.clone()))
+            .unwrap_err()
+            .to_string()
+            .contains("twice")
+    );
+    spec.session.messages = vec![msg("bad name", 1)];
+    assert!(
+        resolve(&loaded(spec))
+            .unwrap_err()
+            .to_string()
+            .contains("messages[0].name")
+    );
+}
+
+#[test]
+fn too_many_distinct_pointers_are_refused_shared_ones_are_not() {
+    let msg = |i: usize, correlate: &str| MessageSpec {
+        name: format!("m{i}"),
+        weight: 1,
+        message: "{{id}}".into(),
+        correlate: Some(correlate.into()),
+        complete: Some(format!("/done{i} exists")),
+    };
+    let mut spec = ProfileSpec::default();
+    spec.session.messages = (0..MAX_FIELDS - 1).map(|i| msg(i, "/id")).collect();
+    assert!(
+        resolve(&loaded(spec.clone())).is_ok(),
+        "one id pointer + 15 rules"
+    );
+    spec.session.messages.push(msg(MAX_FIELDS, "/id"));
+    let e = resolve(&loaded(spec)).unwrap_err().to_string();
+    assert!(
+        e.contains("session.messages") && e.contains("distinct JSON pointers"),
+        "{e}"
+    );
+}
