@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use futures_util::{SinkExt, StreamExt};
-use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep};
+use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, sleep};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::connect::Ws;
 use crate::engine::correlate::{message_id, split_id};
 use crate::engine::fields::{Fields, Frame};
 use crate::engine::session::SessionConfig;
@@ -28,7 +29,8 @@ pub const PROBE_USER_BASE: u32 = 9_000_000;
 /// Unanswered probes kept before the oldest is written off as late (a minute at 10 Hz).
 const MAX_OUTSTANDING: usize = 600;
 
-/// Runs probe `k` until `cancel` fires, reconnecting after a pause if its connection is lost.
+/// Runs probe `k` until `cancel` fires or the load ends (`stop_at`), reconnecting after a
+/// pause if its connection is lost.
 pub async fn run(
     k: u32,
     probes: Arc<ProbeConfig>,
@@ -36,16 +38,14 @@ pub async fn run(
     (started, stop_at): (Instant, Instant),
     cancel: CancellationToken,
 ) {
-    let rec = &shared.recorder;
     let Some(dialer) = shared.dialer() else {
         return;
     };
-    let user = PROBE_USER_BASE - k;
-    let mut seq = 0u64;
-    // Like a session's: rendered in place, shared with the frame, reclaimed after it is sent.
-    let mut out = BytesMut::new();
-    let mut fields = Fields::default();
-    let id_field = probes.message.as_ref().and_then(|(_, p)| fields.add(p));
+    let mut prober = Prober::new(PROBE_USER_BASE - k, &probes, &shared.recorder, started);
+    // Probe k of n starts k/n of a period in.
+    let offset = probes
+        .every
+        .mul_f64(f64::from(k) / f64::from(probes.count.max(1)));
     loop {
         let ws = tokio::select! {
             biased;
@@ -59,39 +59,74 @@ pub async fn run(
                 () = sleep(Duration::from_millis(500)) => continue,
             }
         };
-        let mut ws = ws; // not split: see `session.rs`
-        let offset = probes
-            .every
-            .mul_f64(f64::from(k) / f64::from(probes.count.max(1)));
-        let mut ticks = interval_at(Instant::now() + offset, probes.every);
+        let ticks = interval_at(Instant::now() + offset, probes.every);
+        let stopped = prober.converse(ws, ticks, stop_at, &cancel).await;
+        prober.write_off();
+        if stopped {
+            return;
+        }
+    }
+}
+
+/// One probe's state, kept across its connections.
+struct Prober<'a> {
+    probes: &'a ProbeConfig,
+    rec: &'a Recorder,
+    started: Instant,
+    user: u32,
+    seq: u64,
+    /// Like a session's: rendered in place, shared with the frame, reclaimed once it is sent.
+    out: BytesMut,
+    /// The app-level probe's id pointer, read from each text frame.
+    fields: Fields,
+    id_field: Option<usize>,
+    /// Probes sent and not yet answered: seq and intended send instant.
+    outstanding: VecDeque<(u64, Instant)>,
+}
+
+impl<'a> Prober<'a> {
+    fn new(user: u32, probes: &'a ProbeConfig, rec: &'a Recorder, started: Instant) -> Self {
+        let mut fields = Fields::default();
+        let id_field = probes.message.as_ref().and_then(|(_, p)| fields.add(p));
+        Prober {
+            probes,
+            rec,
+            started,
+            user,
+            seq: 0,
+            out: BytesMut::new(),
+            fields,
+            id_field,
+            outstanding: VecDeque::with_capacity(16),
+        }
+    }
+
+    /// Probes on one connection; `true` when the probe is to stop, `false` when the
+    /// connection was lost.
+    async fn converse(
+        &mut self,
+        mut ws: Box<Ws>, // not split: see `session.rs`
+        mut ticks: Interval,
+        stop_at: Instant,
+        cancel: &CancellationToken,
+    ) -> bool {
         ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        let mut outstanding: VecDeque<(u64, Instant)> = VecDeque::with_capacity(16);
         loop {
             tokio::select! {
                 biased;
-                () = cancel.cancelled() => {
-                    write_off(&mut outstanding, started, rec);
-                    return;
-                }
+                () = cancel.cancelled() => return true,
                 frame = ws.next() => {
                     let now = Instant::now();
                     let answered = match frame {
-                        Some(Ok(Message::Pong(payload))) if probes.message.is_none() => {
+                        Some(Ok(Message::Pong(payload))) if self.probes.message.is_none() => {
                             payload.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
                         }
-                        Some(Ok(Message::Text(text))) => id_field.and_then(|i| {
-                            let mut read = Frame::default();
-                            fields.read(&text, &mut read).ok()?;
-                            split_id(read[i].id()?).filter(|(u, _)| *u == user).map(|(_, s)| s)
-                        }),
+                        Some(Ok(Message::Text(text))) => self.seq_in(&text),
                         Some(Ok(_)) => None,
-                        Some(Err(_)) | None => break,
+                        Some(Err(_)) | None => return false,
                     };
-                    if let Some(seq) = answered
-                        && let Some(i) = outstanding.iter().position(|(s, _)| *s == seq)
-                        && let Some((_, intended)) = outstanding.remove(i)
-                    {
-                        record(rec, started, intended, now);
+                    if let Some(seq) = answered {
+                        self.answered(seq, now);
                     }
                 }
                 intended = ticks.tick() => {
@@ -99,36 +134,73 @@ pub async fn run(
                     // without a ramp-down): a probe then would time soak's shutdown, not the
                     // server (a 354 ms "stall" closing 19,000 connections, 2026-11-23).
                     if intended >= stop_at {
-                        write_off(&mut outstanding, started, rec);
-                        return;
+                        return true;
                     }
-                    seq += 1;
-                    out.reserve(256);
-                    let frame = match &probes.message {
-                        None => {
-                            out.put_u64(seq);
-                            Message::Ping(out.split().freeze())
-                        }
-                        Some((template, _)) => {
-                            let vars = Vars { user, seq, id: message_id(user, seq), now_ms: 0, random: seq, row: &[] };
-                            template.render_into(vars, &mut out);
-                            // Rendered from `&str` pieces only, so always UTF-8.
-                            Message::Text(Utf8Bytes::try_from(out.split().freeze()).unwrap_or_default())
-                        }
-                    };
-                    outstanding.push_back((seq, intended));
-                    if outstanding.len() > MAX_OUTSTANDING
-                        && let Some((_, oldest)) = outstanding.pop_front()
-                    {
-                        record(rec, started, oldest, Instant::now());
-                    }
+                    let frame = self.next(intended);
                     if ws.send(frame).await.is_err() {
-                        break;
+                        return false;
                     }
                 }
             }
         }
-        write_off(&mut outstanding, started, rec);
+    }
+
+    /// The next probe frame, due at `intended`: a ping carrying its seq, or the message.
+    fn next(&mut self, intended: Instant) -> Message {
+        self.seq += 1;
+        let seq = self.seq;
+        self.outstanding.push_back((seq, intended));
+        if self.outstanding.len() > MAX_OUTSTANDING
+            && let Some((_, oldest)) = self.outstanding.pop_front()
+        {
+            record(self.rec, self.started, oldest, Instant::now());
+        }
+        self.out.reserve(256);
+        match &self.probes.message {
+            None => {
+                self.out.put_u64(seq);
+                Message::Ping(self.out.split().freeze())
+            }
+            Some((template, _)) => {
+                let vars = Vars {
+                    user: self.user,
+                    seq,
+                    id: message_id(self.user, seq),
+                    now_ms: 0,
+                    random: seq,
+                    row: &[],
+                };
+                template.render_into(vars, &mut self.out);
+                // Rendered from `&str` pieces only, so always UTF-8.
+                Message::Text(Utf8Bytes::try_from(self.out.split().freeze()).unwrap_or_default())
+            }
+        }
+    }
+
+    /// The seq of this probe's message that a text frame answers, if any.
+    fn seq_in(&self, text: &str) -> Option<u64> {
+        let i = self.id_field?;
+        let mut read = Frame::default();
+        self.fields.read(text, &mut read).ok()?;
+        let (user, seq) = split_id(read[i].id()?)?;
+        (user == self.user).then_some(seq)
+    }
+
+    /// Probe `seq` was answered at `now`.
+    fn answered(&mut self, seq: u64, now: Instant) {
+        if let Some(i) = self.outstanding.iter().position(|(s, _)| *s == seq)
+            && let Some((_, intended)) = self.outstanding.remove(i)
+        {
+            record(self.rec, self.started, intended, now);
+        }
+    }
+
+    /// Probes still unanswered when their connection ends count as late as they are now.
+    fn write_off(&mut self) {
+        let now = Instant::now();
+        for (_, intended) in self.outstanding.drain(..) {
+            record(self.rec, self.started, intended, now);
+        }
     }
 }
 
@@ -139,12 +211,4 @@ fn record(rec: &Recorder, started: Instant, intended: Instant, now: Instant) {
     let rtt_us =
         u32::try_from(now.saturating_duration_since(intended).as_micros()).unwrap_or(u32::MAX);
     rec.record(Sample::Probe { at_ms, rtt_us });
-}
-
-/// Probes still unanswered when their connection ends count as late as they are now.
-fn write_off(outstanding: &mut VecDeque<(u64, Instant)>, started: Instant, rec: &Recorder) {
-    let now = Instant::now();
-    for (_, intended) in outstanding.drain(..) {
-        record(rec, started, intended, now);
-    }
 }
