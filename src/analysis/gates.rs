@@ -255,108 +255,21 @@ pub fn metric_names() -> Vec<&'static str> {
 
 /// Parses one gate expression.
 pub fn parse(expr: &str) -> Result<Gate, GateError> {
-    let err = |message: String, column: usize| GateError {
+    let chars: Vec<char> = expr.chars().collect();
+    let at = |(message, column)| GateError {
         message,
         column,
         expr: expr.to_string(),
     };
-    let chars: Vec<char> = expr.chars().collect();
-    let mut i = 0;
-    let skip_ws = |i: &mut usize| {
-        while *i < chars.len() && chars[*i].is_whitespace() {
-            *i += 1;
-        }
-    };
-    skip_ws(&mut i);
-    let start = i;
-    while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
-        i += 1;
-    }
-    let name: String = chars[start..i].iter().collect();
-    let Some(metric) = METRICS.iter().find(|m| m.name == name) else {
-        let what = if name.is_empty() {
-            "expected a metric".to_string()
-        } else {
-            format!("unknown metric `{name}`")
-        };
-        return Err(err(
-            format!("{what}; known metrics: {}", metric_names().join(", ")),
-            start,
-        ));
-    };
+    let (metric, mut i) = metric_at(&chars, skip_ws(&chars, 0)).map_err(at)?;
     let mut scope = Scope::Run;
-    if i < chars.len() && chars[i] == '{' {
-        let open = i;
-        let close = chars[open..]
-            .iter()
-            .position(|c| *c == '}')
-            .map(|p| open + p)
-            .ok_or_else(|| err("unclosed `{`".into(), open))?;
-        let inner: String = chars[open + 1..close].iter().collect();
-        scope = match inner.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
-            Some(("phase", "hold")) if metric.pointer.contains("/run/") => Scope::Hold,
-            Some(("phase", "run")) => Scope::Run,
-            Some(("message", name)) if !name.is_empty() && metric.per_message.is_some() => {
-                Scope::Message(name.to_string())
-            }
-            Some(("message", _)) => {
-                return Err(err(
-                    format!("`{}` has no per-message figure", metric.name),
-                    open + 1,
-                ));
-            }
-            Some(("phase", _)) => {
-                return Err(err(
-                    format!("`{}` can be scoped to phase=hold only", metric.name),
-                    open + 1,
-                ));
-            }
-            _ => {
-                return Err(err(
-                    "expected a scope like {phase=hold} or {message=chat}".into(),
-                    open + 1,
-                ));
-            }
-        };
-        i = close + 1;
+    if chars.get(i) == Some(&'{') {
+        (scope, i) = scope_at(&chars, i, metric).map_err(at)?;
     }
-    skip_ws(&mut i);
-    let op_at = i;
-    let two: String = chars[i..chars.len().min(i + 2)].iter().collect();
-    let (op, len) = match (two.as_str(), two.chars().next()) {
-        ("<=", _) => (Op::Le, 2),
-        (">=", _) => (Op::Ge, 2),
-        ("==", _) => (Op::Eq, 2),
-        ("!=", _) => (Op::Ne, 2),
-        (_, Some('<')) => (Op::Lt, 1),
-        (_, Some('>')) => (Op::Gt, 1),
-        _ => return Err(err("expected one of < <= > >= == !=".into(), op_at)),
-    };
-    i += len;
-    skip_ws(&mut i);
-    let value_at = i;
-    let rest: String = chars[i..].iter().collect();
-    let rest = rest.trim_end();
-    if rest.is_empty() {
-        return Err(err(
-            "expected a value after the operator".into(),
-            value_at.min(chars.len().saturating_sub(1)),
-        ));
-    }
-    let threshold = if metric.kind == Kind::Verdict {
-        if !VERDICTS.contains(&rest) {
-            return Err(err(
-                format!("expected a verdict: {}", VERDICTS.join(", ")),
-                value_at,
-            ));
-        }
-        if !matches!(op, Op::Eq | Op::Ne) {
-            return Err(err("a verdict compares with == or != only".into(), op_at));
-        }
-        Threshold::Word(rest.to_string())
-    } else {
-        Threshold::Number(number(rest, metric.kind).map_err(|(m, off)| err(m, value_at + off))?)
-    };
+    let op_at = skip_ws(&chars, i);
+    let (op, len) = operator_at(&chars, op_at).map_err(at)?;
+    let threshold =
+        threshold_at(&chars, skip_ws(&chars, op_at + len), metric, op, op_at).map_err(at)?;
     Ok(Gate {
         expr: expr.trim().to_string(),
         metric,
@@ -364,6 +277,111 @@ pub fn parse(expr: &str) -> Result<Gate, GateError> {
         op,
         threshold,
     })
+}
+
+/// A parse error: what was expected, and the column (0-based) it points at.
+type Expected = (String, usize);
+
+/// The first index at or after `i` that is not whitespace.
+fn skip_ws(chars: &[char], mut i: usize) -> usize {
+    while i < chars.len() && chars[i].is_whitespace() {
+        i += 1;
+    }
+    i
+}
+
+/// The metric named at `start`, and the index after its name.
+fn metric_at(chars: &[char], start: usize) -> Result<(&'static Metric, usize), Expected> {
+    let mut i = start;
+    while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+        i += 1;
+    }
+    let name: String = chars[start..i].iter().collect();
+    match METRICS.iter().find(|m| m.name == name) {
+        Some(metric) => Ok((metric, i)),
+        None => {
+            let what = if name.is_empty() {
+                "expected a metric".to_string()
+            } else {
+                format!("unknown metric `{name}`")
+            };
+            let known = metric_names().join(", ");
+            Err((format!("{what}; known metrics: {known}"), start))
+        }
+    }
+}
+
+/// The scope in braces opening at `open` (`{phase=hold}`, `{message=chat}`), and the index
+/// after the closing brace.
+fn scope_at(chars: &[char], open: usize, metric: &Metric) -> Result<(Scope, usize), Expected> {
+    let close = chars[open..]
+        .iter()
+        .position(|c| *c == '}')
+        .map(|p| open + p)
+        .ok_or_else(|| ("unclosed `{`".to_string(), open))?;
+    let inner: String = chars[open + 1..close].iter().collect();
+    let bad = |why: String| Err((why, open + 1));
+    let scope = match inner.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+        Some(("phase", "hold")) if metric.pointer.contains("/run/") => Scope::Hold,
+        Some(("phase", "run")) => Scope::Run,
+        Some(("message", name)) if !name.is_empty() && metric.per_message.is_some() => {
+            Scope::Message(name.to_string())
+        }
+        Some(("message", _)) => return bad(format!("`{}` has no per-message figure", metric.name)),
+        Some(("phase", _)) => {
+            return bad(format!(
+                "`{}` can be scoped to phase=hold only",
+                metric.name
+            ));
+        }
+        _ => return bad("expected a scope like {phase=hold} or {message=chat}".into()),
+    };
+    Ok((scope, close + 1))
+}
+
+/// The comparison at `i` and its length in characters.
+fn operator_at(chars: &[char], i: usize) -> Result<(Op, usize), Expected> {
+    let two: String = chars[i..chars.len().min(i + 2)].iter().collect();
+    match (two.as_str(), two.chars().next()) {
+        ("<=", _) => Ok((Op::Le, 2)),
+        (">=", _) => Ok((Op::Ge, 2)),
+        ("==", _) => Ok((Op::Eq, 2)),
+        ("!=", _) => Ok((Op::Ne, 2)),
+        (_, Some('<')) => Ok((Op::Lt, 1)),
+        (_, Some('>')) => Ok((Op::Gt, 1)),
+        _ => Err(("expected one of < <= > >= == !=".into(), i)),
+    }
+}
+
+/// The value compared with, from `value_at` to the end: a verdict word or a number.
+fn threshold_at(
+    chars: &[char],
+    value_at: usize,
+    metric: &Metric,
+    op: Op,
+    op_at: usize,
+) -> Result<Threshold, Expected> {
+    let rest: String = chars[value_at.min(chars.len())..].iter().collect();
+    let rest = rest.trim_end();
+    if rest.is_empty() {
+        let column = value_at.min(chars.len().saturating_sub(1));
+        return Err(("expected a value after the operator".into(), column));
+    }
+    if metric.kind != Kind::Verdict {
+        return number(rest, metric.kind)
+            .map(Threshold::Number)
+            .map_err(|(m, off)| (m, value_at + off));
+    }
+    if !VERDICTS.contains(&rest) {
+        return Err((
+            format!("expected a verdict: {}", VERDICTS.join(", ")),
+            value_at,
+        ));
+    }
+    if !matches!(op, Op::Eq | Op::Ne) {
+        return Err(("a verdict compares with == or != only".into(), op_at));
+    }
+    Ok(Threshold::Word(rest.to_string()))
 }
 
 /// A number with an optional unit, in the metric's own unit; the error's offset points at
