@@ -2,107 +2,83 @@
 
 use crate::cli::RunArgs;
 use crate::profile::ProfileSpec;
+use crate::profile::spec::{LoadSpec, ProbesSpec, ProcessSpec, SessionSpec, TargetSpec};
 
 /// Applies every flag present in `args` to `spec`.
 pub fn apply(args: &RunArgs, spec: &mut ProfileSpec) {
-    if let Some(url) = &args.url {
-        spec.target.url = Some(url.clone());
-    }
-    if let Some(users) = args.users {
-        spec.load.users = users;
-    }
-    if let Some(d) = args.hours.or(args.duration) {
-        spec.load.duration = d;
-    }
-    if let Some(d) = args.ramp_up {
-        spec.load.ramp_up = d;
-    }
-    if let Some(d) = args.ramp_down {
-        spec.load.ramp_down = d;
-    }
-    if let Some(rate) = args.connect_rate {
-        spec.load.connect_rate = rate;
-    }
-    if let Some(model) = args.model {
-        spec.session.model = model;
-    }
-    if let Some(rate) = args.rate {
-        spec.session.rate = rate;
-    }
-    if let Some(d) = args.think {
-        spec.session.think = d;
-    }
-    if let Some(message) = &args.message {
-        spec.session.message = message.clone();
-        spec.session.messages.clear(); // a message on the command line replaces a scenario
-    }
-    if let Some(rule) = &args.complete {
-        spec.session.complete = rule.clone();
-    }
-    if let Some(path) = &args.data {
-        spec.session.data = Some(path.clone());
-    }
-    if let Some(d) = args.lifetime {
-        spec.session.lifetime = d;
-    }
-    spec.target.headers.extend(args.headers.iter().cloned());
-    spec.target
-        .subprotocols
-        .extend(args.subprotocols.iter().cloned());
-    if args.insecure {
-        spec.target.insecure = true;
-    }
-    if let Some(d) = args.handshake_timeout {
-        spec.target.handshake_timeout = d;
-    }
-    if let Some(pointer) = &args.correlate {
-        spec.session.correlate = pointer.clone();
-    }
-    if let Some(d) = args.reply_timeout {
-        spec.session.reply_timeout = d;
-    }
-    if let Some(n) = args.probes {
-        spec.probes.count = n;
-    }
-    if let Some(message) = &args.probe_message {
-        spec.probes.message = message.clone();
-    }
-    if let Some(d) = args.stall_threshold {
-        spec.probes.threshold = d;
-    }
-    if let Some(pid) = args.target_pid {
-        spec.process.pid = Some(pid);
-    }
-    if let Some(name) = &args.target_name {
-        spec.process.name = Some(name.clone());
-    }
-    if let Some(cmd) = &args.target_cmd {
-        spec.process.cmd = Some(cmd.clone());
-    }
-    if let Some(d) = args.sample_interval {
-        spec.process.interval = d;
-    }
-    if let Some(d) = args.baseline {
-        spec.process.baseline = Some(d);
-    }
-    if let Some(d) = args.cooldown {
-        spec.process.cooldown = Some(d);
-    }
-    if let Some(mb) = args.memory_limit {
-        spec.process.memory_limit_mb = Some(mb);
-    }
+    target(args, &mut spec.target);
+    load(args, &mut spec.load);
+    session(args, &mut spec.session);
+    probes(args, &mut spec.probes);
+    process(args, &mut spec.process);
     spec.gates.checks.extend(args.gates.iter().cloned());
     for m in &args.mocks {
         if !spec.mocks.enable.contains(m) {
             spec.mocks.enable.push(m.clone());
         }
     }
-    if let Some(d) = args.interval {
-        spec.output.interval = d;
+    put(&mut spec.output.interval, args.interval);
+    put(&mut spec.output.dir, args.out.clone());
+}
+
+/// Sets `field` when the flag was given.
+fn put<T>(field: &mut T, flag: Option<T>) {
+    if let Some(value) = flag {
+        *field = value;
     }
-    if let Some(dir) = &args.out {
-        spec.output.dir = dir.clone();
+}
+
+fn target(args: &RunArgs, target: &mut TargetSpec) {
+    if args.url.is_some() {
+        target.url.clone_from(&args.url);
     }
+    target.headers.extend(args.headers.iter().cloned());
+    target
+        .subprotocols
+        .extend(args.subprotocols.iter().cloned());
+    target.insecure |= args.insecure;
+    put(&mut target.handshake_timeout, args.handshake_timeout);
+}
+
+fn load(args: &RunArgs, load: &mut LoadSpec) {
+    put(&mut load.users, args.users);
+    put(&mut load.duration, args.hours.or(args.duration));
+    put(&mut load.ramp_up, args.ramp_up);
+    put(&mut load.ramp_down, args.ramp_down);
+    put(&mut load.connect_rate, args.connect_rate);
+}
+
+fn session(args: &RunArgs, session: &mut SessionSpec) {
+    put(&mut session.model, args.model);
+    put(&mut session.rate, args.rate);
+    put(&mut session.think, args.think);
+    if let Some(message) = &args.message {
+        session.message.clone_from(message);
+        session.messages.clear(); // a message on the command line replaces a scenario
+    }
+    put(&mut session.complete, args.complete.clone());
+    if args.data.is_some() {
+        session.data.clone_from(&args.data);
+    }
+    put(&mut session.lifetime, args.lifetime);
+    put(&mut session.correlate, args.correlate.clone());
+    put(&mut session.reply_timeout, args.reply_timeout);
+}
+
+fn probes(args: &RunArgs, probes: &mut ProbesSpec) {
+    put(&mut probes.count, args.probes);
+    put(&mut probes.message, args.probe_message.clone());
+    put(&mut probes.threshold, args.stall_threshold);
+}
+
+fn process(args: &RunArgs, process: &mut ProcessSpec) {
+    put(&mut process.pid, args.target_pid.map(Some));
+    put(&mut process.name, args.target_name.clone().map(Some));
+    put(&mut process.cmd, args.target_cmd.clone().map(Some));
+    put(&mut process.interval, args.sample_interval);
+    put(&mut process.baseline, args.baseline.map(Some));
+    put(&mut process.cooldown, args.cooldown.map(Some));
+    put(&mut process.memory_limit_mb, args.memory_limit.map(Some));
 }
 
 #[cfg(test)]
