@@ -3,7 +3,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Parses a duration such as `90s`, `30m`, `4h`, `1h 30m` or `250ms`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -81,45 +80,69 @@ impl fmt::Display for Rate {
     }
 }
 
-/// Serde adapters so profile files hold durations and rates as the strings users type.
+/// Serde adapters so profile files hold durations and rates as the strings users type
+/// (`#[serde(with = "serde_units::duration")]`).
 pub mod serde_units {
-    use super::*;
-
     /// A duration as a string (`30s`).
-    pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        parse_duration(&text).map_err(serde::de::Error::custom)
-    }
+    pub mod duration {
+        use std::time::Duration;
 
-    /// Writes a duration as a string.
-    pub fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        format_duration(*d).serialize(s)
-    }
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    /// An optional duration as a string (or null).
-    pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            Some(text) => parse_duration(&text)
-                .map(Some)
-                .map_err(serde::de::Error::custom),
-            None => Ok(None),
+        use crate::units::{format_duration, parse_duration};
+
+        /// Reads a duration from a string.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+            let text = String::deserialize(d)?;
+            parse_duration(&text).map_err(serde::de::Error::custom)
+        }
+
+        /// Writes a duration as a string.
+        pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+            format_duration(*d).serialize(s)
         }
     }
 
-    /// Writes an optional duration as a string.
-    pub fn ser_opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        d.map(format_duration).serialize(s)
+    /// An optional duration as a string, or absent.
+    pub mod opt_duration {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        use crate::units::{format_duration, parse_duration};
+
+        /// Reads an optional duration from a string (or null).
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            match Option::<String>::deserialize(d)? {
+                Some(text) => parse_duration(&text)
+                    .map(Some)
+                    .map_err(serde::de::Error::custom),
+                None => Ok(None),
+            }
+        }
+
+        /// Writes an optional duration as a string.
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            d.map(format_duration).serialize(s)
+        }
     }
 
     /// A rate as a string (`2/s`).
-    pub fn rate<'de, D: Deserializer<'de>>(d: D) -> Result<Rate, D::Error> {
-        let text = String::deserialize(d)?;
-        parse_rate(&text).map_err(serde::de::Error::custom)
-    }
+    pub mod rate {
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    /// Writes a rate as a string.
-    pub fn ser_rate<S: Serializer>(r: &Rate, s: S) -> Result<S::Ok, S::Error> {
-        r.to_string().serialize(s)
+        use crate::units::{Rate, parse_rate};
+
+        /// Reads a rate from a string.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Rate, D::Error> {
+            let text = String::deserialize(d)?;
+            parse_rate(&text).map_err(serde::de::Error::custom)
+        }
+
+        /// Writes a rate as a string.
+        pub fn serialize<S: Serializer>(r: &Rate, s: S) -> Result<S::Ok, S::Error> {
+            r.to_string().serialize(s)
+        }
     }
 }
 

@@ -79,10 +79,7 @@ pub struct TargetSpec {
     /// Accept any TLS certificate (self-signed test servers). Never the default.
     pub insecure: bool,
     /// TCP connect + TLS + WebSocket handshake must finish within this.
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub handshake_timeout: Duration,
 }
 
@@ -105,29 +102,17 @@ pub struct LoadSpec {
     /// Number of simulated users, each holding one connection.
     pub users: u32,
     /// Length of the whole run, ramps included.
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub duration: Duration,
     /// Users start evenly spread over this time.
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub ramp_up: Duration,
     /// Users stop evenly spread over this time, ending with the run.
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub ramp_down: Duration,
     /// Most connection attempts per second, over all users (reconnects included), so a
     /// 10,000-user ramp or a mass reconnect is not a connect storm unless asked for.
-    #[serde(
-        deserialize_with = "serde_units::rate",
-        serialize_with = "serde_units::ser_rate"
-    )]
+    #[serde(with = "serde_units::rate")]
     pub connect_rate: Rate,
 }
 
@@ -151,16 +136,10 @@ pub struct SessionSpec {
     /// complete reply, think, send again).
     pub model: Model,
     /// Open model: messages per user (`2/s`, `30/m`; `0/s` holds idle connections).
-    #[serde(
-        deserialize_with = "serde_units::rate",
-        serialize_with = "serde_units::ser_rate"
-    )]
+    #[serde(with = "serde_units::rate")]
     pub rate: Rate,
     /// Closed model: pause between a complete reply (or its timeout) and the next send.
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub think: Duration,
     /// The message template when no `[[session.messages]]` are given (named `message`).
     pub message: String,
@@ -170,31 +149,19 @@ pub struct SessionSpec {
     /// `/delta missing`, `/final exists`, or `frames 5`.
     pub complete: String,
     /// A reply not complete within this is a `timeout` error.
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub reply_timeout: Duration,
     /// Per-user CSV file (header row of column names, one row per user, wrapping around);
     /// its columns fill `{{column}}` in templates. Relative to the working directory.
     pub data: Option<PathBuf>,
     /// Close and reopen each connection after this long (churn); `0s` keeps it open.
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub lifetime: Duration,
     /// First wait before reconnecting after a lost connection; doubled per failure.
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub reconnect_min: Duration,
     /// Longest wait between reconnect attempts.
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub reconnect_max: Duration,
     /// A scenario: several named messages picked by weight. Replaces `message` when given.
     pub messages: Vec<MessageSpec>,
@@ -263,16 +230,10 @@ pub struct ProbesSpec {
     /// Probe connections (0 turns probes off).
     pub count: u32,
     /// Each probe sends once per this period.
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub every: Duration,
     /// A probe answered later than this after its intended send is late.
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub threshold: Duration,
     /// Share of probes that must be late at the same time for a stall (0 to 1).
     pub quorum: f64,
@@ -308,44 +269,23 @@ pub struct ProcessSpec {
     /// Start this shell command as the target, sample it, and stop it at the end.
     pub cmd: Option<String>,
     /// Time between readings.
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub interval: Duration,
     /// Idle time before any load, for the baseline (default 10s with a target process).
-    #[serde(
-        default,
-        deserialize_with = "serde_units::opt_duration",
-        serialize_with = "serde_units::ser_opt_duration"
-    )]
+    #[serde(default, with = "serde_units::opt_duration")]
     pub baseline: Option<Duration>,
     /// Time after the last user leaves while sampling goes on (default 30s with a target).
-    #[serde(
-        default,
-        deserialize_with = "serde_units::opt_duration",
-        serialize_with = "serde_units::ser_opt_duration"
-    )]
+    #[serde(default, with = "serde_units::opt_duration")]
     pub cooldown: Option<Duration>,
     /// Start of the hold excluded from the verdict (default 10 % of the hold, at least
     /// 1 minute when the hold is 20 minutes or more).
-    #[serde(
-        default,
-        deserialize_with = "serde_units::opt_duration",
-        serialize_with = "serde_units::ser_opt_duration"
-    )]
+    #[serde(default, with = "serde_units::opt_duration")]
     pub warmup: Option<Duration>,
     /// How long a started target may take to accept connections.
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub startup_timeout: Duration,
     /// Between SIGTERM and SIGKILL when stopping a started target.
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub stop_grace: Duration,
     /// The target's memory limit, MB: the verdict projects when a leak would reach it.
     pub memory_limit_mb: Option<f64>,
@@ -382,36 +322,21 @@ impl Default for ProcessSpec {
 #[serde(default, deny_unknown_fields)]
 pub struct DemoSpec {
     /// How long the demo waits before each reply (its first frame when streaming).
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub reply_delay: Duration,
     /// Frames per reply; more than 1 streams `{"delta"}` frames ending with `{"done": true}`.
     pub stream_frames: u32,
     /// Time between the frames of a streamed reply.
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub frame_gap: Duration,
     /// Block the demo's event loop this long every `block_every` (`0s`: never).
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub block_for: Duration,
     /// Period of the blocks.
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub block_every: Duration,
     /// Block the demo's event loop this long on every message (`0s`: never).
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub block_per_message: Duration,
     /// Handle messages on a separate event loop while pings are answered on the I/O
     /// threads (so pings look healthy when the message loop blocks).
@@ -427,10 +352,7 @@ pub struct OutputSpec {
     /// Folder in which each run creates `<UTC timestamp>-<profile>/`.
     pub dir: PathBuf,
     /// One timeseries row, one progress line and one flush per interval.
-    #[serde(
-        deserialize_with = "serde_units::duration",
-        serialize_with = "serde_units::ser_duration"
-    )]
+    #[serde(with = "serde_units::duration")]
     pub interval: Duration,
 }
 
