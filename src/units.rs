@@ -3,7 +3,6 @@
 use std::fmt;
 use std::time::Duration;
 
-
 /// Parses a duration such as `90s`, `30m`, `4h`, `1h 30m` or `250ms`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|err| {

@@ -230,13 +230,23 @@ fn cpu_line(totals: &RunTotals) -> Option<String> {
     let mut line = format!(
         "CPU while users ran: soak {mean:.0} % of one core on average (peak {max:.0} %, {cores} cores)"
     );
-    if let Some(target) = totals.memory.as_ref().and_then(|m| m.cpu_pct_mean) {
+    let target = totals.memory.as_ref().and_then(|m| m.cpu_pct_mean);
+    if let Some(target) = target {
         line.push_str(&format!(", the target {target:.0} %"));
     }
-    if mean > 0.8 * cores * 100.0 {
-        line.push_str("; soak was CPU-bound, so the load it offered was limited by itself");
-    }
+    line.push_str(bottleneck(mean, target, cores));
     Some(line)
+}
+
+/// Which side set the pace, from mean CPU (% of one core) of soak and the target.
+fn bottleneck(soak: f64, target: Option<f64>, cores: f64) -> &'static str {
+    if soak > 0.8 * cores * 100.0 {
+        "; soak was CPU-bound, so the load it offered was limited by itself"
+    } else if target.is_some_and(|t| t >= 85.0) {
+        "; the target was near a full core (the ceiling of a single-threaded server) while soak had room: the target set the pace"
+    } else {
+        ""
+    }
 }
 
 fn verdict(status: Status, totals: &RunTotals) -> Verdict {
@@ -380,6 +390,18 @@ mod tests {
     use crate::plan::Plan;
     use crate::profile::ProfileSpec;
     use crate::profile::spec::Model;
+
+    #[test]
+    fn the_cpu_line_names_the_side_that_set_the_pace() {
+        assert!(bottleneck(178.0, Some(93.0), 2.0).contains("soak was CPU-bound"));
+        assert!(bottleneck(89.0, Some(93.0), 2.0).contains("the target set the pace"));
+        assert_eq!(bottleneck(89.0, Some(40.0), 2.0), "");
+        assert_eq!(
+            bottleneck(89.0, None, 2.0),
+            "",
+            "no target sampled: no claim"
+        );
+    }
 
     fn meta() -> RunMeta {
         let mut config = ProfileSpec::default();
