@@ -8,6 +8,7 @@ pub mod builtin;
 pub mod config;
 pub mod overrides;
 pub mod resolve;
+pub mod scenario;
 pub mod spec;
 
 use std::path::Path;

@@ -10,13 +10,12 @@ use crate::analysis::gates;
 use crate::analysis::leak::LeakRule;
 use crate::analysis::stall::StallRule;
 use crate::data::{self, UserData};
-use crate::engine::complete::Complete;
-use crate::engine::fields::{Fields, MAX_FIELDS};
 use crate::error::{SoakError, usage};
 use crate::profile::Loaded;
 pub use crate::profile::config::{
     ConnectionConfig, MessageConfig, ProbeConfig, ProcessConfig, RunConfig, Target, TargetProcess,
 };
+use crate::profile::scenario::{check_pointer, messages};
 use crate::profile::spec::ProfileSpec;
 use crate::template::Template;
 use crate::units::format_duration;
@@ -27,9 +26,6 @@ const MIN_INTERVAL: Duration = Duration::from_millis(50);
 /// Most users one run may ask for: well above what one process can hold (the open-file
 /// limit), so a typo like `--users 1000000000` is caught before anything starts.
 const MAX_USERS: u32 = 1_000_000;
-
-/// Most named messages in a scenario (each costs two histograms in the aggregator).
-const MAX_MESSAGES: usize = 32;
 
 /// Validates a loaded profile (with overrides already applied).
 pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
@@ -325,122 +321,6 @@ fn check_load(
     Ok(())
 }
 
-fn messages(
-    spec: &ProfileSpec,
-    columns: &[String],
-    bad: &impl Fn(&str, String) -> SoakError,
-) -> Result<Vec<MessageConfig>, SoakError> {
-    let session = &spec.session;
-    // The demo target backed by the mock LLM streams its replies: complete on `done`.
-    let llm_demo = spec
-        .target
-        .url
-        .as_deref()
-        .is_none_or(|u| u.trim().is_empty())
-        && spec.mocks.enable.iter().any(|m| m.trim() == "llm");
-    let rule = if session.complete.is_empty() && llm_demo {
-        "/done == true"
-    } else {
-        session.complete.as_str()
-    };
-    let default_rule =
-        Complete::parse(rule).map_err(|m| bad("session.complete (--complete)", m))?;
-    check_pointer(&session.correlate).map_err(|m| bad("session.correlate (--correlate)", m))?;
-    if session.messages.is_empty() {
-        // Telegram users type text: the default JSON chat frame would read oddly to a bot.
-        let telegram = spec
-            .target
-            .url
-            .as_deref()
-            .is_none_or(|u| u.trim().is_empty())
-            && spec.mocks.enable.iter().any(|m| m.trim() == "telegram");
-        let source = if telegram
-            && session.message == crate::profile::spec::SessionSpec::default().message
-        {
-            "hello bot, this is user {{user}}, message {{seq}}"
-        } else {
-            session.message.as_str()
-        };
-        let template = Template::compile(source, columns)
-            .map_err(|m| bad("session.message (--message)", m))?;
-        return Ok(vec![MessageConfig {
-            name: String::from("message"),
-            weight: 1,
-            template,
-            correlate: session.correlate.clone(),
-            complete: default_rule,
-        }]);
-    }
-    if session.messages.len() > MAX_MESSAGES {
-        return Err(bad(
-            "session.messages",
-            format!("at most {MAX_MESSAGES} messages"),
-        ));
-    }
-    let mut out: Vec<MessageConfig> = Vec::new();
-    for (i, m) in session.messages.iter().enumerate() {
-        let field = |f: &str| format!("session.messages[{i}].{f}");
-        if out.iter().any(|o| o.name == m.name) {
-            return Err(bad(&field("name"), format!("`{}` is used twice", m.name)));
-        }
-        let compiled = scenario_message(m, &session.correlate, &default_rule, columns)
-            .map_err(|(f, why)| bad(&field(f), why))?;
-        out.push(compiled);
-    }
-    // Each reply is read for these fields in one pass, into a fixed array (engine/fields.rs).
-    let mut fields = Fields::default();
-    let pointers = out
-        .iter()
-        .flat_map(|m| std::iter::once(m.correlate.as_str()).chain(m.complete.pointer()));
-    for pointer in pointers {
-        if fields.add(pointer).is_none() {
-            return Err(bad(
-                "session.messages",
-                format!(
-                    "at most {MAX_FIELDS} distinct JSON pointers in `correlate` and `complete` together"
-                ),
-            ));
-        }
-    }
-    Ok(out)
-}
-
-/// One `[[session.messages]]` entry, compiled; the error names the entry's field.
-fn scenario_message(
-    m: &crate::profile::spec::MessageSpec,
-    default_correlate: &str,
-    default_rule: &Complete,
-    columns: &[String],
-) -> Result<MessageConfig, (&'static str, String)> {
-    let valid_name = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    if m.name.is_empty() || !m.name.chars().all(valid_name) {
-        return Err((
-            "name",
-            format!("`{}`: use letters, digits, `-` and `_`", m.name),
-        ));
-    }
-    if m.weight == 0 {
-        return Err(("weight", "must be at least 1".into()));
-    }
-    let correlate = m
-        .correlate
-        .clone()
-        .unwrap_or_else(|| default_correlate.to_string());
-    check_pointer(&correlate).map_err(|e| ("correlate", e))?;
-    let complete = match &m.complete {
-        Some(rule) => Complete::parse(rule).map_err(|e| ("complete", e))?,
-        None => default_rule.clone(),
-    };
-    let template = Template::compile(&m.message, columns).map_err(|e| ("message", e))?;
-    Ok(MessageConfig {
-        name: m.name.clone(),
-        weight: m.weight,
-        template,
-        correlate,
-        complete,
-    })
-}
-
 fn connection(
     spec: &ProfileSpec,
     bad: &impl Fn(&str, String) -> SoakError,
@@ -525,17 +405,6 @@ fn target(spec: &ProfileSpec) -> Result<Target, String> {
         ));
     }
     Ok(Target::Url(url.to_string()))
-}
-
-/// A JSON pointer is empty (the whole reply) or starts with `/` (RFC 6901).
-fn check_pointer(pointer: &str) -> Result<(), String> {
-    if pointer.is_empty() || pointer.starts_with('/') {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{pointer}` is not a JSON pointer: expected one starting with `/`, like /id or /meta/request_id"
-        ))
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Tests of `resolve.rs`.
 
 use super::*;
+use crate::engine::complete::Complete;
+use crate::engine::fields::MAX_FIELDS;
 use crate::profile::spec::MessageSpec;
 use crate::units::Rate;
 
