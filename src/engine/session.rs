@@ -20,7 +20,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use crate::data::UserData;
@@ -214,20 +214,7 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
     };
     let rec = &config.recorder;
     rec.record(Sample::UserStarted);
-    let capacity = config
-        .messages
-        .iter()
-        .map(|m| m.template.capacity_hint())
-        .max()
-        .unwrap_or(64);
-    let mut session = Session {
-        user,
-        seq: 0,
-        pending: Pending::with_capacity(4),
-        out: BytesMut::new(),
-        room: capacity + 64,
-        rng: XorShift::new(user),
-    };
+    let mut session = Session::new(user, &config);
     let mut backoff = Backoff::new(user, config.reconnect);
     let mut connected_before = false;
     loop {
@@ -276,6 +263,23 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
 }
 
 impl Session {
+    fn new(user: u32, config: &SessionConfig) -> Session {
+        let largest = config
+            .messages
+            .iter()
+            .map(|m| m.template.capacity_hint())
+            .max()
+            .unwrap_or(64);
+        Session {
+            user,
+            seq: 0,
+            pending: Pending::with_capacity(4),
+            out: BytesMut::new(),
+            room: largest + 64,
+            rng: XorShift::new(user),
+        }
+    }
+
     /// The loop over one open connection; returns why it ended and the server's close code.
     async fn converse(
         &mut self,
@@ -283,7 +287,6 @@ impl Session {
         config: &SessionConfig,
         cancel: &CancellationToken,
     ) -> (Disconnect, u16) {
-        let rec = &config.recorder;
         // Not split into halves: `select!` drops its other branches before a handler runs,
         // so the send in a handler and the read in a branch never borrow `ws` at once, and
         // no lock (a split's `BiLock`) is taken per frame.
@@ -313,25 +316,13 @@ impl Session {
                     drain_until = Some(Instant::now() + config.reply_timeout.min(DRAIN_MAX));
                 }
                 () = wait_until(drain_until) => break (Disconnect::Stopped, 0),
-                frame = ws.next() => match frame {
-                    Some(Ok(Message::Text(text))) => self.on_frame(&text, config, &mut pacing, Instant::now()),
-                    Some(Ok(Message::Close(frame))) => {
-                        let code = frame.map_or(ABNORMAL_CLOSE, |f| u16::from(f.code));
-                        break (Disconnect::Lost(ErrorKind::Closed), code);
+                frame = ws.next() => {
+                    if let Some(end) = self.received(frame, config, &mut pacing) {
+                        break end;
                     }
-                    Some(Ok(_)) => {} // pongs, binary and raw frames carry no reply
-                    Some(Err(err)) => break (Disconnect::Lost(classify(&err)), ABNORMAL_CLOSE),
-                    None => break (Disconnect::Lost(ErrorKind::Closed), ABNORMAL_CLOSE),
-                },
+                }
                 () = &mut expiry, if armed.is_some() => {
-                    let mut timed_out = false;
-                    self.pending.expire(Instant::now(), config.reply_timeout, |msg| {
-                        rec.record(Sample::Timeout { msg });
-                        timed_out = true;
-                    });
-                    if timed_out {
-                        pacing.reply_done(Instant::now());
-                    }
+                    self.expire(config, &mut pacing);
                     armed = None;
                 }
                 () = wait_until(end_of_life), if drain_until.is_none() => break (Disconnect::Churned, 0),
@@ -343,20 +334,52 @@ impl Session {
                 }
             }
         };
-        if matches!(end.0, Disconnect::Stopped | Disconnect::Churned) {
-            let reason = if end.0 == Disconnect::Stopped {
-                "soak: user stopped"
-            } else {
-                "soak: connection lifetime"
-            };
-            let close = Message::Close(Some(CloseFrame {
-                code: CloseCode::Normal,
-                reason: reason.into(),
-            }));
-            // Boxed: needed once per connection, so it need not take room in every session.
-            let _ = Box::pin(timeout(CLOSE_GRACE, ws.send(close))).await;
-        }
+        let reason = match end.0 {
+            Disconnect::Stopped => "soak: user stopped",
+            Disconnect::Churned => "soak: connection lifetime",
+            Disconnect::Lost(_) => return end,
+        };
+        let close = Message::Close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: reason.into(),
+        }));
+        // Boxed: needed once per connection, so it need not take room in every session.
+        let _ = Box::pin(timeout(CLOSE_GRACE, ws.send(close))).await;
         end
+    }
+
+    /// Takes what the socket gave; `Some` with why and the close code when it ended.
+    fn received(
+        &mut self,
+        frame: Option<Result<Message, WsError>>,
+        config: &SessionConfig,
+        pacing: &mut Pacing,
+    ) -> Option<(Disconnect, u16)> {
+        match frame {
+            Some(Ok(Message::Text(text))) => self.on_frame(&text, config, pacing, Instant::now()),
+            Some(Ok(Message::Close(frame))) => {
+                let code = frame.map_or(ABNORMAL_CLOSE, |f| u16::from(f.code));
+                return Some((Disconnect::Lost(ErrorKind::Closed), code));
+            }
+            Some(Ok(_)) => {} // pongs, binary and raw frames carry no reply
+            Some(Err(err)) => return Some((Disconnect::Lost(classify(&err)), ABNORMAL_CLOSE)),
+            None => return Some((Disconnect::Lost(ErrorKind::Closed), ABNORMAL_CLOSE)),
+        }
+        None
+    }
+
+    /// Times out the requests whose reply is overdue.
+    fn expire(&mut self, config: &SessionConfig, pacing: &mut Pacing) {
+        let rec = &config.recorder;
+        let mut timed_out = false;
+        self.pending
+            .expire(Instant::now(), config.reply_timeout, |msg| {
+                rec.record(Sample::Timeout { msg });
+                timed_out = true;
+            });
+        if timed_out {
+            pacing.reply_done(Instant::now());
+        }
     }
 
     /// Sends the next message, due at `intended` (latency is measured from there).
