@@ -107,21 +107,19 @@ pub fn verdict(series: &MemorySeries<'_>, rule: LeakRule) -> LeakVerdict {
     let retained = median(tail.iter().map(|p| p.1))
         .zip(baseline)
         .map(|(c, b)| round(c - b));
+    let (blocks, block_s) = block_minima(series.hold);
     let mut out = LeakVerdict {
         verdict: "insufficient-data",
         slope_mb_per_hour: None,
         slope_ci_mb_per_hour: None,
         p_value: None,
-        blocks: 0,
-        block_s: 0.0,
+        blocks: blocks.len(),
+        block_s: round(block_s),
         baseline_mb: baseline.map(round),
         peak_mb: peak.map(round),
         retained_mb: retained,
         reason: String::new(),
     };
-    let (blocks, block_s) = block_minima(series.hold);
-    out.blocks = blocks.len();
-    out.block_s = round(block_s);
     if blocks.len() < MIN_BLOCKS {
         out.reason = format!(
             "the hold after warm-up gave {} blocks of readings; {MIN_BLOCKS} are needed (a longer hold or a shorter sample interval)",
@@ -130,58 +128,97 @@ pub fn verdict(series: &MemorySeries<'_>, rule: LeakRule) -> LeakVerdict {
         return out;
     }
     let hours: Vec<(f64, f64)> = blocks.iter().map(|&(t, v)| (t / 3600.0, v)).collect();
-    let (slope, _, _) = theil_sen(&hours, 1.0);
-    let (p, inflation) = mann_kendall(&hours, slope);
-    // The band widens with the same autocorrelation correction as the test.
-    let (_, lo, hi) = theil_sen(&hours, inflation);
-    // Steady growth goes up in every third of the hold; a wandering series does not.
-    let third = hours.len() / 3;
-    let part_slopes: Vec<f64> = [
-        &hours[..third],
-        &hours[third..2 * third],
-        &hours[2 * third..],
-    ]
-    .iter()
-    .map(|part| theil_sen(part, 1.0).0)
-    .collect();
-    let steady = part_slopes.iter().all(|&s| s >= slope / 3.0);
-    let late_slope = part_slopes[2];
-    out.slope_mb_per_hour = Some(round(slope));
-    out.slope_ci_mb_per_hour = Some([round(lo), round(hi)]);
-    out.p_value = Some((p * 1e6).round() / 1e6);
+    let trend = Trend::of(&hours);
+    out.slope_mb_per_hour = Some(round(trend.slope));
+    out.slope_ci_mb_per_hour = Some([round(trend.lo), round(trend.hi)]);
+    out.p_value = Some((trend.p * 1e6).round() / 1e6);
     let base = baseline
         .unwrap_or_else(|| blocks[0].1)
         .max(f64::MIN_POSITIVE);
-    let pct_per_hour = slope / base * 100.0;
-    let step_p = growth_of_steps_p(&hours);
-    let persistent = step_p < rule.alpha;
-    let significant = p < rule.alpha && lo > 0.0 && persistent;
-    let big = slope >= rule.min_mb_per_hour && pct_per_hour >= rule.min_pct_per_hour;
     let level = median(blocks.iter().map(|b| b.1)).unwrap_or(base);
-    let above = level - base;
-    let stepped =
-        baseline.is_some() && above > rule.plateau_mb && above / base * 100.0 > rule.plateau_pct;
-    if significant && big && steady {
-        out.verdict = "leak";
-        out.reason = format!(
-            "RSS grew {slope:.1} MB/h ({pct_per_hour:.1} %/h of the baseline) through the hold, p = {p:.2e}"
-        );
-    } else if significant && big || stepped {
-        out.verdict = "plateau";
-        out.reason = format!(
-            "RSS settled {above:.1} MB above the idle baseline and did not keep growing (last third's slope {late_slope:.1} MB/h): retention, caches or pools, not a leak"
-        );
-    } else {
-        out.verdict = "none";
-        out.reason = if p < rule.alpha && lo > 0.0 {
-            format!(
-                "RSS drifted {slope:.1} MB/h overall but not steadily: the block-to-block steps do not grow on average (p = {step_p:.2}), as a wandering or settling series does"
-            )
-        } else {
-            format!("no significant growth: slope {slope:.1} MB/h, p = {p:.2}")
-        };
-    }
+    (out.verdict, out.reason) = trend.judge(base, level - base, baseline.is_some(), rule);
     out
+}
+
+/// The trend of the hold's block minima (hours, MB).
+struct Trend {
+    /// Theil–Sen slope, MB/h, and its band widened for autocorrelation.
+    slope: f64,
+    lo: f64,
+    hi: f64,
+    /// Mann–Kendall p-value (Hamed–Rao corrected).
+    p: f64,
+    /// Whether the block-to-block steps grow on average (a random walk's do not).
+    step_p: f64,
+    /// The slope of each third of the hold.
+    thirds: [f64; 3],
+}
+
+impl Trend {
+    fn of(hours: &[(f64, f64)]) -> Trend {
+        let (slope, _, _) = theil_sen(hours, 1.0);
+        let (p, inflation) = mann_kendall(hours, slope);
+        // The band widens with the same autocorrelation correction as the test.
+        let (_, lo, hi) = theil_sen(hours, inflation);
+        let third = hours.len() / 3;
+        let thirds = [
+            &hours[..third],
+            &hours[third..2 * third],
+            &hours[2 * third..],
+        ]
+        .map(|part| theil_sen(part, 1.0).0);
+        Trend {
+            slope,
+            lo,
+            hi,
+            p,
+            step_p: growth_of_steps_p(hours),
+            thirds,
+        }
+    }
+
+    /// The verdict and its reason, for a `base` level (MB, the idle baseline when there is
+    /// one) and how far `above` it the hold's median settled.
+    fn judge(
+        &self,
+        base: f64,
+        above: f64,
+        has_baseline: bool,
+        rule: LeakRule,
+    ) -> (&'static str, String) {
+        let Trend {
+            slope, p, step_p, ..
+        } = *self;
+        let pct_per_hour = slope / base * 100.0;
+        let significant = p < rule.alpha && self.lo > 0.0 && step_p < rule.alpha;
+        let big = slope >= rule.min_mb_per_hour && pct_per_hour >= rule.min_pct_per_hour;
+        // Steady growth goes up in every third of the hold; a wandering series does not.
+        let steady = self.thirds.iter().all(|&s| s >= slope / 3.0);
+        let stepped =
+            has_baseline && above > rule.plateau_mb && above / base * 100.0 > rule.plateau_pct;
+        if significant && big && steady {
+            let reason = format!(
+                "RSS grew {slope:.1} MB/h ({pct_per_hour:.1} %/h of the baseline) through the hold, p = {p:.2e}"
+            );
+            ("leak", reason)
+        } else if significant && big || stepped {
+            let late = self.thirds[2];
+            let reason = format!(
+                "RSS settled {above:.1} MB above the idle baseline and did not keep growing (last third's slope {late:.1} MB/h): retention, caches or pools, not a leak"
+            );
+            ("plateau", reason)
+        } else if p < rule.alpha && self.lo > 0.0 {
+            let reason = format!(
+                "RSS drifted {slope:.1} MB/h overall but not steadily: the block-to-block steps do not grow on average (p = {step_p:.2}), as a wandering or settling series does"
+            );
+            ("none", reason)
+        } else {
+            (
+                "none",
+                format!("no significant growth: slope {slope:.1} MB/h, p = {p:.2}"),
+            )
+        }
+    }
 }
 
 /// Hours until `limit_mb` at `slope` from `now_mb`, if it is growing.
