@@ -52,67 +52,28 @@ pub fn report(
     limit_mb: Option<f64>,
 ) -> MemoryReport {
     let plan = windows.plan;
-    let verdict_from = plan.hold_start() + windows.warmup;
-    let hold_end = plan.hold_start() + plan.hold();
-    let mut baseline = Vec::new();
-    let mut hold = Vec::new();
-    let mut cooldown = Vec::new();
-    let mut all = Vec::with_capacity(readings.len());
-    for &(at_ms, r) in readings {
-        let t = Duration::from_millis(u64::from(at_ms));
-        let point = (t.as_secs_f64(), r.rss_mb());
-        all.push(point);
-        match plan.phase_at(t) {
-            Phase::Baseline => baseline.push(point),
-            Phase::Hold if t >= verdict_from && t < hold_end => hold.push(point),
-            Phase::CoolDown | Phase::Done => cooldown.push(point),
-            _ => {}
-        }
-    }
-    let verdict = leak::verdict(
-        &MemorySeries {
-            baseline: &baseline,
-            hold: &hold,
-            cooldown: &cooldown,
-            all: &all,
-        },
-        rule,
-    );
-    let base_of = |f: fn(&Reading) -> u32| {
-        readings
-            .iter()
-            .filter(|(at, _)| {
-                plan.phase_at(Duration::from_millis(u64::from(*at))) == Phase::Baseline
-            })
-            .map(|(_, r)| f(r))
-            .min()
-    };
+    let phase = |at_ms: u32| plan.phase_at(Duration::from_millis(u64::from(at_ms)));
+    let series = Series::split(readings, windows);
+    let verdict = leak::verdict(&series.as_memory(), rule);
+    let at_baseline = readings
+        .iter()
+        .filter(|(at, _)| phase(*at) == Phase::Baseline);
     let last = readings.last().map(|(_, r)| *r);
     let growth = |f: fn(&Reading) -> u32| {
-        base_of(f)
-            .zip(last)
-            .map(|(b, l)| i64::from(f(&l)) - i64::from(b))
+        let base = at_baseline.clone().map(|(_, r)| f(r)).min();
+        base.zip(last).map(|(b, l)| i64::from(f(&l)) - i64::from(b))
     };
-    let hours_to_limit = match (limit_mb, verdict.slope_mb_per_hour, hold.last()) {
+    let hours_to_limit = match (limit_mb, verdict.slope_mb_per_hour, series.hold.last()) {
         (Some(limit), Some(slope), Some(&(_, now))) if verdict.verdict == "leak" => {
             leak::hours_to_limit(now, slope, limit)
         }
         _ => None,
     };
-    let loaded: Vec<f64> = readings
+    let loaded = readings
         .iter()
-        .filter(|(at, _)| {
-            matches!(
-                plan.phase_at(Duration::from_millis(u64::from(*at))),
-                Phase::RampUp | Phase::Hold | Phase::RampDown
-            )
-        })
-        .map(|(_, r)| f64::from(r.cpu_pct))
-        .collect();
-    let round1 = |x: f64| (x * 10.0).round() / 10.0;
-    let cpu_pct_mean =
-        (!loaded.is_empty()).then(|| round1(loaded.iter().sum::<f64>() / loaded.len() as f64));
-    let cpu_pct_max = loaded.iter().copied().reduce(f64::max).map(round1);
+        .filter(|(at, _)| matches!(phase(*at), Phase::RampUp | Phase::Hold | Phase::RampDown))
+        .map(|(_, r)| f64::from(r.cpu_pct));
+    let (cpu_pct_mean, cpu_pct_max) = mean_and_max(loaded);
     MemoryReport {
         cpu_pct_mean,
         cpu_pct_max,
@@ -125,6 +86,65 @@ pub fn report(
         hours_to_limit,
         verdict,
     }
+}
+
+/// RSS readings (s, MB) by the part of the run they fall in.
+struct Series {
+    baseline: Vec<(f64, f64)>,
+    /// The hold after its warm-up: what the verdict is made from.
+    hold: Vec<(f64, f64)>,
+    cooldown: Vec<(f64, f64)>,
+    all: Vec<(f64, f64)>,
+}
+
+impl Series {
+    fn split(readings: &[(u32, Reading)], windows: Windows) -> Series {
+        let plan = windows.plan;
+        let verdict_from = plan.hold_start() + windows.warmup;
+        let hold_end = plan.hold_start() + plan.hold();
+        let mut series = Series {
+            baseline: Vec::new(),
+            hold: Vec::new(),
+            cooldown: Vec::new(),
+            all: Vec::with_capacity(readings.len()),
+        };
+        for &(at_ms, r) in readings {
+            let t = Duration::from_millis(u64::from(at_ms));
+            let point = (t.as_secs_f64(), r.rss_mb());
+            series.all.push(point);
+            match plan.phase_at(t) {
+                Phase::Baseline => series.baseline.push(point),
+                Phase::Hold if t >= verdict_from && t < hold_end => series.hold.push(point),
+                Phase::CoolDown | Phase::Done => series.cooldown.push(point),
+                _ => {}
+            }
+        }
+        series
+    }
+
+    fn as_memory(&self) -> MemorySeries<'_> {
+        MemorySeries {
+            baseline: &self.baseline,
+            hold: &self.hold,
+            cooldown: &self.cooldown,
+            all: &self.all,
+        }
+    }
+}
+
+/// Mean and highest of `values`, to one decimal; `None` without values.
+fn mean_and_max(values: impl Iterator<Item = f64>) -> (Option<f64>, Option<f64>) {
+    let round1 = |x: f64| (x * 10.0).round() / 10.0;
+    let (mut n, mut sum, mut max) = (0usize, 0.0, f64::MIN);
+    for v in values {
+        n += 1;
+        sum += v;
+        max = max.max(v);
+    }
+    if n == 0 {
+        return (None, None);
+    }
+    (Some(round1(sum / n as f64)), Some(round1(max)))
 }
 
 #[cfg(test)]
