@@ -41,49 +41,54 @@ fn parse(body: &[u8]) -> Result<Ask, ApiError> {
     let obj = value
         .as_object()
         .ok_or_else(|| ApiError::invalid("The request body must be a JSON object.", None))?;
-    let model = match obj.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "Invalid type for 'model': expected a string.",
-                Some("model"),
-            ));
-        }
-        None => {
-            return Err(ApiError::invalid(
-                "you must provide a model parameter",
-                Some("model"),
-            ));
-        }
-    };
+    let include_usage = value
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let max_tokens = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| obj.get(*k).and_then(Value::as_u64))
+        .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    Ok(Ask {
+        model: model(obj)?,
+        stream: wants_stream(obj)?,
+        include_usage,
+        max_tokens,
+        prompt_tokens: u32::try_from(prompt_chars(obj)? / 4)
+            .unwrap_or(u32::MAX)
+            .max(1),
+    })
+}
+
+/// The required `model`, a non-empty string.
+fn model(obj: &serde_json::Map<String, Value>) -> Result<String, ApiError> {
+    match obj.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => Ok(m.clone()),
+        Some(_) => Err(ApiError::invalid(
+            "Invalid type for 'model': expected a string.",
+            Some("model"),
+        )),
+        None => Err(ApiError::invalid(
+            "you must provide a model parameter",
+            Some("model"),
+        )),
+    }
+}
+
+/// The characters of text in the required, non-empty `messages`, each with a `role`.
+fn prompt_chars(obj: &serde_json::Map<String, Value>) -> Result<usize, ApiError> {
+    let bad = |message: &str| Err(ApiError::invalid(message, Some("messages")));
     let messages = match obj.get("messages") {
         Some(Value::Array(m)) if !m.is_empty() => m,
-        Some(Value::Array(_)) => {
-            return Err(ApiError::invalid(
-                "[] is too short - 'messages'",
-                Some("messages"),
-            ));
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "Invalid type for 'messages': expected an array.",
-                Some("messages"),
-            ));
-        }
-        None => {
-            return Err(ApiError::invalid(
-                "Missing required parameter: 'messages'.",
-                Some("messages"),
-            ));
-        }
+        Some(Value::Array(_)) => return bad("[] is too short - 'messages'"),
+        Some(_) => return bad("Invalid type for 'messages': expected an array."),
+        None => return bad("Missing required parameter: 'messages'."),
     };
     let mut chars = 0usize;
     for (i, m) in messages.iter().enumerate() {
-        let role = m.get("role").and_then(Value::as_str);
-        if role.is_none() {
-            return Err(ApiError::invalid(
-                format!("Missing required parameter: 'messages[{i}].role'."),
-                Some("messages"),
+        if m.get("role").and_then(Value::as_str).is_none() {
+            return bad(&format!(
+                "Missing required parameter: 'messages[{i}].role'."
             ));
         }
         chars += match m.get("content") {
@@ -96,31 +101,19 @@ fn parse(body: &[u8]) -> Result<Ask, ApiError> {
             _ => 0,
         };
     }
-    let stream = match obj.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "Invalid type for 'stream': expected a boolean.",
-                Some("stream"),
-            ));
-        }
-    };
-    let include_usage = value
-        .pointer("/stream_options/include_usage")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let max_tokens = ["max_completion_tokens", "max_tokens"]
-        .iter()
-        .find_map(|k| obj.get(*k).and_then(Value::as_u64))
-        .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
-    Ok(Ask {
-        model,
-        stream,
-        include_usage,
-        max_tokens,
-        prompt_tokens: u32::try_from(chars / 4).unwrap_or(u32::MAX).max(1),
-    })
+    Ok(chars)
+}
+
+/// The optional `stream` flag.
+fn wants_stream(obj: &serde_json::Map<String, Value>) -> Result<bool, ApiError> {
+    match obj.get("stream") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ApiError::invalid(
+            "Invalid type for 'stream': expected a boolean.",
+            Some("stream"),
+        )),
+    }
 }
 
 /// The handler.
@@ -270,67 +263,20 @@ fn stream(
         .then(move |k| {
             let reply = Arc::clone(&reply);
             async move {
-                pause(if k == 0 {
-                    ttft
-                } else if k <= n {
-                    itl
-                } else {
-                    0.0
-                })
-                .await;
-                let data = match k {
-                    0 => reply.chunk(
-                        &json!({"role": "assistant", "content": "", "refusal": null}),
-                        None,
-                        include_usage,
-                    ),
-                    k if k <= n => {
-                        let sep = if k == 1 { "" } else { " " };
-                        reply.chunk(
-                            &json!({"content": format!("{sep}{}", reply.words[k - 1])}),
-                            None,
-                            include_usage,
-                        )
-                    }
-                    k if k == n + 1 => reply.chunk(&json!({}), Some(reply.finish), include_usage),
-                    k if include_usage && k == n + 2 => {
-                        let mut c = reply.chunk(&json!({}), None, true);
-                        c["choices"] = json!([]);
-                        c["usage"] = reply.usage();
-                        c
-                    }
-                    _ => return (k, Bytes::from_static(b"data: [DONE]\n\n")),
+                let delay = match k {
+                    0 => ttft,
+                    k if k <= n => itl,
+                    _ => 0.0,
                 };
-                (k, Bytes::from(format!("data: {data}\n\n")))
+                pause(delay).await;
+                event(&reply, k, include_usage)
             }
         })
-        .map(move |(k, bytes)| {
+        .map(move |bytes| {
             let _held = (&open, &stream_open); // closes the gauges when the stream ends
-            (k, bytes)
+            bytes
         });
-    let body: BoxStream<'static, Result<Bytes, std::io::Error>> = match fault {
-        Some((FaultKind::Stall, _)) => stream::pending().boxed(),
-        Some((FaultKind::Cut, after)) => events
-            .take(after as usize)
-            .map(|(_, b)| Ok(b))
-            .chain(stream::once(async {
-                Err(std::io::Error::other(
-                    "connection cut by soak's fault injection",
-                ))
-            }))
-            .boxed(),
-        Some((FaultKind::ErrorChunk, after)) => {
-            let error = crate::llm::error::ApiError::internal().body();
-            events
-                .take(after as usize)
-                .map(|(_, b)| Ok(b))
-                .chain(stream::once(async move {
-                    Ok(Bytes::from(format!("data: {error}\n\n")))
-                }))
-                .boxed()
-        }
-        _ => events.map(|(_, b)| Ok::<_, std::io::Error>(b)).boxed(),
-    };
+    let body = with_fault(events, fault);
     (
         StatusCode::OK,
         [
@@ -343,4 +289,63 @@ fn stream(
         Body::from_stream(body),
     )
         .into_response()
+}
+
+/// SSE event `k` of a streamed reply (see `stream` for the numbering).
+fn event(reply: &Reply, k: usize, include_usage: bool) -> Bytes {
+    let n = reply.words.len();
+    let data = match k {
+        0 => reply.chunk(
+            &json!({"role": "assistant", "content": "", "refusal": null}),
+            None,
+            include_usage,
+        ),
+        k if k <= n => {
+            let sep = if k == 1 { "" } else { " " };
+            reply.chunk(
+                &json!({"content": format!("{sep}{}", reply.words[k - 1])}),
+                None,
+                include_usage,
+            )
+        }
+        k if k == n + 1 => reply.chunk(&json!({}), Some(reply.finish), include_usage),
+        k if include_usage && k == n + 2 => {
+            let mut c = reply.chunk(&json!({}), None, true);
+            c["choices"] = json!([]);
+            c["usage"] = reply.usage();
+            c
+        }
+        _ => return Bytes::from_static(b"data: [DONE]\n\n"),
+    };
+    Bytes::from(format!("data: {data}\n\n"))
+}
+
+/// The events as a body, cut short (or never started) by a stream fault.
+fn with_fault(
+    events: impl futures_util::Stream<Item = Bytes> + Send + 'static,
+    fault: Option<(FaultKind, u32)>,
+) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
+    match fault {
+        Some((FaultKind::Stall, _)) => stream::pending().boxed(),
+        Some((FaultKind::Cut, after)) => events
+            .take(after as usize)
+            .map(Ok)
+            .chain(stream::once(async {
+                Err(std::io::Error::other(
+                    "connection cut by soak's fault injection",
+                ))
+            }))
+            .boxed(),
+        Some((FaultKind::ErrorChunk, after)) => {
+            let error = crate::llm::error::ApiError::internal().body();
+            events
+                .take(after as usize)
+                .map(Ok)
+                .chain(stream::once(async move {
+                    Ok(Bytes::from(format!("data: {error}\n\n")))
+                }))
+                .boxed()
+        }
+        _ => events.map(Ok).boxed(),
+    }
 }
