@@ -21,50 +21,12 @@ use crate::llm::{Llm, Open, admit, json_response, pause};
 /// The handler.
 pub async fn create(State(llm): State<Arc<Llm>>, headers: HeaderMap, body: Bytes) -> Response {
     let _open = Open::new(&llm, false);
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            return ApiError::invalid(
-                format!("We could not parse the JSON body of your request. ({e})"),
-                None,
-            )
-            .into_response();
-        }
+    let ask = match parse(&body, llm.config.embedding_dimensions) {
+        Ok(ask) => ask,
+        Err(e) => return e.into_response(),
     };
-    let Some(model) = value
-        .get("model")
-        .and_then(Value::as_str)
-        .filter(|m| !m.is_empty())
-    else {
-        return ApiError::invalid("you must provide a model parameter", Some("model"))
-            .into_response();
-    };
-    let inputs: Vec<String> = match value.get("input") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) if !items.is_empty() => match items.iter().map(input_text).collect::<Option<Vec<_>>>() {
-            Some(v) => v,
-            None => return ApiError::invalid("Invalid type for 'input': expected a string, an array of strings, or arrays of token ids.", Some("input")).into_response(),
-        },
-        _ => return ApiError::invalid("'input' is required and must not be empty.", Some("input")).into_response(),
-    };
-    let base64 = match value.get("encoding_format").and_then(Value::as_str) {
-        None | Some("float") => false,
-        Some("base64") => true,
-        Some(other) => {
-            return ApiError::invalid(
-                format!("'{other}' is not one of ['float', 'base64'] - 'encoding_format'"),
-                Some("encoding_format"),
-            )
-            .into_response();
-        }
-    };
-    let dims = value
-        .get("dimensions")
-        .and_then(Value::as_u64)
-        .map_or(llm.config.embedding_dimensions, |d| {
-            usize::try_from(d).unwrap_or(usize::MAX).clamp(1, 16_384)
-        });
-    let tokens: u32 = inputs
+    let tokens: u32 = ask
+        .inputs
         .iter()
         .map(|s| u32::try_from(s.len() / 4).unwrap_or(u32::MAX).max(1))
         .sum();
@@ -72,7 +34,7 @@ pub async fn create(State(llm): State<Arc<Llm>>, headers: HeaderMap, body: Bytes
         Ok(a) => a,
         Err(response) => return response,
     };
-    match llm.fault(&headers, model) {
+    match llm.fault(&headers, &ask.model) {
         Some((FaultKind::RateLimited, _)) => {
             return ApiError::rate_limited("requests", llm.config.retry_after_ms).into_response();
         }
@@ -85,12 +47,13 @@ pub async fn create(State(llm): State<Arc<Llm>>, headers: HeaderMap, body: Bytes
     }
     pause(llm.with_rng(|r| llm.config.ttft_ms.sample(r)) * llm.slowdown()).await;
     llm.stats.tokens(u64::from(tokens));
-    let data: Vec<Value> = inputs
+    let data: Vec<Value> = ask
+        .inputs
         .iter()
         .enumerate()
         .map(|(i, text)| {
-            let v = vector(text, dims);
-            let embedding = if base64 {
+            let v = vector(text, ask.dims);
+            let embedding = if ask.base64 {
                 let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
                 Value::from(base64::engine::general_purpose::STANDARD.encode(bytes))
             } else {
@@ -101,8 +64,70 @@ pub async fn create(State(llm): State<Arc<Llm>>, headers: HeaderMap, body: Bytes
         .collect();
     json_response(
         &admitted,
-        json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}),
+        json!({"object": "list", "data": data, "model": ask.model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}),
     )
+}
+
+/// A parsed, validated embeddings request.
+struct Ask {
+    model: String,
+    inputs: Vec<String>,
+    base64: bool,
+    dims: usize,
+}
+
+/// Reads the request body; errors are the API's 400s.
+fn parse(body: &[u8], default_dims: usize) -> Result<Ask, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid(
+            format!("We could not parse the JSON body of your request. ({e})"),
+            None,
+        )
+    })?;
+    let model = value
+        .get("model")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ApiError::invalid("you must provide a model parameter", Some("model")))?;
+    let inputs: Vec<String> = match value.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) if !items.is_empty() => {
+            items.iter().map(input_text).collect::<Option<Vec<_>>>().ok_or_else(|| {
+                ApiError::invalid(
+                    "Invalid type for 'input': expected a string, an array of strings, or arrays of token ids.",
+                    Some("input"),
+                )
+            })?
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "'input' is required and must not be empty.",
+                Some("input"),
+            ));
+        }
+    };
+    let base64 = match value.get("encoding_format").and_then(Value::as_str) {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                format!("'{other}' is not one of ['float', 'base64'] - 'encoding_format'"),
+                Some("encoding_format"),
+            ));
+        }
+    };
+    let dims = value
+        .get("dimensions")
+        .and_then(Value::as_u64)
+        .map_or(default_dims, |d| {
+            usize::try_from(d).unwrap_or(usize::MAX).clamp(1, 16_384)
+        });
+    Ok(Ask {
+        model: model.to_string(),
+        inputs,
+        base64,
+        dims,
+    })
 }
 
 fn input_text(item: &Value) -> Option<String> {
