@@ -95,6 +95,45 @@ struct PerMsg {
     run_ttff: Histogram<u64>,
 }
 
+impl PerMsg {
+    /// Ends this message's interval: its figures, its histograms added to the interval's
+    /// (`all_*`) and the run's, tagged copies for `latency.hlog`; then starts the next one.
+    fn roll(
+        &mut self,
+        all_ttlf: &mut Histogram<u64>,
+        all_ttff: &mut Histogram<u64>,
+        hlog: &mut Vec<Tagged>,
+    ) -> MsgStats {
+        let stats = MsgStats {
+            counters: self.interval,
+            latency: LatencyStats::of(&self.ttlf),
+            ttff: LatencyStats::of(&self.ttff),
+        };
+        // Same precision everywhere (and auto-resizing), so adding cannot fail.
+        let _ = all_ttlf.add(&self.ttlf);
+        let _ = all_ttff.add(&self.ttff);
+        let _ = self.run_ttlf.add(&self.ttlf);
+        let _ = self.run_ttff.add(&self.ttff);
+        if !self.ttlf.is_empty() {
+            hlog.push(Tagged {
+                tag: format!("{}.ttlf", self.name),
+                histogram: self.ttlf.clone(),
+            });
+        }
+        if self.streams && !self.ttff.is_empty() {
+            hlog.push(Tagged {
+                tag: format!("{}.ttff", self.name),
+                histogram: self.ttff.clone(),
+            });
+        }
+        self.ttlf.reset();
+        self.ttff.reset();
+        self.total += self.interval;
+        self.interval = MsgCounters::default();
+        stats
+    }
+}
+
 struct State {
     setup: Setup,
     interval_start: Duration,
@@ -218,16 +257,7 @@ impl State {
                     record(&mut self.hold_ttff, v);
                 }
             }
-            Sample::Timeout { msg } => {
-                self.msg(msg, |m| m.interval.timeouts += 1);
-                let name = self.msgs.get(usize::from(msg)).map(|m| m.name.clone());
-                let event = || Event::Error {
-                    kind: "timeout",
-                    user: None,
-                    message: name,
-                };
-                self.events.push(at, ("error", "timeout", 0), event);
-            }
+            Sample::Timeout { msg } => self.timeout(msg, at),
             Sample::Connected {
                 user,
                 micros,
@@ -242,20 +272,8 @@ impl State {
                 };
                 self.events.push(at, (what, "", 0), event);
             }
-            Sample::Probe { at_ms, rtt_us } => {
-                record(&mut self.probe, u64::from(rtt_us).max(1));
-                let threshold = self.setup.stall_rule.threshold;
-                if let Some(bin) = self.bin(at_ms) {
-                    bin.add_probe(at_ms, rtt_us, threshold);
-                }
-            }
-            Sample::Lag { at_ms, lag_us } => {
-                record(&mut self.lag, u64::from(lag_us).max(1));
-                self.interval_lag_max_us = self.interval_lag_max_us.max(lag_us);
-                if let Some(bin) = self.bin(at_ms) {
-                    bin.lag_max_us = bin.lag_max_us.max(lag_us);
-                }
-            }
+            Sample::Probe { at_ms, rtt_us } => self.probe(at_ms, rtt_us),
+            Sample::Lag { at_ms, lag_us } => self.lag(at_ms, lag_us),
             Sample::Disconnected { user, cause, code } => self.disconnected(user, cause, code, at),
             Sample::Error { kind, user } => {
                 let event = || Event::Error {
@@ -270,6 +288,36 @@ impl State {
             | Sample::ConnectAttempt
             | Sample::LateReply
             | Sample::Abandoned { .. } => {}
+        }
+    }
+
+    /// A request timed out: counted for its message, and an event.
+    fn timeout(&mut self, msg: u16, at: Duration) {
+        self.msg(msg, |m| m.interval.timeouts += 1);
+        let name = self.msgs.get(usize::from(msg)).map(|m| m.name.clone());
+        let event = || Event::Error {
+            kind: "timeout",
+            user: None,
+            message: name,
+        };
+        self.events.push(at, ("error", "timeout", 0), event);
+    }
+
+    /// A probe's round trip, into the probe histogram and its stall bin.
+    fn probe(&mut self, at_ms: u32, rtt_us: u32) {
+        record(&mut self.probe, u64::from(rtt_us).max(1));
+        let threshold = self.setup.stall_rule.threshold;
+        if let Some(bin) = self.bin(at_ms) {
+            bin.add_probe(at_ms, rtt_us, threshold);
+        }
+    }
+
+    /// How late soak's own ticker fired, into the lag histogram and its stall bin.
+    fn lag(&mut self, at_ms: u32, lag_us: u32) {
+        record(&mut self.lag, u64::from(lag_us).max(1));
+        self.interval_lag_max_us = self.interval_lag_max_us.max(lag_us);
+        if let Some(bin) = self.bin(at_ms) {
+            bin.lag_max_us = bin.lag_max_us.max(lag_us);
         }
     }
 
@@ -334,38 +382,14 @@ impl State {
         let _ = self.run_probe.add(&self.probe);
         self.probe.reset();
         let lag_max_ms = f64::from(std::mem::take(&mut self.interval_lag_max_us)) / 1000.0;
-        let mut messages = Vec::with_capacity(self.msgs.len());
         let mut histograms = Vec::new();
         self.scratch.reset();
         let mut scratch_ttff = new_histogram();
-        for m in &mut self.msgs {
-            messages.push(MsgStats {
-                counters: m.interval,
-                latency: LatencyStats::of(&m.ttlf),
-                ttff: LatencyStats::of(&m.ttff),
-            });
-            // Same bounds everywhere, so adding cannot fail.
-            let _ = self.scratch.add(&m.ttlf);
-            let _ = scratch_ttff.add(&m.ttff);
-            let _ = m.run_ttlf.add(&m.ttlf);
-            let _ = m.run_ttff.add(&m.ttff);
-            if !m.ttlf.is_empty() {
-                histograms.push(Tagged {
-                    tag: format!("{}.ttlf", m.name),
-                    histogram: m.ttlf.clone(),
-                });
-            }
-            if m.streams && !m.ttff.is_empty() {
-                histograms.push(Tagged {
-                    tag: format!("{}.ttff", m.name),
-                    histogram: m.ttff.clone(),
-                });
-            }
-            m.ttlf.reset();
-            m.ttff.reset();
-            m.total += m.interval;
-            m.interval = MsgCounters::default();
-        }
+        let messages = self
+            .msgs
+            .iter_mut()
+            .map(|m| m.roll(&mut self.scratch, &mut scratch_ttff, &mut histograms))
+            .collect();
         self.totals += self.interval;
         let start = self.interval_start;
         let snapshot = IntervalSnapshot {
