@@ -16,7 +16,7 @@ pub use crate::profile::config::{
     ConnectionConfig, MessageConfig, ProbeConfig, ProcessConfig, RunConfig, Target, TargetProcess,
 };
 use crate::profile::scenario::{check_pointer, messages};
-use crate::profile::spec::ProfileSpec;
+use crate::profile::spec::{ProcessSpec, ProfileSpec};
 use crate::template::Template;
 use crate::units::format_duration;
 
@@ -40,24 +40,7 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
     };
     let messages = messages(spec, &data.columns, &bad)?;
     let session = &spec.session;
-    let positive = |d: Duration, field: &str| {
-        if d.is_zero() {
-            Err(bad(field, "must be longer than 0s".into()))
-        } else {
-            Ok(())
-        }
-    };
-    positive(
-        session.reply_timeout,
-        "session.reply_timeout (--reply-timeout)",
-    )?;
-    positive(session.reconnect_min, "session.reconnect_min")?;
-    if session.reconnect_max < session.reconnect_min {
-        return Err(bad(
-            "session.reconnect_max",
-            "must not be shorter than reconnect_min".into(),
-        ));
-    }
+    check_timing(spec, &bad)?;
     let (mut probes, stall_rule) = probes(spec, &data.columns, &bad)?;
     if matches!(target, Target::Telegram) {
         probes = None; // Telegram users have no connection to probe
@@ -76,12 +59,6 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
     };
     let baseline = margin(spec.process.baseline, 10);
     let cooldown = margin(spec.process.cooldown, 30);
-    if spec.output.interval < MIN_INTERVAL {
-        return Err(bad(
-            "output.interval (--interval)",
-            format!("must be at least {}ms", MIN_INTERVAL.as_millis()),
-        ));
-    }
     Ok(RunConfig {
         profile: loaded.name.clone(),
         target,
@@ -114,12 +91,45 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
     })
 }
 
-fn process(
+/// The session's timeouts and back-off, and the output interval.
+fn check_timing(
     spec: &ProfileSpec,
+    bad: &impl Fn(&str, String) -> SoakError,
+) -> Result<(), SoakError> {
+    let session = &spec.session;
+    let positive = |d: Duration, field: &str| {
+        if d.is_zero() {
+            Err(bad(field, "must be longer than 0s".into()))
+        } else {
+            Ok(())
+        }
+    };
+    positive(
+        session.reply_timeout,
+        "session.reply_timeout (--reply-timeout)",
+    )?;
+    positive(session.reconnect_min, "session.reconnect_min")?;
+    if session.reconnect_max < session.reconnect_min {
+        return Err(bad(
+            "session.reconnect_max",
+            "must not be shorter than reconnect_min".into(),
+        ));
+    }
+    if spec.output.interval < MIN_INTERVAL {
+        return Err(bad(
+            "output.interval (--interval)",
+            format!("must be at least {}ms", MIN_INTERVAL.as_millis()),
+        ));
+    }
+    Ok(())
+}
+
+/// Which process to watch: by pid, name or a command soak starts (at most one).
+fn target_process(
+    p: &ProcessSpec,
     target: &Target,
     bad: &impl Fn(&str, String) -> SoakError,
-) -> Result<ProcessConfig, SoakError> {
-    let p = &spec.process;
+) -> Result<TargetProcess, SoakError> {
     let given = [p.pid.is_some(), p.name.is_some(), p.cmd.is_some()]
         .iter()
         .filter(|g| **g)
@@ -130,7 +140,7 @@ fn process(
             "give at most one".into(),
         ));
     }
-    let target_process = match (&p.pid, &p.name, &p.cmd) {
+    let which = match (&p.pid, &p.name, &p.cmd) {
         (Some(pid), _, _) => TargetProcess::Pid(*pid),
         (_, Some(name), _) if !name.trim().is_empty() => {
             TargetProcess::Name(name.trim().to_string())
@@ -150,6 +160,16 @@ fn process(
         }
         (None, None, None) => TargetProcess::None,
     };
+    Ok(which)
+}
+
+fn process(
+    spec: &ProfileSpec,
+    target: &Target,
+    bad: &impl Fn(&str, String) -> SoakError,
+) -> Result<ProcessConfig, SoakError> {
+    let p = &spec.process;
+    let target_process = target_process(p, target, bad)?;
     if p.interval < Duration::from_millis(50) {
         return Err(bad(
             "process.interval (--sample-interval)",
