@@ -5,49 +5,24 @@ use crate::engine::complete::Complete;
 use crate::engine::fields::{Fields, MAX_FIELDS};
 use crate::error::SoakError;
 use crate::profile::config::MessageConfig;
-use crate::profile::spec::ProfileSpec;
+use crate::profile::spec::{ProfileSpec, SessionSpec};
 use crate::template::Template;
 
 /// Most messages in a scenario.
 const MAX_MESSAGES: usize = 32;
 
+/// The session's messages: its `[[session.messages]]`, or the one `message`.
 pub(crate) fn messages(
     spec: &ProfileSpec,
     columns: &[String],
     bad: &impl Fn(&str, String) -> SoakError,
 ) -> Result<Vec<MessageConfig>, SoakError> {
     let session = &spec.session;
-    // The demo target backed by the mock LLM streams its replies: complete on `done`.
-    let llm_demo = spec
-        .target
-        .url
-        .as_deref()
-        .is_none_or(|u| u.trim().is_empty())
-        && spec.mocks.enable.iter().any(|m| m.trim() == "llm");
-    let rule = if session.complete.is_empty() && llm_demo {
-        "/done == true"
-    } else {
-        session.complete.as_str()
-    };
     let default_rule =
-        Complete::parse(rule).map_err(|m| bad("session.complete (--complete)", m))?;
+        Complete::parse(default_rule(spec)).map_err(|m| bad("session.complete (--complete)", m))?;
     check_pointer(&session.correlate).map_err(|m| bad("session.correlate (--correlate)", m))?;
     if session.messages.is_empty() {
-        // Telegram users type text: the default JSON chat frame would read oddly to a bot.
-        let telegram = spec
-            .target
-            .url
-            .as_deref()
-            .is_none_or(|u| u.trim().is_empty())
-            && spec.mocks.enable.iter().any(|m| m.trim() == "telegram");
-        let source = if telegram
-            && session.message == crate::profile::spec::SessionSpec::default().message
-        {
-            "hello bot, this is user {{user}}, message {{seq}}"
-        } else {
-            session.message.as_str()
-        };
-        let template = Template::compile(source, columns)
+        let template = Template::compile(single_message(spec), columns)
             .map_err(|m| bad("session.message (--message)", m))?;
         return Ok(vec![MessageConfig {
             name: String::from("message"),
@@ -73,22 +48,55 @@ pub(crate) fn messages(
             .map_err(|(f, why)| bad(&field(f), why))?;
         out.push(compiled);
     }
-    // Each reply is read for these fields in one pass, into a fixed array (engine/fields.rs).
+    check_fields(&out).map_err(|m| bad("session.messages", m))?;
+    Ok(out)
+}
+
+/// Whether the run uses a built-in mock (`llm`, `telegram`) in place of a target URL.
+fn mock_target(spec: &ProfileSpec, mock: &str) -> bool {
+    spec.target
+        .url
+        .as_deref()
+        .is_none_or(|u| u.trim().is_empty())
+        && spec.mocks.enable.iter().any(|m| m.trim() == mock)
+}
+
+/// The completion rule messages inherit: as given, or `/done == true` for the demo target
+/// backed by the mock LLM, which streams its replies.
+fn default_rule(spec: &ProfileSpec) -> &str {
+    if spec.session.complete.is_empty() && mock_target(spec, "llm") {
+        "/done == true"
+    } else {
+        spec.session.complete.as_str()
+    }
+}
+
+/// The template of a session without a scenario. Telegram users type text: the default
+/// JSON chat frame would read oddly to a bot.
+fn single_message(spec: &ProfileSpec) -> &str {
+    let default = spec.session.message == SessionSpec::default().message;
+    if default && mock_target(spec, "telegram") {
+        "hello bot, this is user {{user}}, message {{seq}}"
+    } else {
+        spec.session.message.as_str()
+    }
+}
+
+/// Each reply is read for these fields in one pass, into a fixed array (engine/fields.rs):
+/// at most [`MAX_FIELDS`] distinct pointers.
+fn check_fields(messages: &[MessageConfig]) -> Result<(), String> {
     let mut fields = Fields::default();
-    let pointers = out
+    let pointers = messages
         .iter()
         .flat_map(|m| std::iter::once(m.correlate.as_str()).chain(m.complete.pointer()));
     for pointer in pointers {
         if fields.add(pointer).is_none() {
-            return Err(bad(
-                "session.messages",
-                format!(
-                    "at most {MAX_FIELDS} distinct JSON pointers in `correlate` and `complete` together"
-                ),
+            return Err(format!(
+                "at most {MAX_FIELDS} distinct JSON pointers in `correlate` and `complete` together"
             ));
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One `[[session.messages]]` entry, compiled; the error names the entry's field.
