@@ -28,6 +28,9 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
+mod via_llm;
+use via_llm::ask_llm;
+
 /// Read and write buffers per connection. The demo may hold thousands of connections and
 /// chat frames are small, so 4 KiB each instead of tungstenite's 128 KiB read buffer.
 const BUFFER_BYTES: usize = 4 * 1024;
@@ -338,63 +341,6 @@ where
     }
 }
 
-/// Relays one message through the mock LLM: a streamed chat completion, its tokens as
-/// frames, then the complete reply (or an error frame).
-async fn ask_llm(
-    llm: Arc<crate::llm::Llm>,
-    text: String,
-    back: mpsc::UnboundedSender<(Instant, Message)>,
-) {
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-    let send = |frame: serde_json::Value| {
-        let _ = back.send((Instant::now(), Message::Text(frame.to_string().into())));
-    };
-    let Ok(req) = serde_json::from_str::<Request>(&text) else {
-        return send(serde_json::json!({"error": "expected a JSON object with an \"id\""}));
-    };
-    let body = serde_json::json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": req.text}]});
-    let request = axum::http::Request::post("/v1/chat/completions")
-        .header("authorization", "Bearer sk-soak-demo")
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(body.to_string()));
-    let Ok(request) = request else { return };
-    let Ok(response) = crate::llm::router(llm).oneshot(request).await;
-    if !response.status().is_success() {
-        let status = response.status().as_u16();
-        return send(
-            serde_json::json!({"id": req.id, "error": format!("LLM answered {status}"), "done": true}),
-        );
-    }
-    let mut body = response.into_body();
-    let mut pending = String::new();
-    let mut reply = String::new();
-    while let Some(Ok(frame)) = body.frame().await {
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        pending.push_str(&String::from_utf8_lossy(&data));
-        while let Some(end) = pending.find("\n\n") {
-            let event: String = pending.drain(..end + 2).collect();
-            let Some(json) = event.trim().strip_prefix("data: ") else {
-                continue;
-            };
-            let Ok(chunk) = serde_json::from_str::<serde_json::Value>(json) else {
-                continue;
-            };
-            if let Some(delta) = chunk
-                .pointer("/choices/0/delta/content")
-                .and_then(serde_json::Value::as_str)
-                .filter(|d| !d.is_empty())
-            {
-                reply.push_str(delta);
-                send(serde_json::json!({"id": req.id, "delta": delta, "done": false}));
-            }
-        }
-    }
-    send(serde_json::json!({"id": req.id, "reply": reply, "done": true}));
-}
-
 /// Sends every frame whose time has come, earliest first.
 async fn send_due<S: Sink<Message> + Unpin>(
     due: &mut BinaryHeap<Reverse<Scheduled>>,
@@ -455,139 +401,4 @@ fn answer(text: &str, config: &DemoConfig) -> Vec<Message> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use futures_channel::mpsc;
-
-    fn text(m: &Message) -> &str {
-        match m {
-            Message::Text(t) => t.as_str(),
-            other => panic!("expected a text frame, got {other:?}"),
-        }
-    }
-
-    async fn converse(config: DemoConfig, inputs: Vec<Message>) -> Vec<Message> {
-        let (out_tx, out_rx) = mpsc::unbounded::<Message>();
-        let (in_tx, in_rx) = mpsc::unbounded::<Result<Message, ()>>();
-        for m in inputs {
-            in_tx.unbounded_send(Ok(m)).unwrap();
-        }
-        in_tx.unbounded_send(Ok(Message::Close(None))).unwrap();
-        chat(out_tx, in_rx, Arc::new(Demo::new(config)), None).await;
-        out_rx.collect().await
-    }
-
-    #[tokio::test]
-    async fn answers_with_the_same_id() {
-        let out = converse(
-            DemoConfig::default(),
-            vec![Message::Text(r#"{"id": 7, "text": "hi"}"#.into())],
-        )
-        .await;
-        assert_eq!(out.len(), 1);
-        let v: serde_json::Value = serde_json::from_str(text(&out[0])).unwrap();
-        assert_eq!(v["id"], 7);
-        assert_eq!(v["reply"], "echo: hi");
-    }
-
-    #[tokio::test]
-    async fn string_ids_come_back_as_strings() {
-        let out = converse(
-            DemoConfig::default(),
-            vec![Message::Text(r#"{"id": "a-1"}"#.into())],
-        )
-        .await;
-        let v: serde_json::Value = serde_json::from_str(text(&out[0])).unwrap();
-        assert_eq!(v["id"], "a-1");
-    }
-
-    #[tokio::test]
-    async fn bad_json_gets_an_error_frame_not_a_panic() {
-        let out = converse(
-            DemoConfig::default(),
-            vec![
-                Message::Text("not json".into()),
-                Message::Text(r#"{"text": "no id"}"#.into()),
-            ],
-        )
-        .await;
-        assert_eq!(out.len(), 2);
-        for m in &out {
-            let v: serde_json::Value = serde_json::from_str(text(m)).unwrap();
-            assert!(v["error"].as_str().unwrap().contains("id"), "{v}");
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn replies_wait_for_the_delay() {
-        let (out_tx, mut out_rx) = mpsc::unbounded::<Message>();
-        let (in_tx, in_rx) = mpsc::unbounded::<Result<Message, ()>>();
-        let config = DemoConfig {
-            reply_delay: Duration::from_millis(50),
-            ..DemoConfig::default()
-        };
-        let started = Instant::now();
-        tokio::spawn(chat(out_tx, in_rx, Arc::new(Demo::new(config)), None));
-        in_tx
-            .unbounded_send(Ok(Message::Text(r#"{"id": 1}"#.into())))
-            .unwrap();
-        let reply = out_rx.next().await.unwrap();
-        assert!(text(&reply).contains("\"id\":1"));
-        assert!(started.elapsed() >= Duration::from_millis(50));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn streamed_replies_interleave_by_due_time() {
-        let (out_tx, mut out_rx) = mpsc::unbounded::<Message>();
-        let (in_tx, in_rx) = mpsc::unbounded::<Result<Message, ()>>();
-        let config = DemoConfig {
-            reply_delay: Duration::from_millis(10),
-            stream_frames: 3,
-            frame_gap: Duration::from_millis(20),
-            ..DemoConfig::default()
-        };
-        tokio::spawn(chat(out_tx, in_rx, Arc::new(Demo::new(config)), None));
-        in_tx
-            .unbounded_send(Ok(Message::Text(r#"{"id": 1}"#.into())))
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        in_tx
-            .unbounded_send(Ok(Message::Text(r#"{"id": 2}"#.into())))
-            .unwrap();
-        let mut seen = Vec::new();
-        for _ in 0..6 {
-            let v: serde_json::Value =
-                serde_json::from_str(text(&out_rx.next().await.unwrap())).unwrap();
-            seen.push((v["id"].as_u64().unwrap(), v["done"].as_bool().unwrap()));
-        }
-        assert_eq!(
-            seen,
-            [
-                (1, false),
-                (2, false),
-                (1, false),
-                (2, false),
-                (1, true),
-                (2, true)
-            ]
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn dropped_connections_get_close_code_1012() {
-        let (out_tx, mut out_rx) = mpsc::unbounded::<Message>();
-        let (_in_tx, in_rx) = mpsc::unbounded::<Result<Message, ()>>();
-        let drop_at = Instant::now() + Duration::from_secs(1);
-        tokio::spawn(chat(
-            out_tx,
-            in_rx,
-            Arc::new(Demo::new(DemoConfig::default())),
-            Some(drop_at),
-        ));
-        match out_rx.next().await.unwrap() {
-            Message::Close(Some(frame)) => assert_eq!(frame.code, DROP_CLOSE_CODE),
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-        assert!(Instant::now() >= drop_at);
-    }
-}
+mod tests;
