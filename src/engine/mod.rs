@@ -1,5 +1,6 @@
 //! The load engine: runs the plan's sessions on a `TaskTracker` and waits for them to end.
 
+pub mod backoff;
 pub mod complete;
 pub mod connect;
 pub mod correlate;

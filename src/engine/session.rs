@@ -24,6 +24,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use crate::data::UserData;
+use crate::engine::backoff::Backoff;
+pub(crate) use crate::engine::backoff::XorShift;
 use crate::engine::connect::{Dialer, Ws, classify};
 use crate::engine::correlate::{Match, Pending, message_id, split_id};
 use crate::engine::fields::{Fields, Found, Frame};
@@ -485,62 +487,6 @@ fn unix_ms() -> u64 {
 
 pub(crate) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-/// xorshift64: a tiny per-user generator for message picks, `{{random}}` and jitter
-/// (no shared RNG, so no lock and no contention between sessions).
-pub(crate) struct XorShift(u64);
-
-impl XorShift {
-    pub(crate) fn new(user: u32) -> XorShift {
-        XorShift(
-            u64::from(user)
-                .wrapping_add(1)
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                | 1,
-        )
-    }
-
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-/// Exponential back-off with ±50 % jitter, so a server restart is not answered by every
-/// user reconnecting in the same millisecond.
-struct Backoff {
-    attempt: u32,
-    min: Duration,
-    max: Duration,
-    rng: XorShift,
-}
-
-impl Backoff {
-    fn new(user: u32, (min, max): (Duration, Duration)) -> Backoff {
-        Backoff {
-            attempt: 0,
-            min,
-            max,
-            rng: XorShift::new(user ^ 0x5EED),
-        }
-    }
-
-    fn reset(&mut self) {
-        self.attempt = 0;
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let base = self
-            .min
-            .saturating_mul(1 << self.attempt.min(16))
-            .min(self.max);
-        self.attempt = self.attempt.saturating_add(1);
-        let jitter = 0.5 + (self.rng.next() % 1000) as f64 / 1000.0;
-        base.mul_f64(jitter)
-    }
 }
 
 #[cfg(test)]

@@ -2,21 +2,6 @@
 
 use super::*;
 
-const MIN: Duration = Duration::from_millis(100);
-const MAX: Duration = Duration::from_secs(10);
-
-#[test]
-fn backoff_grows_to_its_cap_with_jitter() {
-    let mut b = Backoff::new(7, (MIN, MAX));
-    let delays: Vec<_> = (0..12).map(|_| b.next_delay()).collect();
-    assert!(delays[0] >= MIN / 2 && delays[0] <= MIN * 3 / 2);
-    assert!(delays[3] > delays[0]);
-    assert!(delays.iter().all(|d| *d <= MAX * 3 / 2));
-    assert!(delays[11] >= MAX / 2);
-    b.reset();
-    assert!(b.next_delay() <= MIN * 3 / 2);
-}
-
 #[test]
 fn weighted_picks_follow_the_weights() {
     let cumulative = [80u32, 100];
