@@ -15,6 +15,7 @@ pub mod lock;
 pub mod memory;
 pub mod summary;
 pub mod summary_model;
+pub mod table;
 pub mod timeseries;
 
 use std::fs::{self, File};
