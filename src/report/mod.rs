@@ -17,6 +17,7 @@ pub mod summary;
 pub mod summary_model;
 pub mod table;
 pub mod timeseries;
+pub mod verdict;
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
