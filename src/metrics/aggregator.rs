@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
@@ -17,13 +17,12 @@ use tokio::time::{Instant, MissedTickBehavior, interval_at};
 use tokio_util::sync::CancellationToken;
 
 use crate::analysis::leak::LeakRule;
-use crate::analysis::memory::{self, MemoryReport, Windows};
-use crate::analysis::stall::{self, Bin, StallRule};
+use crate::analysis::memory::Windows;
+use crate::analysis::stall::{Bin, StallRule};
 use crate::metrics::events::{Event, EventLog, Record};
-use crate::metrics::snapshot::ProcRow;
 use crate::metrics::snapshot::{
-    Counters, HIST_MAX_MICROS, IntervalSnapshot, LatencyStats, MsgCounters, MsgStats, RunTotals,
-    Tagged, new_histogram, record,
+    Counters, HIST_MAX_MICROS, IntervalSnapshot, MsgCounters, ProcRow, RunTotals, new_histogram,
+    record,
 };
 use crate::metrics::{Disconnect, Sample};
 use crate::plan::{Phase, Plan};
@@ -95,45 +94,6 @@ struct PerMsg {
     ttff: Histogram<u64>,
     run_ttlf: Histogram<u64>,
     run_ttff: Histogram<u64>,
-}
-
-impl PerMsg {
-    /// Ends this message's interval: its figures, its histograms added to the interval's
-    /// (`all_*`) and the run's, tagged copies for `latency.hlog`; then starts the next one.
-    fn roll(
-        &mut self,
-        all_ttlf: &mut Histogram<u64>,
-        all_ttff: &mut Histogram<u64>,
-        hlog: &mut Vec<Tagged>,
-    ) -> MsgStats {
-        let stats = MsgStats {
-            counters: self.interval,
-            latency: LatencyStats::of(&self.ttlf),
-            ttff: LatencyStats::of(&self.ttff),
-        };
-        // Same precision everywhere (and auto-resizing), so adding cannot fail.
-        let _ = all_ttlf.add(&self.ttlf);
-        let _ = all_ttff.add(&self.ttff);
-        let _ = self.run_ttlf.add(&self.ttlf);
-        let _ = self.run_ttff.add(&self.ttff);
-        if !self.ttlf.is_empty() {
-            hlog.push(Tagged {
-                tag: format!("{}.ttlf", self.name),
-                histogram: self.ttlf.clone(),
-            });
-        }
-        if self.streams && !self.ttff.is_empty() {
-            hlog.push(Tagged {
-                tag: format!("{}.ttff", self.name),
-                histogram: self.ttff.clone(),
-            });
-        }
-        self.ttlf.reset();
-        self.ttff.reset();
-        self.total += self.interval;
-        self.interval = MsgCounters::default();
-        stats
-    }
 }
 
 struct State {
@@ -367,124 +327,6 @@ impl State {
             f(m);
         }
     }
-
-    /// Closes the interval ending at offset `end`.
-    fn rotate(&mut self, end: Duration, last: bool) -> (IntervalSnapshot, RunTotals) {
-        if last {
-            for stall in self.stalls() {
-                let at = Duration::from_secs_f64(stall.start_s);
-                self.events.out.push(Record {
-                    at,
-                    event: Event::Stall(stall),
-                });
-            }
-        }
-        self.events.flush_repeats(end, last);
-        let probe = LatencyStats::of(&self.probe);
-        let _ = self.run_probe.add(&self.probe);
-        self.probe.reset();
-        let lag_max_ms = f64::from(std::mem::take(&mut self.interval_lag_max_us)) / 1000.0;
-        let mut histograms = Vec::new();
-        self.scratch.reset();
-        let mut scratch_ttff = new_histogram();
-        let messages = self
-            .msgs
-            .iter_mut()
-            .map(|m| m.roll(&mut self.scratch, &mut scratch_ttff, &mut histograms))
-            .collect();
-        self.totals += self.interval;
-        let start = self.interval_start;
-        let snapshot = IntervalSnapshot {
-            start,
-            end,
-            wall_end: SystemTime::now(),
-            phase: self
-                .setup
-                .plan
-                .phase_at(start + end.saturating_sub(start) / 2),
-            active_users: self.totals.active_users(),
-            open_connections: self.totals.open_connections(),
-            counters: std::mem::take(&mut self.interval),
-            latency: LatencyStats::of(&self.scratch),
-            ttff: LatencyStats::of(&scratch_ttff),
-            messages,
-            histograms,
-            events: std::mem::take(&mut self.events.out),
-            probe,
-            lag_max_ms,
-            readings: std::mem::take(&mut self.interval_readings),
-        };
-        self.interval_start = end;
-        (snapshot, self.totals(end))
-    }
-
-    fn memory(&self, readings: &[(u32, Reading)]) -> MemoryReport {
-        let m = self.setup.memory;
-        memory::report(readings, m.windows, m.rule, m.limit_mb)
-    }
-
-    /// soak's own memory report. Its warm-up is at least [`TESTER_WARMUP`]: histograms,
-    /// buffers and the allocator's arenas grow to the run's working size in the first tens
-    /// of seconds, which a short run would otherwise read as a leak of soak's (a 30 s run
-    /// at 94,000 msg/s: "leak, 98 MB/h" before this).
-    fn tester_memory(&self) -> MemoryReport {
-        let m = self.setup.memory;
-        let windows = Windows {
-            warmup: m.windows.warmup.max(TESTER_WARMUP),
-            ..m.windows
-        };
-        memory::report(&self.tester_readings, windows, m.rule, None)
-    }
-
-    /// Stalls in the probe bins so far, with abnormal closes noted beside them.
-    fn stalls(&self) -> Vec<stall::Stall> {
-        let mut stalls = stall::detect(&self.bins, self.setup.stall_rule);
-        stall::annotate(&mut stalls, &self.abnormal_closes);
-        stalls
-    }
-
-    fn totals(&mut self, elapsed: Duration) -> RunTotals {
-        self.scratch.reset();
-        let mut all_ttff = new_histogram();
-        for m in &self.msgs {
-            let _ = self.scratch.add(&m.run_ttlf);
-            let _ = all_ttff.add(&m.run_ttff);
-        }
-        RunTotals {
-            elapsed,
-            counters: self.totals,
-            latency_run: LatencyStats::of(&self.scratch),
-            latency_hold: LatencyStats::of(&self.hold),
-            latency_corrected: self
-                .setup
-                .correct_micros
-                .and_then(|_| LatencyStats::of(&self.corrected)),
-            ttff_run: LatencyStats::of(&all_ttff),
-            ttff_hold: LatencyStats::of(&self.hold_ttff),
-            messages: self
-                .msgs
-                .iter()
-                .map(|m| MsgStats {
-                    counters: m.total,
-                    latency: LatencyStats::of(&m.run_ttlf),
-                    ttff: LatencyStats::of(&m.run_ttff),
-                })
-                .collect(),
-            close_codes: self.close_codes.clone(),
-            probe: LatencyStats::of(&self.run_probe),
-            lag: LatencyStats::of(&self.lag),
-            stalls: self.stalls(),
-            memory: self
-                .setup
-                .memory
-                .target
-                .then(|| self.memory(&self.target_readings)),
-            tester_memory: (!self.tester_readings.is_empty()).then(|| self.tester_memory()),
-            tester_bound: stall::tester_bound_time(&self.bins, self.setup.stall_rule),
-            connect_time: LatencyStats::of(&self.connect),
-            dropped_samples: self.dropped.load(Ordering::Relaxed),
-        }
-    }
 }
 
 /// Runs until every recorder is dropped or `done` fires (then it takes what is already
@@ -540,6 +382,8 @@ pub async fn run(
     }
     totals
 }
+
+mod rollup;
 
 #[cfg(test)]
 mod tests;
