@@ -32,12 +32,7 @@ struct Ask {
 }
 
 fn parse(body: &[u8]) -> Result<Ask, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid(
-            format!("We could not parse the JSON body of your request. ({e})"),
-            None,
-        )
-    })?;
+    let value = ApiError::json_body(body)?;
     let obj = value
         .as_object()
         .ok_or_else(|| ApiError::invalid("The request body must be a JSON object.", None))?;

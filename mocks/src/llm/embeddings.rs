@@ -78,12 +78,7 @@ struct Ask {
 
 /// Reads the request body; errors are the API's 400s.
 fn parse(body: &[u8], default_dims: usize) -> Result<Ask, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid(
-            format!("We could not parse the JSON body of your request. ({e})"),
-            None,
-        )
-    })?;
+    let value = ApiError::json_body(body)?;
     let model = value
         .get("model")
         .and_then(Value::as_str)

@@ -22,6 +22,16 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// A request body as JSON, or the 400 the API gives for one it cannot parse.
+    pub fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::invalid(
+                format!("We could not parse the JSON body of your request. ({e})"),
+                None,
+            )
+        })
+    }
+
     /// 400 for a bad request body.
     pub fn invalid(message: impl Into<String>, param: Option<&'static str>) -> ApiError {
         ApiError {
