@@ -69,18 +69,7 @@ async fn with_target(
     process: Option<Arc<Started>>,
     mocks: &Mocks,
 ) -> Result<Outcome, SoakError> {
-    let (url, demo) = match &config.target {
-        Target::Demo(demo) => {
-            let demo = soak_mocks::demo::DemoConfig {
-                llm: mocks.llm.as_ref().map(|(llm, _)| Arc::clone(llm)),
-                ..demo.clone()
-            };
-            let target = DemoTarget::start(demo)?;
-            (target.url(), Some(target))
-        }
-        Target::Url(url) => (url.clone(), None),
-        Target::Telegram => (String::from("telegram"), None),
-    };
+    let (url, demo) = target_url(config, mocks)?;
     let transport = transport(config, &url, mocks, process.as_deref()).await?;
     let started_at = SystemTime::now();
     let dir = RunDir::create(
@@ -98,22 +87,14 @@ async fn with_target(
             .map_or(url, |(_, a)| format!("telegram bot via http://{a}")),
         Transport::WebSocket(_) => url,
     };
-    let mut meta = meta(
+    let meta = meta(
         config,
-        dir.id(),
+        (dir.id(), started_at),
         shown_target,
         demo.is_some(),
-        started_at,
         plan,
+        mocks,
     );
-    meta.telegram = mocks
-        .telegram
-        .as_ref()
-        .map(|(t, addr)| (Arc::clone(t), format!("http://{addr}")));
-    meta.llm = mocks
-        .llm
-        .as_ref()
-        .map(|(llm, addr)| (Arc::clone(llm), format!("http://{addr}/v1")));
     let writer = Writer::spawn(dir, meta, Progress::new(quiet, plan.total(), plan.users()))?;
     let root = Root::watching_signals();
     let totals = soak_it(config, plan, transport, &writer, &root, process).await;
@@ -132,6 +113,26 @@ async fn with_target(
             "{how} during the run; results are in {shown}"
         ))),
     }
+}
+
+/// The URL users connect to: the target's, or the demo target's, started here (and kept
+/// running while its handle lives).
+fn target_url(
+    config: &RunConfig,
+    mocks: &Mocks,
+) -> Result<(String, Option<DemoTarget>), SoakError> {
+    Ok(match &config.target {
+        Target::Demo(demo) => {
+            let demo = soak_mocks::demo::DemoConfig {
+                llm: mocks.llm.as_ref().map(|(llm, _)| Arc::clone(llm)),
+                ..demo.clone()
+            };
+            let target = DemoTarget::start(demo)?;
+            (target.url(), Some(target))
+        }
+        Target::Url(url) => (url.clone(), None),
+        Target::Telegram => (String::from("telegram"), None),
+    })
 }
 
 /// Runs the plan with the aggregator and the sampler beside it; returns the totals.
@@ -217,11 +218,11 @@ fn columns(config: &RunConfig) -> Columns {
 
 fn meta(
     config: &RunConfig,
-    id: String,
+    (id, started_at): (String, SystemTime),
     url: String,
     demo: bool,
-    started_at: SystemTime,
     plan: Plan,
+    mocks: &Mocks,
 ) -> RunMeta {
     RunMeta {
         id,
@@ -261,8 +262,14 @@ fn meta(
             TargetProcess::Cmd(cmd) => Some(format!("cmd {}", crate::redact::command(cmd))),
         },
         gates: config.gates.clone(),
-        llm: None,
-        telegram: None,
+        llm: mocks
+            .llm
+            .as_ref()
+            .map(|(llm, addr)| (Arc::clone(llm), format!("http://{addr}/v1"))),
+        telegram: mocks
+            .telegram
+            .as_ref()
+            .map(|(t, addr)| (Arc::clone(t), format!("http://{addr}"))),
     }
 }
 
