@@ -8,7 +8,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::metrics::snapshot::{IntervalSnapshot, RunTotals};
-use crate::report::summary::Summary;
+use crate::report::summary::{Stalls, Summary};
 
 /// How progress is shown.
 pub enum Progress {
@@ -98,27 +98,7 @@ impl Progress {
             );
         }
         if let Some(stalls) = &summary.stalls {
-            let list = &stalls.list;
-            println!(
-                "soak: event-loop stalls {} (longest {:.0} ms, total {:.0} ms){}",
-                stalls.count,
-                stalls.longest_ms,
-                stalls.total_ms,
-                if stalls.tester_bound_count > 0 {
-                    format!(
-                        ", plus {} while soak itself was late",
-                        stalls.tester_bound_count
-                    )
-                } else {
-                    String::new()
-                }
-            );
-            for s in list.iter().filter(|s| !s.stall.tester_bound).take(5) {
-                println!(
-                    "soak:   at {} (+{:.1} s) for {:.0} ms",
-                    s.at, s.stall.start_s, s.stall.length_ms
-                );
-            }
+            print_stalls(stalls);
         }
         if summary.tester.bottleneck {
             println!(
@@ -132,6 +112,28 @@ impl Progress {
             );
         }
         println!("soak: results in {}", dir.display());
+    }
+}
+
+/// The stall count and the first five stalls blamed on the target.
+fn print_stalls(stalls: &Stalls) {
+    let tester_bound = if stalls.tester_bound_count > 0 {
+        format!(
+            ", plus {} while soak itself was late",
+            stalls.tester_bound_count
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "soak: event-loop stalls {} (longest {:.0} ms, total {:.0} ms){tester_bound}",
+        stalls.count, stalls.longest_ms, stalls.total_ms,
+    );
+    for s in stalls.list.iter().filter(|s| !s.stall.tester_bound).take(5) {
+        println!(
+            "soak:   at {} (+{:.1} s) for {:.0} ms",
+            s.at, s.stall.start_s, s.stall.length_ms
+        );
     }
 }
 
