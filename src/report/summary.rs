@@ -53,17 +53,7 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
             name: "soak",
             version: env!("CARGO_PKG_VERSION"),
         },
-        run: RunInfo {
-            id: meta.id.clone(),
-            profile: meta.profile.clone(),
-            status,
-            model: meta.model,
-            target: redact::url(&meta.target),
-            demo_target: meta.demo_target,
-            started_at: timestamp(meta.started_at),
-            updated_at: timestamp(now),
-            elapsed_s: secs(totals.elapsed),
-        },
+        run: run_info(meta, totals, status, now),
         config,
         phases: meta
             .phases
@@ -99,12 +89,7 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
             .iter()
             .map(|(code, n)| (code.to_string(), *n))
             .collect(),
-        probes: meta.probes.clone().map(|setup| Probes {
-            setup,
-            threshold_ms: meta.stall_rule.threshold.as_secs_f64() * 1000.0,
-            quorum: meta.stall_rule.quorum,
-            rtt_ms: totals.probe,
-        }),
+        probes: probes(meta, totals),
         stalls: meta.probes.as_ref().map(|_| stalls(meta, totals)),
         tester: tester(totals),
         mocks: mocks(meta),
@@ -117,6 +102,29 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
         gates: Vec::new(),
         verdict: verdict(status, totals),
     }
+}
+
+fn run_info(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime) -> RunInfo {
+    RunInfo {
+        id: meta.id.clone(),
+        profile: meta.profile.clone(),
+        status,
+        model: meta.model,
+        target: redact::url(&meta.target),
+        demo_target: meta.demo_target,
+        started_at: timestamp(meta.started_at),
+        updated_at: timestamp(now),
+        elapsed_s: secs(totals.elapsed),
+    }
+}
+
+fn probes(meta: &RunMeta, totals: &RunTotals) -> Option<Probes> {
+    meta.probes.clone().map(|setup| Probes {
+        setup,
+        threshold_ms: meta.stall_rule.threshold.as_secs_f64() * 1000.0,
+        quorum: meta.stall_rule.quorum,
+        rtt_ms: totals.probe,
+    })
 }
 
 /// `num / den`, or `empty` when nothing was counted.
