@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use crate::metrics::snapshot::IntervalSnapshot;
+use crate::metrics::snapshot::{IntervalSnapshot, MsgStats};
 use crate::report::summary::timestamp;
 
 /// The columns every run has.
@@ -91,21 +91,27 @@ pub fn write_row<W: Write>(mut out: W, columns: &Columns, s: &IntervalSnapshot) 
     }
     if !columns.messages.is_empty() {
         for m in &s.messages {
-            let c = &m.counters;
-            write!(
-                out,
-                ",{:.2},{:.2},{:.2}",
-                per_s(c.sent),
-                per_s(c.received),
-                per_s(c.timeouts)
-            )?;
-            match &m.latency {
-                Some(l) => write!(out, ",{},{}", l.p50, l.p99)?,
-                None => write!(out, ",,")?,
-            }
+            message_cells(&mut out, m, secs)?;
         }
     }
     writeln!(out)
+}
+
+/// One scenario message's cells: its rates over `secs` and its latency.
+fn message_cells<W: Write>(mut out: W, m: &MsgStats, secs: f64) -> io::Result<()> {
+    let c = &m.counters;
+    let per_s = |n: u64| n as f64 / secs;
+    write!(
+        out,
+        ",{:.2},{:.2},{:.2}",
+        per_s(c.sent),
+        per_s(c.received),
+        per_s(c.timeouts)
+    )?;
+    match &m.latency {
+        Some(l) => write!(out, ",{},{}", l.p50, l.p99),
+        None => write!(out, ",,"),
+    }
 }
 
 #[cfg(test)]
