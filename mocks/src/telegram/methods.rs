@@ -71,30 +71,8 @@ pub async fn call(
         "getme" => ok(bot_user(&token)),
         "getupdates" => get_updates(&tg, &token, &params).await,
         "setwebhook" => set_webhook(&tg, &token, &params),
-        "deletewebhook" => {
-            tg.with_bot(&token, |bot| {
-                bot.webhook = None;
-                if params.bool("drop_pending_updates") {
-                    bot.updates.clear();
-                }
-            });
-            tg.notify.notify_waiters();
-            ok(json!(true))
-        }
-        "getwebhookinfo" => {
-            let (url, pending) = tg.with_bot(&token, |bot| {
-                (
-                    bot.webhook
-                        .as_ref()
-                        .map(|w| w.0.clone())
-                        .unwrap_or_default(),
-                    bot.updates.len(),
-                )
-            });
-            ok(
-                json!({"url": url, "has_custom_certificate": false, "pending_update_count": pending, "max_connections": 40}),
-            )
-        }
+        "deletewebhook" => delete_webhook(&tg, &token, &params),
+        "getwebhookinfo" => webhook_info(&tg, &token),
         "sendmessage" | "sendphoto" | "senddocument" => send(&tg, &token, &method, &params),
         "editmessagetext" => edit(&tg, &token, &params),
         "sendchataction" => chat_signal(&tg, &params, BotAction::ChatAction, &["action"]),
@@ -109,6 +87,31 @@ pub async fn call(
         },
         _ => err(404, "Not Found"),
     }
+}
+
+fn delete_webhook(tg: &Telegram, token: &str, params: &Params) -> Response {
+    tg.with_bot(token, |bot| {
+        bot.webhook = None;
+        if params.bool("drop_pending_updates") {
+            bot.updates.clear();
+        }
+    });
+    tg.notify.notify_waiters();
+    ok(json!(true))
+}
+
+fn webhook_info(tg: &Telegram, token: &str) -> Response {
+    let (url, pending) = tg.with_bot(token, |bot| {
+        let url = bot
+            .webhook
+            .as_ref()
+            .map(|w| w.0.clone())
+            .unwrap_or_default();
+        (url, bot.updates.len())
+    });
+    ok(
+        json!({"url": url, "has_custom_certificate": false, "pending_update_count": pending, "max_connections": 40}),
+    )
 }
 
 fn injected_fault(tg: &Telegram) -> Option<Response> {
