@@ -41,55 +41,61 @@ impl Params {
             .unwrap_or("")
             .trim()
             .to_string();
-        match mime.as_str() {
-            "multipart/form-data" => {
-                let mut multipart = Multipart::from_request(request, &())
-                    .await
-                    .map_err(|e| format!("Bad Request: {e}"))?;
-                while let Ok(Some(field)) = multipart.next_field().await {
-                    let name = field.name().unwrap_or_default().to_string();
-                    let file_name = field.file_name().map(str::to_string);
-                    let data = field
-                        .bytes()
-                        .await
-                        .map_err(|e| format!("Bad Request: {e}"))?;
-                    match file_name {
-                        Some(file) => {
-                            params.files.insert(name, (file, data.len()));
-                        }
-                        None => {
-                            params.values.insert(
-                                name,
-                                Value::String(String::from_utf8_lossy(&data).into_owned()),
-                            );
-                        }
-                    }
+        if mime == "multipart/form-data" {
+            params.multipart(request).await?;
+        } else {
+            let body = Bytes::from_request(request, &())
+                .await
+                .map_err(|e| format!("Bad Request: {e}"))?;
+            params.body(&mime, &body)?;
+        }
+        Ok(params)
+    }
+
+    /// Reads a `multipart/form-data` body: files by name with their size, the rest as text.
+    async fn multipart(&mut self, request: Request) -> Result<(), String> {
+        let mut multipart = Multipart::from_request(request, &())
+            .await
+            .map_err(|e| format!("Bad Request: {e}"))?;
+        while let Ok(Some(field)) = multipart.next_field().await {
+            let name = field.name().unwrap_or_default().to_string();
+            let file_name = field.file_name().map(str::to_string);
+            let data = field
+                .bytes()
+                .await
+                .map_err(|e| format!("Bad Request: {e}"))?;
+            match file_name {
+                Some(file) => {
+                    self.files.insert(name, (file, data.len()));
                 }
-            }
-            _ => {
-                let body = Bytes::from_request(request, &())
-                    .await
-                    .map_err(|e| format!("Bad Request: {e}"))?;
-                if body.iter().all(u8::is_ascii_whitespace) {
-                    return Ok(params);
-                }
-                if mime == "application/json" || (mime.is_empty() && body.first() == Some(&b'{')) {
-                    let Value::Object(map) = serde_json::from_slice::<Value>(&body)
-                        .map_err(|e| format!("Bad Request: can't parse JSON object: {e}"))?
-                    else {
-                        return Err(String::from("Bad Request: the body must be a JSON object"));
-                    };
-                    params.values.extend(map);
-                } else {
-                    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-                        .map_err(|e| format!("Bad Request: can't parse form: {e}"))?;
-                    params
-                        .values
-                        .extend(pairs.into_iter().map(|(k, v)| (k, Value::String(v))));
+                None => {
+                    let text = String::from_utf8_lossy(&data).into_owned();
+                    self.values.insert(name, Value::String(text));
                 }
             }
         }
-        Ok(params)
+        Ok(())
+    }
+
+    /// Reads a JSON object or a form-encoded body (an empty one is no parameters).
+    fn body(&mut self, mime: &str, body: &[u8]) -> Result<(), String> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        if mime == "application/json" || (mime.is_empty() && body.first() == Some(&b'{')) {
+            let Value::Object(map) = serde_json::from_slice::<Value>(body)
+                .map_err(|e| format!("Bad Request: can't parse JSON object: {e}"))?
+            else {
+                return Err(String::from("Bad Request: the body must be a JSON object"));
+            };
+            self.values.extend(map);
+        } else {
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+                .map_err(|e| format!("Bad Request: can't parse form: {e}"))?;
+            self.values
+                .extend(pairs.into_iter().map(|(k, v)| (k, Value::String(v))));
+        }
+        Ok(())
     }
 
     /// A string parameter.
