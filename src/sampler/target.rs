@@ -144,22 +144,7 @@ pub fn by_name(name: &str) -> Result<Started, SoakError> {
             "--target-name {name}: no running process has that name"
         ))),
         many => {
-            let list: Vec<String> = many
-                .iter()
-                .map(|pid| {
-                    let cmd = sys.process(*pid).map(|p| {
-                        p.cmd()
-                            .iter()
-                            .map(|a| a.to_string_lossy())
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    });
-                    format!(
-                        "{pid}: {}",
-                        crate::redact::command(&cmd.unwrap_or_default())
-                    )
-                })
-                .collect();
+            let list: Vec<String> = many.iter().map(|pid| shown(&sys, *pid)).collect();
             Err(usage(format!(
                 "--target-name {name}: {} processes match; pick one with --target-pid: {}",
                 many.len(),
@@ -167,6 +152,21 @@ pub fn by_name(name: &str) -> Result<Started, SoakError> {
             )))
         }
     }
+}
+
+/// A process as listed in an error: its pid and command line, secrets masked.
+fn shown(sys: &System, pid: Pid) -> String {
+    let cmd = sys.process(pid).map(|p| {
+        p.cmd()
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    format!(
+        "{pid}: {}",
+        crate::redact::command(&cmd.unwrap_or_default())
+    )
 }
 
 /// Starts `cmd` with `sh -c` in its own process group (a Ctrl-C at the terminal reaches
