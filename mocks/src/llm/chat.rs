@@ -147,21 +147,7 @@ pub async fn completions(State(llm): State<Arc<Llm>>, headers: HeaderMap, body: 
         } else {
             1.0
         };
-    let words: Vec<&'static str> = llm.with_rng(|r| {
-        (0..tokens)
-            .map(|_| WORDS[rand::Rng::random_range(r, 0..WORDS.len())])
-            .collect()
-    });
-    let reply = Reply {
-        id: format!("chatcmpl-soak{:012x}", llm.stats.next_id()),
-        created: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        model: ask.model.clone(),
-        prompt_tokens: ask.prompt_tokens,
-        words,
-        finish,
-    };
+    let reply = Reply::new(&llm, &ask, tokens, finish);
     llm.stats.tokens(u64::from(tokens));
     if ask.stream {
         let mut response =
@@ -177,6 +163,27 @@ pub async fn completions(State(llm): State<Arc<Llm>>, headers: HeaderMap, body: 
     pause(ttft + itl * f64::from(tokens)).await;
     drop(open);
     json_response(&admitted, reply.complete())
+}
+
+impl Reply {
+    /// A reply of `tokens` random words to `ask`.
+    fn new(llm: &Llm, ask: &Ask, tokens: u32, finish: &'static str) -> Reply {
+        let words: Vec<&'static str> = llm.with_rng(|r| {
+            (0..tokens)
+                .map(|_| WORDS[rand::Rng::random_range(r, 0..WORDS.len())])
+                .collect()
+        });
+        Reply {
+            id: format!("chatcmpl-soak{:012x}", llm.stats.next_id()),
+            created: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            model: ask.model.clone(),
+            prompt_tokens: ask.prompt_tokens,
+            words,
+            finish,
+        }
+    }
 }
 
 /// What one reply says.
