@@ -281,37 +281,25 @@ where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
 {
-    let config = &demo.config;
     let mut due: BinaryHeap<Reverse<Scheduled>> = BinaryHeap::new();
     let mut order = 0u64;
+    let mut schedule = |due: &mut BinaryHeap<Reverse<Scheduled>>, at, frame| {
+        order += 1;
+        due.push(Reverse(Scheduled {
+            due: at,
+            order,
+            frame,
+        }));
+    };
     let (back_tx, mut back_rx) = mpsc::unbounded_channel::<(Instant, Message)>();
     loop {
         let next_due = due.peek().map(|Reverse(s)| s.due);
         tokio::select! {
             frame = stream.next() => match frame {
-                Some(Ok(Message::Text(text))) if config.llm.is_some() => {
-                    demo.leak();
-                    if let Some(llm) = &config.llm {
-                        tokio::spawn(ask_llm(Arc::clone(llm), text.to_string(), back_tx.clone()));
-                    }
-                }
-                Some(Ok(Message::Text(text))) if demo.handler.is_some() => {
-                    demo.leak();
-                    if let Some(handler) = &demo.handler {
-                        let job = Job { text: text.to_string(), received: Instant::now(), back: back_tx.clone() };
-                        let _ = handler.send(job);
-                    }
-                }
                 Some(Ok(Message::Text(text))) => {
                     demo.leak();
-                    if !config.block_per_message.is_zero() {
-                        std::thread::sleep(config.block_per_message); // the imitated bug
-                    }
-                    let now = Instant::now();
-                    for (k, frame) in answer(&text, config).into_iter().enumerate() {
-                        let at = now + config.reply_delay + config.frame_gap * k as u32;
-                        order += 1;
-                        due.push(Reverse(Scheduled { due: at, order, frame }));
+                    for (at, frame) in take(&demo, &text, &back_tx) {
+                        schedule(&mut due, at, frame);
                     }
                     if send_due(&mut due, &mut sink).await.is_err() {
                         return;
@@ -321,8 +309,7 @@ where
                 Some(Ok(_)) => {} // pings are answered by the WebSocket layer; binary is ignored
             },
             Some((at, frame)) = back_rx.recv() => {
-                order += 1;
-                due.push(Reverse(Scheduled { due: at, order, frame }));
+                schedule(&mut due, at, frame);
                 if send_due(&mut due, &mut sink).await.is_err() {
                     return;
                 }
@@ -339,6 +326,43 @@ where
             }
         }
     }
+}
+
+/// Takes one chat message: relayed to the mock LLM or the separate handler (their answers
+/// come back on `back`), or answered here; returns the frames to send here and when.
+fn take(
+    demo: &Demo,
+    text: &str,
+    back: &mpsc::UnboundedSender<(Instant, Message)>,
+) -> Vec<(Instant, Message)> {
+    let config = &demo.config;
+    if let Some(llm) = &config.llm {
+        tokio::spawn(ask_llm(Arc::clone(llm), text.to_string(), back.clone()));
+        return Vec::new();
+    }
+    if let Some(handler) = &demo.handler {
+        let job = Job {
+            text: text.to_string(),
+            received: Instant::now(),
+            back: back.clone(),
+        };
+        let _ = handler.send(job);
+        return Vec::new();
+    }
+    if !config.block_per_message.is_zero() {
+        std::thread::sleep(config.block_per_message); // the imitated bug
+    }
+    let now = Instant::now();
+    answer(text, config)
+        .into_iter()
+        .enumerate()
+        .map(|(k, frame)| {
+            (
+                now + config.reply_delay + config.frame_gap * k as u32,
+                frame,
+            )
+        })
+        .collect()
 }
 
 /// Sends every frame whose time has come, earliest first.
