@@ -82,27 +82,35 @@ pub fn annotate(stalls: &mut [Stall], abnormal_closes_ms: &[u32]) {
     }
 }
 
-/// The stalls in `bins` (bin `i` covers `[i·bin, (i+1)·bin)`).
-pub fn detect(bins: &[Bin], rule: StallRule) -> Vec<Stall> {
+/// The stalls in `bins`: `(i, bin)` pairs sorted by `i`, bin `i` covering
+/// `[i·bin, (i+1)·bin)`; a missing bin is a quiet one (see [`Bins`]).
+pub fn detect(bins: &[(usize, Bin)], rule: StallRule) -> Vec<Stall> {
     let stalled = |b: &Bin| b.seen > 0 && f64::from(b.late) >= rule.quorum * f64::from(b.seen);
     let bin_ms = rule.bin.as_millis().max(1) as u64;
     let lag_limit_us = rule.threshold.as_micros() / 2;
+    // The bins with an index in `lo..=hi`.
+    let range = |lo: usize, hi: usize| {
+        let from = bins.partition_point(|(i, _)| *i < lo);
+        let to = bins.partition_point(|(i, _)| *i <= hi);
+        bins[from..to].iter().map(|(_, b)| b)
+    };
+    let last_index = bins.last().map_or(0, |(i, _)| *i);
     let mut stalls = Vec::new();
-    let mut i = 0;
-    while i < bins.len() {
-        if !stalled(&bins[i]) {
-            i += 1;
+    let mut k = 0;
+    while k < bins.len() {
+        if !stalled(&bins[k].1) {
+            k += 1;
             continue;
         }
-        let first = i;
-        while i < bins.len() && stalled(&bins[i]) {
-            i += 1;
+        let first = bins[k].0;
+        while k + 1 < bins.len() && bins[k + 1].0 == bins[k].0 + 1 && stalled(&bins[k + 1].1) {
+            k += 1;
         }
+        let last = bins[k].0;
+        k += 1;
         // A block rarely starts on a bin boundary: the late probes in the bins on either
         // side belong to the same stall even when too few of them were late to count alone.
-        let lo = first.saturating_sub(1);
-        let hi = (i + 1).min(bins.len());
-        let late = bins[lo..hi].iter().filter(|b| b.late > 0);
+        let late = range(first.saturating_sub(1), last + 1).filter(|b| b.late > 0);
         let start_ms = late.clone().map(|b| b.first_late_ms).min().unwrap_or(0);
         let end_ms = late
             .map(|b| b.last_answer_ms)
@@ -111,9 +119,8 @@ pub fn detect(bins: &[Bin], rule: StallRule) -> Vec<Stall> {
             .max(start_ms);
         // The window the tester must have been on time in: the stall's bins and any bin its
         // late answers reach into.
-        let last_bin = ((u64::from(end_ms) / bin_ms) as usize).clamp(i - 1, bins.len() - 1);
-        let lag_us = bins[first..=last_bin]
-            .iter()
+        let last_bin = ((u64::from(end_ms) / bin_ms) as usize).clamp(last, last_index.max(last));
+        let lag_us = range(first, last_bin)
             .map(|b| b.lag_max_us)
             .max()
             .unwrap_or(0);
@@ -128,15 +135,118 @@ pub fn detect(bins: &[Bin], rule: StallRule) -> Vec<Stall> {
     stalls
 }
 
-/// How long the tester itself was late (timer lag at least half the threshold), summed
-/// over bins.
-pub fn tester_bound_time(bins: &[Bin], rule: StallRule) -> Duration {
+/// How long soak itself was late by at least half the threshold (bins × bin length).
+pub fn tester_bound_time(bins: &[(usize, Bin)], rule: StallRule) -> Duration {
     let limit = rule.threshold.as_micros() / 2;
     let n = bins
         .iter()
-        .filter(|b| u128::from(b.lag_max_us) >= limit)
+        .filter(|(_, b)| u128::from(b.lag_max_us) >= limit)
         .count();
     rule.bin * n as u32
+}
+
+/// The probe bins of a run, in memory that does not grow with quiet time. The last
+/// [`RECENT`] of bins are kept whole; older ones only when something happened in them (a
+/// late probe, or soak's own lag at half the threshold), because a quiet bin is to
+/// detection what no bin is. Kept dense, 100 ms bins cost 0.58 MB an hour — most of soak's
+/// own memory growth in a 1-hour run (1.27 MB/h, judged a leak by its own analysis,
+/// 2026-11-23); now a 4-hour run holds 15 minutes of them plus the eventful ones.
+#[derive(Debug)]
+pub struct Bins {
+    rule: StallRule,
+    /// Index of `recent[0]`.
+    base: usize,
+    recent: Vec<Bin>,
+    /// Older bins worth keeping, by index.
+    kept: Vec<(usize, Bin)>,
+}
+
+/// How far back bins are kept whole: well beyond the oldest answer a probe can still bring
+/// (an unanswered probe is written off after at most 600 periods or at its connection's end).
+pub const RECENT: Duration = Duration::from_secs(15 * 60);
+
+impl Bins {
+    /// No bins yet.
+    pub fn new(rule: StallRule) -> Bins {
+        Bins {
+            rule,
+            base: 0,
+            recent: Vec::new(),
+            kept: Vec::new(),
+        }
+    }
+
+    /// Adds a probe intended at `at_ms` with round trip `rtt_us` to bin `i`.
+    pub fn add_probe(&mut self, i: usize, at_ms: u32, rtt_us: u32) {
+        let late = u128::from(rtt_us) > self.rule.threshold.as_micros();
+        let threshold = self.rule.threshold;
+        if let Some(bin) = self.get(i, late) {
+            bin.add_probe(at_ms, rtt_us, threshold);
+        }
+    }
+
+    /// Notes soak's own timer lag `lag_us` in bin `i`.
+    pub fn add_lag(&mut self, i: usize, lag_us: u32) {
+        let eventful = u128::from(lag_us) >= self.rule.threshold.as_micros() / 2;
+        if let Some(bin) = self.get(i, eventful) {
+            bin.lag_max_us = bin.lag_max_us.max(lag_us);
+        }
+    }
+
+    /// Every bin held, sorted by index (recent quiet ones included).
+    pub fn all(&self) -> Vec<(usize, Bin)> {
+        let recent = self
+            .recent
+            .iter()
+            .enumerate()
+            .map(|(k, b)| (self.base + k, *b))
+            .filter(|(_, b)| *b != Bin::default());
+        self.kept.iter().copied().chain(recent).collect()
+    }
+
+    /// Bin `i`; an old one only if it is kept or `eventful` (else `None`: it stays quiet).
+    fn get(&mut self, i: usize, eventful: bool) -> Option<&mut Bin> {
+        if i < self.base {
+            let at = self.kept.partition_point(|(k, _)| *k < i);
+            if self.kept.get(at).is_none_or(|(k, _)| *k != i) {
+                if !eventful {
+                    return None;
+                }
+                self.kept.insert(at, (i, Bin::default()));
+            }
+            return Some(&mut self.kept[at].1);
+        }
+        let window = ((RECENT.as_millis() / self.rule.bin.as_millis().max(1)) as usize).max(1);
+        if i - self.base >= 2 * window {
+            self.retire(i + 1 - window);
+        }
+        let j = i - self.base;
+        if j >= self.recent.capacity() {
+            // Doubling, but never past the window's two halves: capacity stays ≤ 2 × window.
+            let want = (self.recent.capacity() * 2).clamp(j + 1, (2 * window).max(j + 1));
+            self.recent.reserve_exact(want - self.recent.len());
+        }
+        if j >= self.recent.len() {
+            self.recent.resize(j + 1, Bin::default());
+        }
+        Some(&mut self.recent[j])
+    }
+
+    /// Moves the bins before index `until` out of the window, keeping the eventful ones.
+    fn retire(&mut self, until: usize) {
+        let n = (until - self.base).min(self.recent.len());
+        let limit = self.rule.threshold.as_micros() / 2;
+        let base = self.base;
+        let eventful = |b: &Bin| b.late > 0 || u128::from(b.lag_max_us) >= limit;
+        self.kept.extend(
+            self.recent
+                .drain(..n)
+                .enumerate()
+                .filter(|(_, b)| eventful(b))
+                .map(|(k, b)| (base + k, b)),
+        );
+        self.base = until;
+    }
 }
 
 #[cfg(test)]
@@ -152,6 +262,68 @@ mod tests {
     /// Four probes, 25 ms apart, every 100 ms for `secs`; the server is blocked over
     /// `[block_start, block_end)` ms (a send inside waits for the end) and otherwise answers
     /// in 1 ms. `lag` adds tester lag to the bins it covers.
+    fn dense(bins: &[Bin]) -> Vec<(usize, Bin)> {
+        bins.iter().copied().enumerate().collect()
+    }
+
+    /// Feeds `simulate`'s probes and lag into [`Bins`], as the aggregator does.
+    fn held(bins: &[Bin]) -> Bins {
+        let mut held = Bins::new(RULE);
+        for (i, b) in bins.iter().enumerate() {
+            let t = (i * 100) as u32;
+            for _ in 0..b.seen.saturating_sub(b.late) {
+                held.add_probe(i, t, 1000);
+            }
+            for _ in 0..b.late {
+                held.add_probe(
+                    i,
+                    b.first_late_ms,
+                    (b.last_answer_ms - b.first_late_ms) * 1000,
+                );
+            }
+            if b.lag_max_us > 0 {
+                held.add_lag(i, b.lag_max_us);
+            }
+        }
+        held
+    }
+
+    #[test]
+    fn bins_keep_fifteen_minutes_whole_and_older_ones_only_when_eventful() {
+        // Two hours of 100 ms bins with a 300 ms block at 10 minutes and soak late at 20.
+        let secs = 2 * 3600;
+        let bins = simulate(
+            secs,
+            &[(600_000, 600_300)],
+            Some((1_200_000, 1_200_400, 120_000)),
+        );
+        let held = held(&bins);
+        let all = held.all();
+        let window = (RECENT.as_millis() / RULE.bin.as_millis()) as usize;
+        assert!(all.len() <= 2 * window + 10, "{} bins held", all.len());
+        assert!(held.recent.capacity() <= 2 * window + 1);
+        // The same stalls and tester-bound time as from every bin.
+        assert_eq!(detect(&all, RULE), detect(&dense(&bins), RULE));
+        assert_eq!(detect(&all, RULE).len(), 1);
+        assert_eq!(
+            tester_bound_time(&all, RULE),
+            tester_bound_time(&dense(&bins), RULE)
+        );
+    }
+
+    #[test]
+    fn a_late_answer_for_a_retired_bin_is_kept_a_prompt_one_is_not() {
+        let mut held = Bins::new(RULE);
+        let window = (RECENT.as_millis() / RULE.bin.as_millis()) as usize;
+        held.add_lag(3 * window, 500); // far enough on that bin 5 is retired
+        held.add_probe(5, 500, 1000);
+        assert!(held.all().iter().all(|(i, _)| *i != 5), "quiet: not held");
+        held.add_probe(5, 500, 900_000);
+        let kept: Vec<_> = held.all().into_iter().filter(|(i, _)| *i == 5).collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!((kept[0].1.seen, kept[0].1.late), (1, 1));
+    }
+
     fn simulate(secs: u32, blocks: &[(u32, u32)], lag: Option<(u32, u32, u32)>) -> Vec<Bin> {
         let mut bins = vec![Bin::default(); (secs * 10) as usize];
         for t in (0..secs * 1000).step_by(25) {
@@ -172,7 +344,7 @@ mod tests {
     #[test]
     fn correlated_lateness_is_a_stall_with_its_start_and_length() {
         let bins = simulate(10, &[(2000, 2300), (6000, 6300)], None);
-        let stalls = detect(&bins, RULE);
+        let stalls = detect(&dense(&bins), RULE);
         assert_eq!(stalls.len(), 2, "{stalls:?}");
         for (stall, start) in stalls.iter().zip([2.0, 6.0]) {
             assert!((stall.start_s - start).abs() < 0.03, "{stall:?}");
@@ -184,7 +356,7 @@ mod tests {
     #[test]
     fn a_stall_off_the_bin_grid_keeps_its_full_length() {
         // 200 ms from 2950 ms: only half of bin 29's probes are late, all of bin 30's.
-        let stalls = detect(&simulate(5, &[(2950, 3150)], None), RULE);
+        let stalls = detect(&dense(&simulate(5, &[(2950, 3150)], None)), RULE);
         assert_eq!(stalls.len(), 1, "{stalls:?}");
         assert!((2.94..=2.96).contains(&stalls[0].start_s), "{stalls:?}");
         assert!((190.0..=200.0).contains(&stalls[0].length_ms), "{stalls:?}");
@@ -194,35 +366,41 @@ mod tests {
     fn one_late_probe_is_noise() {
         let mut bins = simulate(5, &[], None);
         bins[20].add_probe(2010, 400_000, RULE.threshold); // one probe very late
-        assert!(detect(&bins, RULE).is_empty());
+        assert!(detect(&dense(&bins), RULE).is_empty());
     }
 
     #[test]
     fn a_healthy_run_has_no_stalls() {
-        assert!(detect(&simulate(30, &[], None), RULE).is_empty());
+        assert!(detect(&dense(&simulate(30, &[], None)), RULE).is_empty());
     }
 
     #[test]
     fn tester_lag_in_the_window_makes_it_tester_bound() {
         let bins = simulate(5, &[(1000, 1300)], Some((1000, 1400, 120_000)));
-        let stalls = detect(&bins, RULE);
+        let stalls = detect(&dense(&bins), RULE);
         assert_eq!(stalls.len(), 1);
         assert!(stalls[0].tester_bound, "{stalls:?}");
         assert_eq!(stalls[0].tester_lag_ms, 120.0);
-        assert_eq!(tester_bound_time(&bins, RULE), Duration::from_millis(400));
+        assert_eq!(
+            tester_bound_time(&dense(&bins), RULE),
+            Duration::from_millis(400)
+        );
     }
 
     #[test]
     fn tester_lag_elsewhere_does_not_excuse_the_target() {
         let bins = simulate(5, &[(1000, 1300)], Some((3000, 3500, 120_000)));
-        let stalls = detect(&bins, RULE);
+        let stalls = detect(&dense(&bins), RULE);
         assert_eq!(stalls.len(), 1);
         assert!(!stalls[0].tester_bound);
     }
 
     #[test]
     fn abnormal_closes_are_noted_beside_the_stall_they_meet() {
-        let mut stalls = detect(&simulate(10, &[(2000, 2300), (6000, 6300)], None), RULE);
+        let mut stalls = detect(
+            &dense(&simulate(10, &[(2000, 2300), (6000, 6300)], None)),
+            RULE,
+        );
         annotate(&mut stalls, &[1500, 2400, 2450, 9000]);
         assert_eq!(stalls[0].nearby_closes, 3);
         assert_eq!(stalls[1].nearby_closes, 0);
@@ -230,7 +408,7 @@ mod tests {
 
     #[test]
     fn a_long_block_is_one_stall() {
-        let stalls = detect(&simulate(5, &[(1000, 2500)], None), RULE);
+        let stalls = detect(&dense(&simulate(5, &[(1000, 2500)], None)), RULE);
         assert_eq!(stalls.len(), 1);
         assert!(
             (1450.0..=1500.0).contains(&stalls[0].length_ms),

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::analysis::leak::LeakRule;
 use crate::analysis::memory::Windows;
-use crate::analysis::stall::{Bin, StallRule};
+use crate::analysis::stall::{Bins, StallRule};
 use crate::metrics::events::{Event, EventLog, Record};
 use crate::metrics::snapshot::{
     Counters, HIST_MAX_MICROS, IntervalSnapshot, MsgCounters, ProcRow, RunTotals, new_histogram,
@@ -77,8 +77,8 @@ const MAX_READINGS: usize = 300_000;
 /// Abnormal closes remembered for noting beside stalls (offsets, 4 bytes each).
 const MAX_ABNORMAL_CLOSES: usize = 100_000;
 
-/// Bins kept for stall detection: 4 hours of 100 ms bins is 144,000 (16 bytes each);
-/// this bound holds a day of them.
+/// Highest stall bin index: a day of 100 ms bins (only the last 15 minutes and the
+/// eventful ones are held, see `stall::Bins`).
 const MAX_BINS: usize = 864_000;
 
 /// The shortest warm-up before soak's own memory is judged.
@@ -110,7 +110,7 @@ struct State {
     close_codes: BTreeMap<u16, u64>,
     events: EventLog,
     dropped: Arc<AtomicU64>,
-    bins: Vec<Bin>,
+    bins: Bins,
     probe: Histogram<u64>,
     run_probe: Histogram<u64>,
     lag: Histogram<u64>,
@@ -137,6 +137,7 @@ impl State {
                 run_ttff: new_histogram(),
             })
             .collect();
+        let bins = Bins::new(setup.stall_rule);
         State {
             setup,
             interval_start: Duration::ZERO,
@@ -151,7 +152,7 @@ impl State {
             close_codes: BTreeMap::new(),
             events: EventLog::default(),
             dropped,
-            bins: Vec::new(),
+            bins,
             probe: new_histogram(),
             run_probe: new_histogram(),
             lag: new_histogram(),
@@ -193,17 +194,12 @@ impl State {
         }
     }
 
-    /// The stall bin holding offset `at_ms`, grown on demand (bounded by [`MAX_BINS`]).
-    fn bin(&mut self, at_ms: u32) -> Option<&mut Bin> {
+    /// The index of the stall bin holding offset `at_ms` (bounded by [`MAX_BINS`]).
+    fn bin(&self, at_ms: u32) -> Option<usize> {
         let bin_ms = self.setup.stall_rule.bin.as_millis().max(1);
-        let i = usize::try_from(u128::from(at_ms) / bin_ms).ok()?;
-        if i >= MAX_BINS {
-            return None;
-        }
-        if i >= self.bins.len() {
-            self.bins.resize(i + 1, Bin::default());
-        }
-        self.bins.get_mut(i)
+        usize::try_from(u128::from(at_ms) / bin_ms)
+            .ok()
+            .filter(|i| *i < MAX_BINS)
     }
 
     fn apply(&mut self, sample: Sample, phase: Phase, at: Duration) {
@@ -268,9 +264,8 @@ impl State {
     /// A probe's round trip, into the probe histogram and its stall bin.
     fn probe(&mut self, at_ms: u32, rtt_us: u32) {
         record(&mut self.probe, u64::from(rtt_us).max(1));
-        let threshold = self.setup.stall_rule.threshold;
-        if let Some(bin) = self.bin(at_ms) {
-            bin.add_probe(at_ms, rtt_us, threshold);
+        if let Some(i) = self.bin(at_ms) {
+            self.bins.add_probe(i, at_ms, rtt_us);
         }
     }
 
@@ -278,8 +273,8 @@ impl State {
     fn lag(&mut self, at_ms: u32, lag_us: u32) {
         record(&mut self.lag, u64::from(lag_us).max(1));
         self.interval_lag_max_us = self.interval_lag_max_us.max(lag_us);
-        if let Some(bin) = self.bin(at_ms) {
-            bin.lag_max_us = bin.lag_max_us.max(lag_us);
+        if let Some(i) = self.bin(at_ms) {
+            self.bins.add_lag(i, lag_us);
         }
     }
 

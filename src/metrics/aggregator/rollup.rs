@@ -125,7 +125,7 @@ impl State {
 
     /// Stalls in the probe bins so far, with abnormal closes noted beside them.
     fn stalls(&self) -> Vec<stall::Stall> {
-        let mut stalls = stall::detect(&self.bins, self.setup.stall_rule);
+        let mut stalls = stall::detect(&self.bins.all(), self.setup.stall_rule);
         stall::annotate(&mut stalls, &self.abnormal_closes);
         stalls
     }
@@ -167,7 +167,7 @@ impl State {
                 .target
                 .then(|| self.memory(&self.target_readings)),
             tester_memory: (!self.tester_readings.is_empty()).then(|| self.tester_memory()),
-            tester_bound: stall::tester_bound_time(&self.bins, self.setup.stall_rule),
+            tester_bound: stall::tester_bound_time(&self.bins.all(), self.setup.stall_rule),
             connect_time: LatencyStats::of(&self.connect),
             dropped_samples: self.dropped.load(Ordering::Relaxed),
         }
