@@ -11,32 +11,59 @@ fn python(module: &str) -> Option<PathBuf> {
     crate::clients::python(module)
 }
 
+/// How the simulated users chat with the bot.
+struct Chat<'a> {
+    users: &'a str,
+    /// Closed model: pause after each reply.
+    think: &'a str,
+    duration: &'a str,
+    /// Extra `[mocks.telegram]` settings.
+    mock: &'a str,
+}
+
+/// Three users replying as fast as the bot answers, for 4 s, default mock settings.
+const CHAT: Chat<'static> = Chat {
+    users: "3",
+    think: "300ms",
+    duration: "4s",
+    mock: "",
+};
+
 /// Runs simulated users against `script` (started by soak with the mock's URL and token).
 async fn chat_with(
     python: &std::path::Path,
     script_and_args: &str,
-    think: &str,
-    duration: &str,
+    chat: Chat<'_>,
 ) -> serde_json::Value {
-    let out = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("telegram.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "[mocks]\nenable = [\"telegram\"]\n[mocks.telegram]\n{}\n",
+            chat.mock
+        ),
+    )
+    .unwrap();
     let cmd = format!(
         "{} {}/tests/clients/{script_and_args}",
         python.display(),
         env!("CARGO_MANIFEST_DIR")
     );
-    let args = vec![
-        "--mock",
-        "telegram",
+    let out = dir.path().join("out");
+    let args = [
+        "--profile",
+        profile.to_str().unwrap(),
         "--target-cmd",
         &cmd,
         "--users",
-        "3",
+        chat.users,
         "--model",
         "closed",
         "--think",
-        think,
+        chat.think,
         "--duration",
-        duration,
+        chat.duration,
         "--ramp-up",
         "0s",
         "--ramp-down",
@@ -48,8 +75,8 @@ async fn chat_with(
         "--reply-timeout",
         "10s",
     ];
-    soak(out.path(), &args).await.unwrap();
-    summary(out.path())
+    soak(&out, &args).await.unwrap();
+    summary(&out)
 }
 
 fn assert_every_message_answered(s: &serde_json::Value) {
@@ -81,7 +108,7 @@ fn assert_every_message_answered(s: &serde_json::Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_telegram_bot_polling_answers_every_message() {
     let Some(py) = python("telegram") else { return };
-    let s = chat_with(&py, "echo_ptb.py", "300ms", "4s").await;
+    let s = chat_with(&py, "echo_ptb.py", CHAT).await;
     assert_every_message_answered(&s);
     assert!(
         s["mocks"]["telegram"]["calls"]["getupdates"]
@@ -101,7 +128,7 @@ async fn python_telegram_bot_polling_answers_every_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_telegram_bot_webhook_answers_every_message() {
     let Some(py) = python("telegram") else { return };
-    let s = chat_with(&py, "echo_ptb.py webhook", "300ms", "4s").await;
+    let s = chat_with(&py, "echo_ptb.py webhook", CHAT).await;
     assert_every_message_answered(&s);
     let tg = &s["mocks"]["telegram"];
     assert!(tg["webhook_deliveries"].as_u64().unwrap() >= 6, "{tg}");
@@ -111,7 +138,7 @@ async fn python_telegram_bot_webhook_answers_every_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aiogram_polling_answers_every_message() {
     let Some(py) = python("aiogram") else { return };
-    let s = chat_with(&py, "echo_aiogram.py", "300ms", "4s").await;
+    let s = chat_with(&py, "echo_aiogram.py", CHAT).await;
     assert_every_message_answered(&s);
 }
 
@@ -119,8 +146,24 @@ async fn aiogram_polling_answers_every_message() {
 async fn a_bot_that_answers_one_user_at_a_time_shows_the_queue() {
     let Some(py) = python("json") else { return };
     let (sequential, concurrent) = tokio::join!(
-        chat_with(&py, "slow_bot.py sequential", "0s", "8s"),
-        chat_with(&py, "slow_bot.py concurrent", "0s", "8s"),
+        chat_with(
+            &py,
+            "slow_bot.py sequential",
+            Chat {
+                think: "0s",
+                duration: "8s",
+                ..CHAT
+            }
+        ),
+        chat_with(
+            &py,
+            "slow_bot.py concurrent",
+            Chat {
+                think: "0s",
+                duration: "8s",
+                ..CHAT
+            }
+        ),
     );
     let p50 = |s: &serde_json::Value| s["latency_ms"]["run"]["p50"].as_f64().unwrap();
     // Three users, 1 s per message: one at a time, each waits for the other two (≈ 3 s);
@@ -140,43 +183,13 @@ async fn a_bot_that_answers_one_user_at_a_time_shows_the_queue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_written_by_edits_is_final_at_its_last_edit() {
     let Some(py) = python("json") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("edits.toml");
-    std::fs::write(
-        &profile,
-        "[mocks]\nenable = [\"telegram\"]\n[mocks.telegram]\nreply_settle_ms = 400\n",
-    )
-    .unwrap();
-    let cmd = format!(
-        "{} {}/tests/clients/edit_bot.py",
-        py.display(),
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let out = dir.path().join("out");
-    let args = [
-        "--profile",
-        profile.to_str().unwrap(),
-        "--target-cmd",
-        &cmd,
-        "--users",
-        "2",
-        "--model",
-        "closed",
-        "--think",
-        "200ms",
-        "--duration",
-        "5s",
-        "--ramp-up",
-        "0s",
-        "--ramp-down",
-        "0s",
-        "--baseline",
-        "0s",
-        "--cooldown",
-        "0s",
-    ];
-    soak(&out, &args).await.unwrap();
-    let s = summary(&out);
+    let chat = Chat {
+        users: "2",
+        think: "200ms",
+        duration: "5s",
+        mock: "reply_settle_ms = 400",
+    };
+    let s = chat_with(&py, "edit_bot.py", chat).await;
     // The placeholder arrives at once (first sign of life); the last of three edits 200 ms
     // apart about 600 ms later, and that is the reply's time.
     let first = s["ttff_ms"]["run"]["p50"].as_f64().unwrap();
@@ -189,42 +202,11 @@ async fn a_reply_written_by_edits_is_final_at_its_last_edit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_in_group_chats_get_the_replies_that_quote_them() {
     let Some(py) = python("telegram") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("groups.toml");
-    std::fs::write(
-        &profile,
-        "[mocks]\nenable = [\"telegram\"]\n[mocks.telegram]\ngroup_size = 2\n",
-    )
-    .unwrap();
-    let cmd = format!(
-        "{} {}/tests/clients/echo_ptb.py",
-        py.display(),
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let out = dir.path().join("out");
-    let args = [
-        "--profile",
-        profile.to_str().unwrap(),
-        "--target-cmd",
-        &cmd,
-        "--users",
-        "4",
-        "--model",
-        "closed",
-        "--think",
-        "300ms",
-        "--duration",
-        "4s",
-        "--ramp-up",
-        "0s",
-        "--ramp-down",
-        "0s",
-        "--baseline",
-        "0s",
-        "--cooldown",
-        "0s",
-    ];
-    soak(&out, &args).await.unwrap();
-    let s = summary(&out);
+    let chat = Chat {
+        users: "4",
+        mock: "group_size = 2",
+        ..CHAT
+    };
+    let s = chat_with(&py, "echo_ptb.py", chat).await;
     assert_every_message_answered(&s);
 }
