@@ -5,18 +5,17 @@
 //! mode, when it comes, blocks the demo and not the tester).
 
 use std::net::{SocketAddr, TcpListener};
-use std::thread::JoinHandle;
 
 use soak_mocks::demo::{self, DemoConfig};
-use tokio::sync::oneshot;
 
 use crate::error::{SoakError, could_not_run};
+use crate::own_thread::OwnThread;
 
 /// A running demo target; dropping it stops the server.
 pub struct DemoTarget {
     addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Stops the server when dropped.
+    _server: OwnThread,
 }
 
 impl DemoTarget {
@@ -33,46 +32,20 @@ impl DemoTarget {
         let listener = TcpListener::bind(addr).map_err(fail)?;
         listener.set_nonblocking(true).map_err(fail)?;
         let addr = listener.local_addr().map_err(fail)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(fail)?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("soak-demo-target".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                        return;
-                    };
-                    // Dropping the server future on stop ends every connection with it.
-                    tokio::select! {
-                        _ = demo::serve(listener, config, std::future::pending()) => {}
-                        _ = stopped => {}
-                    }
-                });
-            })
-            .map_err(fail)?;
+        let server = OwnThread::spawn("soak-demo-target", move || async move {
+            if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
+                let _ = demo::serve(listener, config, std::future::pending()).await;
+            }
+        })
+        .map_err(fail)?;
         Ok(DemoTarget {
             addr,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
         })
     }
 
     /// The WebSocket URL to soak.
     pub fn url(&self) -> String {
         format!("ws://{}/ws", self.addr)
-    }
-}
-
-impl Drop for DemoTarget {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

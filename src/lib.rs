@@ -8,7 +8,8 @@
 //! - [`engine`]: scheduler, user sessions, connections, reply correlation.
 //! - [`metrics`]: `Sample`s from sessions, the one aggregator owning the histograms.
 //! - [`report`]: the results folder and its files; [`progress`]: the live view.
-//! - [`demo_target`]: the built-in demo chat target on its own thread; [`redact`]: secrets.
+//! - [`demo_target`]: the built-in demo chat target on its own thread ([`own_thread`]);
+//!   [`redact`]: secrets.
 //!
 //! Data flows one way:
 //!
@@ -29,6 +30,7 @@ pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod mocks;
+pub mod own_thread;
 pub mod plan;
 pub mod profile;
 pub mod progress;

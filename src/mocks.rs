@@ -5,14 +5,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use soak_mocks::llm::Llm;
 use soak_mocks::llm::config::LlmConfig;
 use soak_mocks::telegram::{Telegram, TelegramConfig};
-use tokio::sync::oneshot;
 
 use crate::error::{SoakError, could_not_run};
+use crate::own_thread::OwnThread;
 
 /// API key handed to the target for the mock LLM (any key works; this one says where it came from).
 pub const LLM_KEY: &str = "sk-soak-mock";
@@ -27,8 +26,8 @@ pub struct Mocks {
     pub llm: Option<(Arc<Llm>, SocketAddr)>,
     /// The mock Telegram Bot API and where it listens.
     pub telegram: Option<(Arc<Telegram>, SocketAddr)>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Stops the mocks when dropped.
+    _server: OwnThread,
 }
 
 impl std::fmt::Debug for Mocks {
@@ -70,33 +69,23 @@ impl Mocks {
         let (llm, llm_listener) = split(llm);
         let (telegram, tg_listener) = split(telegram);
         let fail = |err: std::io::Error| could_not_run(format!("cannot start the mocks: {err}"));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(fail)?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("soak-mocks".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listen = |l: Option<std::net::TcpListener>| {
-                        l.and_then(|l| tokio::net::TcpListener::from_std(l).ok())
-                    };
-                    if let (Some(m), Some(l)) = (serve_llm, listen(llm_listener)) {
-                        tokio::spawn(soak_mocks::llm::serve(l, m, std::future::pending()));
-                    }
-                    if let (Some(m), Some(l)) = (serve_tg, listen(tg_listener)) {
-                        tokio::spawn(soak_mocks::telegram::serve(l, m, std::future::pending()));
-                    }
-                    let _ = stopped.await;
-                });
-            })
-            .map_err(fail)?;
+        let server = OwnThread::spawn("soak-mocks", move || async move {
+            let listen = |l: Option<std::net::TcpListener>| {
+                l.and_then(|l| tokio::net::TcpListener::from_std(l).ok())
+            };
+            if let (Some(m), Some(l)) = (serve_llm, listen(llm_listener)) {
+                tokio::spawn(soak_mocks::llm::serve(l, m, std::future::pending()));
+            }
+            if let (Some(m), Some(l)) = (serve_tg, listen(tg_listener)) {
+                tokio::spawn(soak_mocks::telegram::serve(l, m, std::future::pending()));
+            }
+            std::future::pending::<()>().await;
+        })
+        .map_err(fail)?;
         Ok(Mocks {
             llm,
             telegram,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
         })
     }
 
@@ -131,16 +120,5 @@ fn split<T>(
     match mock {
         Some((m, addr, listener)) => (Some((m, addr)), Some(listener)),
         None => (None, None),
-    }
-}
-
-impl Drop for Mocks {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
