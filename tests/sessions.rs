@@ -27,27 +27,7 @@ async fn streamed_replies_report_first_and_last_frame_apart() {
     let url = format!("ws://{addr}/ws");
     // 20/s per user: a new request every 50 ms while each reply streams for 150 ms, so the
     // frames of three requests interleave on every connection.
-    soak(
-        out.path(),
-        &[
-            "--url",
-            &url,
-            "--users",
-            "3",
-            "--rate",
-            "20/s",
-            "--duration",
-            "3s",
-            "--ramp-up",
-            "0s",
-            "--ramp-down",
-            "0s",
-            "--complete",
-            "/done == true",
-            "--correlate",
-            "/id",
-        ],
-    )
+    soak_line(out.path(), &format!("--url {url} --users 3 --rate 20/s --duration 3s --ramp-up 0s --ramp-down 0s --complete '/done == true' --correlate /id"))
     .await
     .unwrap();
     let s = summary(out.path());

@@ -34,9 +34,17 @@ pub async fn soak(out: &Path, args: &[&str]) -> Result<Outcome, SoakError> {
     soak::run(Cli::try_parse_from(argv).unwrap()).await
 }
 
-/// [`soak`] with the arguments written as one line (split at spaces, so no value may hold one).
+/// [`soak`] with the arguments written as one line: split at spaces, except inside single
+/// quotes (`--complete '/done == true'`).
 pub async fn soak_line(out: &Path, line: &str) -> Result<Outcome, SoakError> {
-    let args: Vec<&str> = line.split_whitespace().collect();
+    let mut args: Vec<&str> = Vec::new();
+    for (i, part) in line.split('\'').enumerate() {
+        if i % 2 == 1 {
+            args.push(part);
+        } else {
+            args.extend(part.split_whitespace());
+        }
+    }
     soak(out, &args).await
 }
 
