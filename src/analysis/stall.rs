@@ -195,13 +195,23 @@ impl Bins {
 
     /// Every bin held, sorted by index (recent quiet ones included).
     pub fn all(&self) -> Vec<(usize, Bin)> {
-        let recent = self
-            .recent
-            .iter()
-            .enumerate()
-            .map(|(k, b)| (self.base + k, *b))
-            .filter(|(_, b)| *b != Bin::default());
-        self.kept.iter().copied().chain(recent).collect()
+        let mut all = Vec::new();
+        self.all_into(&mut all);
+        all
+    }
+
+    /// The same into `out` (cleared first), so a caller can reuse one buffer every interval
+    /// instead of allocating a growing one each time.
+    pub fn all_into(&self, out: &mut Vec<(usize, Bin)>) {
+        out.clear();
+        out.extend_from_slice(&self.kept);
+        out.extend(
+            self.recent
+                .iter()
+                .enumerate()
+                .map(|(k, b)| (self.base + k, *b))
+                .filter(|(_, b)| *b != Bin::default()),
+        );
     }
 
     /// Bin `i`; an old one only if it is kept or `eventful` (else `None`: it stays quiet).

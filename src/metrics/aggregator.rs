@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::analysis::leak::LeakRule;
 use crate::analysis::memory::Windows;
-use crate::analysis::stall::{Bins, StallRule};
+use crate::analysis::stall::{Bin, Bins, StallRule};
 use crate::metrics::events::{Event, EventLog, Record};
 use crate::metrics::snapshot::{
     Counters, HIST_MAX_MICROS, IntervalSnapshot, MsgCounters, ProcRow, RunTotals, new_histogram,
@@ -111,6 +111,8 @@ struct State {
     events: EventLog,
     dropped: Arc<AtomicU64>,
     bins: Bins,
+    /// Reused by `rollup::stalls` every interval.
+    bin_scratch: Vec<(usize, Bin)>,
     probe: Histogram<u64>,
     run_probe: Histogram<u64>,
     lag: Histogram<u64>,
@@ -153,6 +155,7 @@ impl State {
             events: EventLog::default(),
             dropped,
             bins,
+            bin_scratch: Vec::new(),
             probe: new_histogram(),
             run_probe: new_histogram(),
             lag: new_histogram(),

@@ -58,7 +58,7 @@ impl State {
     /// Closes the interval ending at offset `end`.
     pub(super) fn rotate(&mut self, end: Duration, last: bool) -> (IntervalSnapshot, RunTotals) {
         if last {
-            for stall in self.stalls() {
+            for stall in self.stalls().0 {
                 let at = Duration::from_secs_f64(stall.start_s);
                 self.events.out.push(Record {
                     at,
@@ -123,14 +123,22 @@ impl State {
         memory::report(&self.tester_readings, windows, m.rule, None)
     }
 
-    /// Stalls in the probe bins so far, with abnormal closes noted beside them.
-    fn stalls(&self) -> Vec<stall::Stall> {
-        let mut stalls = stall::detect(&self.bins.all(), self.setup.stall_rule);
+    /// Stalls in the probe bins so far, with abnormal closes noted beside them, and how
+    /// long soak itself was late. The bins are gathered into one buffer kept across
+    /// intervals: a fresh one each second, growing with the run, fragmented the heap.
+    fn stalls(&mut self) -> (Vec<stall::Stall>, Duration) {
+        let mut held = std::mem::take(&mut self.bin_scratch);
+        self.bins.all_into(&mut held);
+        let rule = self.setup.stall_rule;
+        let mut stalls = stall::detect(&held, rule);
         stall::annotate(&mut stalls, &self.abnormal_closes);
-        stalls
+        let tester_bound = stall::tester_bound_time(&held, rule);
+        self.bin_scratch = held;
+        (stalls, tester_bound)
     }
 
     pub(super) fn totals(&mut self, elapsed: Duration) -> RunTotals {
+        let (stalls, tester_bound) = self.stalls();
         self.scratch.reset();
         let mut all_ttff = new_histogram();
         for m in &self.msgs {
@@ -160,14 +168,14 @@ impl State {
             close_codes: self.close_codes.clone(),
             probe: LatencyStats::of(&self.run_probe),
             lag: LatencyStats::of(&self.lag),
-            stalls: self.stalls(),
+            stalls,
             memory: self
                 .setup
                 .memory
                 .target
                 .then(|| self.memory(&self.target_readings)),
             tester_memory: (!self.tester_readings.is_empty()).then(|| self.tester_memory()),
-            tester_bound: stall::tester_bound_time(&self.bins.all(), self.setup.stall_rule),
+            tester_bound,
             connect_time: LatencyStats::of(&self.connect),
             dropped_samples: self.dropped.load(Ordering::Relaxed),
         }
