@@ -145,12 +145,13 @@ pub fn tester_bound_time(bins: &[(usize, Bin)], rule: StallRule) -> Duration {
     rule.bin * n as u32
 }
 
-/// The probe bins of a run, in memory that does not grow with quiet time. The last
-/// [`RECENT`] of bins are kept whole; older ones only when something happened in them (a
-/// late probe, or soak's own lag at half the threshold), because a quiet bin is to
-/// detection what no bin is. Kept dense, 100 ms bins cost 0.58 MB an hour — most of soak's
-/// own memory growth in a 1-hour run (1.27 MB/h, judged a leak by its own analysis,
-/// 2026-11-23); now a 4-hour run holds 15 minutes of them plus the eventful ones.
+/// The probe bins of a run, in memory that does not grow with quiet time. The bins a probe
+/// answer can still reach ([`Bins::window`]) are kept whole; older ones only when something
+/// happened in them (a late probe, or soak's own lag at half the threshold), because a quiet
+/// bin is to detection what no bin is. Kept dense, 100 ms bins cost 0.58 MB an hour — most
+/// of soak's own memory growth in a 1-hour run (1.27 MB/h, judged a leak by its own
+/// analysis, 2026-11-23). A 15-minute window was tried first: filling it grew soak by
+/// 0.7 MB over the first half hour of every run; the window is 2 minutes at 100 ms bins.
 #[derive(Debug)]
 pub struct Bins {
     rule: StallRule,
@@ -161,9 +162,12 @@ pub struct Bins {
     kept: Vec<(usize, Bin)>,
 }
 
-/// How far back bins are kept whole: well beyond the oldest answer a probe can still bring
-/// (an unanswered probe is written off after at most 600 periods or at its connection's end).
-pub const RECENT: Duration = Duration::from_secs(15 * 60);
+/// Probe periods an answer can come after its send: a probe writes off its oldest
+/// unanswered send beyond this many (`probe.rs`), and the rest when its connection ends.
+pub const LATEST_PERIODS: usize = 600;
+
+/// Margin beyond [`LATEST_PERIODS`] before a bin is retired.
+pub const RETIRE_MARGIN: Duration = Duration::from_secs(60);
 
 impl Bins {
     /// No bins yet.
@@ -226,7 +230,7 @@ impl Bins {
             }
             return Some(&mut self.kept[at].1);
         }
-        let window = ((RECENT.as_millis() / self.rule.bin.as_millis().max(1)) as usize).max(1);
+        let window = self.window();
         if i - self.base >= 2 * window {
             self.retire(i + 1 - window);
         }
@@ -240,6 +244,12 @@ impl Bins {
             self.recent.resize(j + 1, Bin::default());
         }
         Some(&mut self.recent[j])
+    }
+
+    /// Bins kept whole: every bin a late answer can still reach, plus a margin.
+    pub fn window(&self) -> usize {
+        let margin = (RETIRE_MARGIN.as_millis() / self.rule.bin.as_millis().max(1)) as usize;
+        LATEST_PERIODS + margin.max(1)
     }
 
     /// Moves the bins before index `until` out of the window, keeping the eventful ones.
@@ -299,7 +309,7 @@ mod tests {
     }
 
     #[test]
-    fn bins_keep_fifteen_minutes_whole_and_older_ones_only_when_eventful() {
+    fn bins_keep_the_answerable_window_whole_and_older_ones_only_when_eventful() {
         // Two hours of 100 ms bins with a 300 ms block at 10 minutes and soak late at 20.
         let secs = 2 * 3600;
         let bins = simulate(
@@ -309,7 +319,7 @@ mod tests {
         );
         let held = held(&bins);
         let all = held.all();
-        let window = (RECENT.as_millis() / RULE.bin.as_millis()) as usize;
+        let window = Bins::new(RULE).window();
         assert!(all.len() <= 2 * window + 10, "{} bins held", all.len());
         assert!(held.recent.capacity() <= 2 * window + 1);
         // The same stalls and tester-bound time as from every bin.
@@ -324,7 +334,7 @@ mod tests {
     #[test]
     fn a_late_answer_for_a_retired_bin_is_kept_a_prompt_one_is_not() {
         let mut held = Bins::new(RULE);
-        let window = (RECENT.as_millis() / RULE.bin.as_millis()) as usize;
+        let window = Bins::new(RULE).window();
         held.add_lag(3 * window, 500); // far enough on that bin 5 is retired
         held.add_probe(5, 500, 1000);
         assert!(held.all().iter().all(|(i, _)| *i != 5), "quiet: not held");

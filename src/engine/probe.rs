@@ -27,7 +27,7 @@ use crate::template::Vars;
 pub const PROBE_USER_BASE: u32 = 9_000_000;
 
 /// Unanswered probes kept before the oldest is written off as late (a minute at 10 Hz).
-const MAX_OUTSTANDING: usize = 600;
+const MAX_OUTSTANDING: usize = crate::analysis::stall::LATEST_PERIODS;
 
 /// Runs probe `k` until `cancel` fires or the load ends (`stop_at`), reconnecting after a
 /// pause if its connection is lost.
