@@ -8,7 +8,7 @@ use soak::plan::Plan;
 use soak_mocks::demo::DemoConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{demo_target, soak, soak_line, summary, timeseries};
+use crate::common::{demo_target, soak_line, summary, timeseries};
 
 fn delay(ms: u64) -> DemoConfig {
     DemoConfig {
@@ -33,15 +33,7 @@ async fn ramped_run_counts_messages_measures_latency_and_shows_the_ramp() {
     // Expected messages: each user's planned time on line × rate. Each user may lose up to
     // one message to its connect time and the start-offset that spreads users over a
     // period, so the tolerance is one message per user plus 10 %.
-    let plan = Plan::new(
-        5,
-        Duration::from_secs(4),
-        Duration::from_secs(1),
-        Duration::from_secs(1),
-    );
-    let expected: f64 = (0..5)
-        .map(|i| (plan.stop_offset(i) - plan.start_offset(i)).as_secs_f64() * 10.0)
-        .sum();
+    let expected = planned_sends(5, 4, 1, 10.0);
     let sent = s["totals"]["sent"].as_f64().unwrap();
     assert!(
         (sent - expected).abs() <= 5.0 + expected * 0.1,
@@ -72,8 +64,22 @@ async fn ramped_run_counts_messages_measures_latency_and_shows_the_ramp() {
         .map(|p| p["name"].clone())
         .collect();
     assert_eq!(phases, ["ramp-up", "hold", "ramp-down"]);
+    assert_ramp_in_timeseries(out.path(), 5);
+}
 
-    let rows = timeseries(out.path());
+/// Messages the plan has `users` send at `rate`/s over `secs` with `ramp_s` ramps.
+fn planned_sends(users: u32, secs: u64, ramp_s: u64, rate: f64) -> f64 {
+    let ramp = Duration::from_secs(ramp_s);
+    let plan = Plan::new(users, Duration::from_secs(secs), ramp, ramp);
+    (0..users)
+        .map(|i| (plan.stop_offset(i) - plan.start_offset(i)).as_secs_f64() * rate)
+        .sum()
+}
+
+/// `timeseries.csv` shows active users climbing, holding at `users`, and falling, with
+/// every interval's p50 at or above the demo's 50 ms reply delay.
+fn assert_ramp_in_timeseries(out: &std::path::Path, users: u32) {
+    let rows = timeseries(out);
     let active =
         |r: &std::collections::HashMap<String, String>| r["active_users"].parse::<u32>().unwrap();
     let in_phase = |name: &str| {
@@ -84,15 +90,15 @@ async fn ramped_run_counts_messages_measures_latency_and_shows_the_ramp() {
     };
     let (up, hold, down) = (in_phase("ramp-up"), in_phase("hold"), in_phase("ramp-down"));
     assert!(
-        up.first().unwrap() < &5 && up.windows(2).all(|w| w[0] <= w[1]),
+        up.first().unwrap() < &users && up.windows(2).all(|w| w[0] <= w[1]),
         "ramp-up {up:?}"
     );
     assert!(
-        !hold.is_empty() && hold.iter().all(|&n| n == 5),
+        !hold.is_empty() && hold.iter().all(|&n| n == users),
         "hold {hold:?}"
     );
     assert!(
-        down.windows(2).all(|w| w[0] >= w[1]) && down.last().unwrap() < &5,
+        down.windows(2).all(|w| w[0] >= w[1]) && down.last().unwrap() < &users,
         "ramp-down {down:?}"
     );
     let p50_cells: Vec<f64> = rows
@@ -110,23 +116,10 @@ async fn the_tester_reports_its_own_cpu_and_memory() {
     let addr = demo_target(DemoConfig::default()).await;
     let out = tempfile::tempdir().unwrap();
     let url = format!("ws://{addr}/ws");
-    let args = [
-        "--url",
-        &url,
-        "--users",
-        "5",
-        "--rate",
-        "20/s",
-        "--duration",
-        "2s",
-        "--ramp-up",
-        "0s",
-        "--ramp-down",
-        "0s",
-        "--sample-interval",
-        "200ms",
-    ];
-    soak(out.path(), &args).await.unwrap();
+    let flags = format!(
+        "--url {url} --users 5 --rate 20/s --duration 2s --ramp-up 0s --ramp-down 0s --sample-interval 200ms"
+    );
+    soak_line(out.path(), &flags).await.unwrap();
     let s = summary(out.path());
     let me = &s["tester"]["memory"];
     assert!(me["samples"].as_u64().unwrap() >= 5, "{me}");

@@ -111,32 +111,7 @@ async fn weighted_scenario_breaks_down_per_message() {
     let addr = demo_target(DemoConfig::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path().join("scenario.toml");
-    std::fs::write(
-        &profile,
-        format!(
-            r#"
-description = "chat and history"
-[target]
-url = "ws://{addr}/ws"
-[load]
-users = 4
-duration = "3s"
-ramp_up = "0s"
-ramp_down = "0s"
-[session]
-rate = "50/s"
-[[session.messages]]
-name = "chat"
-weight = 80
-message = '{{"id": {{{{id}}}}, "text": "hi"}}'
-[[session.messages]]
-name = "history"
-weight = 20
-message = '{{"id": {{{{id}}}}, "text": "history please"}}'
-"#
-        ),
-    )
-    .unwrap();
+    std::fs::write(&profile, weighted_profile(&addr.to_string())).unwrap();
     let out = dir.path().join("out");
     soak(&out, &["--profile", profile.to_str().unwrap()])
         .await
@@ -172,6 +147,32 @@ message = '{{"id": {{{{id}}}}, "text": "history please"}}'
         rows[0].contains_key("history_p99_ms"),
         "per-message columns"
     );
+}
+
+/// A profile whose scenario is 80 % `chat` and 20 % `history`, 4 users for 3 s at 50/s.
+fn weighted_profile(addr: &str) -> String {
+    format!(
+        r#"
+description = "chat and history"
+[target]
+url = "ws://{addr}/ws"
+[load]
+users = 4
+duration = "3s"
+ramp_up = "0s"
+ramp_down = "0s"
+[session]
+rate = "50/s"
+[[session.messages]]
+name = "chat"
+weight = 80
+message = '{{"id": {{{{id}}}}, "text": "hi"}}'
+[[session.messages]]
+name = "history"
+weight = 20
+message = '{{"id": {{{{id}}}}, "text": "history please"}}'
+"#
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

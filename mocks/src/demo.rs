@@ -28,7 +28,9 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
+mod config;
 mod via_llm;
+pub use config::DemoConfig;
 use via_llm::ask_llm;
 
 /// Read and write buffers per connection. The demo may hold thousands of connections and
@@ -40,43 +42,6 @@ const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// Close code the demo uses when it drops a connection on purpose (1012: service restart).
 pub const DROP_CLOSE_CODE: u16 = 1012;
-
-/// How the demo target behaves. Build it as `DemoConfig { field, ..DemoConfig::default() }`;
-/// every field's default is the plain, fast echo.
-#[derive(Debug, Clone, Default)]
-pub struct DemoConfig {
-    /// Time between receiving a message and sending its reply (its first frame when
-    /// streaming). Replies to concurrent messages are delayed independently.
-    pub reply_delay: Duration,
-    /// Frames per reply: 0 or 1 sends one `{"id", "reply"}` frame; N > 1 streams N − 1
-    /// `{"id", "delta", "done": false}` frames and a last `{"id", "reply", "done": true}`.
-    pub stream_frames: u32,
-    /// Time between the frames of one streamed reply.
-    pub frame_gap: Duration,
-    /// Block the server's event loop for this long every [`DemoConfig::block_every`]
-    /// (a synchronous call in an async handler). Zero: never.
-    pub block_for: Duration,
-    /// Period of the blocks; the first comes one period after the server starts.
-    pub block_every: Duration,
-    /// Block the event loop this long on every message received. Zero: never.
-    pub block_per_message: Duration,
-    /// The first this-many connections are closed by the server (code 1012) after
-    /// [`DemoConfig::drop_after`]; later connections are left alone. Zero: none.
-    pub drop_first_connections: u32,
-    /// How long a connection that will be dropped lives.
-    pub drop_after: Duration,
-    /// Handle messages on a separate single-threaded event loop (its own thread), while
-    /// connections, and so pings, are served by the I/O runtime: the blocking modes then
-    /// block message handling only, and pings keep being answered on time, as in servers
-    /// whose WebSocket layer answers pings off the application's loop.
-    pub separate_handler: bool,
-    /// Keep this many bytes per message received, forever: a leak for soak to find.
-    pub leak_per_message: u64,
-    /// Answer each message by calling this mock LLM (a streamed chat completion through its
-    /// HTTP router) and relaying its tokens as `{"id", "delta", "done": false}` frames, then
-    /// `{"id", "reply", "done": true}`: an LLM-backed chat server, end to end.
-    pub llm: Option<Arc<crate::llm::Llm>>,
-}
 
 /// Shared state of one demo server.
 #[derive(Debug)]

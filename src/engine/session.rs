@@ -13,7 +13,7 @@
 
 use std::future::pending;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
@@ -23,17 +23,13 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
-use crate::data::UserData;
 use crate::engine::backoff::Backoff;
 pub(crate) use crate::engine::backoff::XorShift;
-use crate::engine::connect::{Dialer, Ws, classify};
-use crate::engine::correlate::{Match, Pending, message_id, split_id};
-use crate::engine::fields::{Fields, Found, Frame};
+use crate::engine::connect::{Ws, classify};
+use crate::engine::correlate::{Match, Pending, split_id};
+use crate::engine::fields::{Found, Frame};
 pub(crate) use crate::engine::pacing::Pacing;
-use crate::metrics::{Disconnect, ErrorKind, Recorder, Sample};
-use crate::profile::resolve::{MessageConfig, RunConfig};
-use crate::profile::spec::Model;
-use crate::template::Vars;
+use crate::metrics::{Disconnect, ErrorKind, Sample};
 
 /// Longest a stopping user keeps its connection open to receive the replies still in
 /// flight (never longer than the reply timeout). The plan ends a user's sending, not its
@@ -46,156 +42,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Close code recorded when a connection ends without a close frame (RFC 6455 §7.4.1).
 const ABNORMAL_CLOSE: u16 = 1006;
 
-/// How users reach the target.
-#[derive(Debug)]
-pub enum Transport {
-    /// Each user holds a WebSocket connection.
-    WebSocket(Dialer),
-    /// Each user is a simulated Telegram user chatting with the bot through the mock.
-    Telegram(TelegramUsers),
-}
-
-/// The mock Telegram Bot API the simulated users talk through, and the bot's token.
-#[derive(Debug)]
-pub struct TelegramUsers {
-    /// The mock.
-    pub mock: Arc<soak_mocks::telegram::Telegram>,
-    /// The bot's token.
-    pub token: String,
-}
-
-/// What every session shares, behind one `Arc`.
-#[derive(Debug)]
-pub struct SessionConfig {
-    /// How users reach the target.
-    pub transport: Transport,
-    /// The scenario's messages.
-    pub messages: Vec<MessageConfig>,
-    /// Running sum of the weights, for picking a message.
-    cumulative: Vec<u32>,
-    /// The fields read from each reply: correlation and completion pointers.
-    fields: Fields,
-    /// The correlation pointers' fields, tried in order for a reply's id.
-    ids: Vec<usize>,
-    /// Per message: the field its completion rule looks at.
-    complete_at: Vec<Option<usize>>,
-    /// Open or closed model.
-    pub model: Model,
-    /// Open model: time between sends; `None` sends nothing.
-    pub period: Option<Duration>,
-    /// Closed model: pause after each complete reply.
-    pub think: Duration,
-    /// A reply not complete within this is a `timeout`.
-    pub reply_timeout: Duration,
-    /// Per-user CSV rows.
-    pub data: UserData,
-    /// Close and reopen connections after this long.
-    pub lifetime: Option<Duration>,
-    /// Reconnect back-off bounds.
-    pub reconnect: (Duration, Duration),
-    /// Whether any template needs the wall clock.
-    uses_clock: bool,
-    /// Where samples go.
-    pub recorder: Recorder,
-    /// The run's root token: Ctrl-C, SIGTERM, the target's death. Stops at once, without
-    /// waiting for replies in flight.
-    pub stop_now: CancellationToken,
-}
-
-impl SessionConfig {
-    /// The shared session config of a run.
-    pub fn new(
-        config: &RunConfig,
-        transport: Transport,
-        recorder: Recorder,
-        stop_now: CancellationToken,
-    ) -> SessionConfig {
-        // The profile allows at most MAX_FIELDS distinct pointers, so every one is added.
-        let mut fields = Fields::default();
-        let mut ids = Vec::new();
-        for m in &config.messages {
-            if let Some(i) = fields.add(&m.correlate)
-                && !ids.contains(&i)
-            {
-                ids.push(i);
-            }
-        }
-        let complete_at = config
-            .messages
-            .iter()
-            .map(|m| m.complete.pointer().and_then(|p| fields.add(p)))
-            .collect();
-        let cumulative = config
-            .messages
-            .iter()
-            .scan(0u32, |sum, m| {
-                *sum = sum.saturating_add(m.weight);
-                Some(*sum)
-            })
-            .collect();
-        SessionConfig {
-            transport,
-            messages: config.messages.clone(),
-            cumulative,
-            fields,
-            ids,
-            complete_at,
-            model: config.model,
-            period: config.period,
-            think: config.think,
-            reply_timeout: config.reply_timeout,
-            data: config.data.clone(),
-            lifetime: config.lifetime,
-            reconnect: (config.reconnect_min, config.reconnect_max),
-            uses_clock: config.messages.iter().any(|m| m.template.uses_clock()),
-            recorder,
-            stop_now,
-        }
-    }
-
-    /// The WebSocket dialer, unless users are simulated Telegram users.
-    pub fn dialer(&self) -> Option<&Dialer> {
-        match &self.transport {
-            Transport::WebSocket(dialer) => Some(dialer),
-            Transport::Telegram(_) => None,
-        }
-    }
-
-    /// Appends message `msg` for `user`'s message `seq` to `out`.
-    pub(crate) fn render(
-        &self,
-        msg: u16,
-        user: u32,
-        seq: u64,
-        random: u64,
-        out: &mut impl std::fmt::Write,
-    ) {
-        let now_ms = if self.uses_clock { unix_ms() } else { 0 };
-        let vars = Vars {
-            user,
-            seq,
-            id: message_id(user, seq),
-            now_ms,
-            random: random & 0x7FFF_FFFF_FFFF_FFFF,
-            row: self.data.row(user),
-        };
-        self.messages[usize::from(msg)]
-            .template
-            .render_into(vars, out);
-    }
-
-    /// The message index a random draw picks, by weight.
-    pub(crate) fn pick(&self, draw: u64) -> u16 {
-        pick(&self.cumulative, draw)
-    }
-}
-
-/// The index whose share of the cumulative weights a draw falls in.
-fn pick(cumulative: &[u32], draw: u64) -> u16 {
-    let total = cumulative.last().copied().unwrap_or(1).max(1);
-    let r = (draw % u64::from(total)) as u32;
-    cumulative.iter().position(|&c| r < c).unwrap_or(0) as u16
-}
+mod config;
+pub use config::{SessionConfig, TelegramUsers, Transport};
 
 /// One user's state that outlives its connections.
 struct Session {
@@ -336,17 +184,10 @@ impl Session {
                 }
             }
         };
-        let reason = match end.0 {
-            Disconnect::Stopped => "soak: user stopped",
-            Disconnect::Churned => "soak: connection lifetime",
-            Disconnect::Lost(_) => return end,
-        };
-        let close = Message::Close(Some(CloseFrame {
-            code: CloseCode::Normal,
-            reason: reason.into(),
-        }));
-        // Boxed: needed once per connection, so it need not take room in every session.
-        let _ = Box::pin(timeout(CLOSE_GRACE, ws.send(close))).await;
+        if let Some(close) = close_frame(&end.0) {
+            // Boxed: needed once per connection, so it need not take room in every session.
+            let _ = Box::pin(timeout(CLOSE_GRACE, ws.send(close))).await;
+        }
         end
     }
 
@@ -472,17 +313,25 @@ impl Session {
     }
 }
 
+/// The close frame a session sends when it ends the connection itself; none when the
+/// connection was lost.
+fn close_frame(end: &Disconnect) -> Option<Message> {
+    let reason = match end {
+        Disconnect::Stopped => "soak: user stopped",
+        Disconnect::Churned => "soak: connection lifetime",
+        Disconnect::Lost(_) => return None,
+    };
+    Some(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: reason.into(),
+    })))
+}
+
 async fn wait_until(at: Option<Instant>) {
     match at {
         Some(at) => sleep_until(at).await,
         None => pending().await,
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 pub(crate) fn micros(d: Duration) -> u64 {

@@ -7,6 +7,7 @@
 pub mod builtin;
 pub mod config;
 pub mod overrides;
+pub mod process;
 pub mod resolve;
 pub mod scenario;
 pub mod spec;

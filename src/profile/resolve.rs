@@ -7,7 +7,6 @@ use std::time::Duration;
 use soak_mocks::demo::DemoConfig;
 
 use crate::analysis::gates;
-use crate::analysis::leak::LeakRule;
 use crate::analysis::stall::StallRule;
 use crate::data::{self, UserData};
 use crate::error::{SoakError, usage};
@@ -15,8 +14,9 @@ use crate::profile::Loaded;
 pub use crate::profile::config::{
     ConnectionConfig, MessageConfig, ProbeConfig, ProcessConfig, RunConfig, Target, TargetProcess,
 };
+use crate::profile::process::process;
 use crate::profile::scenario::{check_pointer, messages};
-use crate::profile::spec::{ProcessSpec, ProfileSpec};
+use crate::profile::spec::ProfileSpec;
 use crate::template::Template;
 use crate::units::format_duration;
 
@@ -46,12 +46,7 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         probes = None; // Telegram users have no connection to probe
     }
     let process = process(spec, &target, &bad)?;
-    let gates = spec
-        .gates
-        .checks
-        .iter()
-        .map(|expr| gates::parse(expr).map_err(|e| bad("gates.checks (--gate)", e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
+    let gates = gates(spec, &bad)?;
     let (llm, telegram) = mocks(spec, &bad)?;
     let watched = !matches!(process.target, TargetProcess::None);
     let margin = |d: Option<Duration>, default: u64| {
@@ -91,6 +86,18 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
     })
 }
 
+/// The pass/fail checks, parsed.
+fn gates(
+    spec: &ProfileSpec,
+    bad: &impl Fn(&str, String) -> SoakError,
+) -> Result<Vec<gates::Gate>, SoakError> {
+    spec.gates
+        .checks
+        .iter()
+        .map(|expr| gates::parse(expr).map_err(|e| bad("gates.checks (--gate)", e.to_string())))
+        .collect()
+}
+
 /// The session's timeouts and back-off, and the output interval.
 fn check_timing(
     spec: &ProfileSpec,
@@ -122,86 +129,6 @@ fn check_timing(
         ));
     }
     Ok(())
-}
-
-/// Which process to watch: by pid, name or a command soak starts (at most one).
-fn target_process(
-    p: &ProcessSpec,
-    target: &Target,
-    bad: &impl Fn(&str, String) -> SoakError,
-) -> Result<TargetProcess, SoakError> {
-    let given = [p.pid.is_some(), p.name.is_some(), p.cmd.is_some()]
-        .iter()
-        .filter(|g| **g)
-        .count();
-    if given > 1 {
-        return Err(bad(
-            "process.pid / process.name / process.cmd (--target-pid, --target-name, --target-cmd)",
-            "give at most one".into(),
-        ));
-    }
-    let which = match (&p.pid, &p.name, &p.cmd) {
-        (Some(pid), _, _) => TargetProcess::Pid(*pid),
-        (_, Some(name), _) if !name.trim().is_empty() => {
-            TargetProcess::Name(name.trim().to_string())
-        }
-        (_, _, Some(cmd)) if !cmd.trim().is_empty() => {
-            if !matches!(target, Target::Url(_) | Target::Telegram) {
-                return Err(bad(
-                    "process.cmd (--target-cmd)",
-                    "needs the target's URL (--url ws://127.0.0.1:PORT/…) to know when it is up"
-                        .into(),
-                ));
-            }
-            TargetProcess::Cmd(cmd.clone())
-        }
-        (None, Some(_), _) | (None, None, Some(_)) => {
-            return Err(bad("process", "an empty name or command".into()));
-        }
-        (None, None, None) => TargetProcess::None,
-    };
-    Ok(which)
-}
-
-fn process(
-    spec: &ProfileSpec,
-    target: &Target,
-    bad: &impl Fn(&str, String) -> SoakError,
-) -> Result<ProcessConfig, SoakError> {
-    let p = &spec.process;
-    let target_process = target_process(p, target, bad)?;
-    if p.interval < Duration::from_millis(50) {
-        return Err(bad(
-            "process.interval (--sample-interval)",
-            "must be at least 50ms".into(),
-        ));
-    }
-    if !(p.leak_alpha > 0.0 && p.leak_alpha < 0.5) {
-        return Err(bad(
-            "process.leak_alpha",
-            format!("{}: expected a level like 0.01", p.leak_alpha),
-        ));
-    }
-    if p.memory_limit_mb.is_some_and(|mb| mb.is_nan() || mb <= 0.0) {
-        return Err(bad(
-            "process.memory_limit_mb (--memory-limit)",
-            "must be above 0".into(),
-        ));
-    }
-    Ok(ProcessConfig {
-        target: target_process,
-        interval: p.interval,
-        warmup: p.warmup,
-        startup_timeout: p.startup_timeout,
-        stop_grace: p.stop_grace,
-        memory_limit_mb: p.memory_limit_mb,
-        rule: LeakRule {
-            alpha: p.leak_alpha,
-            min_mb_per_hour: p.leak_min_mb_per_hour,
-            min_pct_per_hour: p.leak_min_pct_per_hour,
-            ..LeakRule::default()
-        },
-    })
 }
 
 fn mocks(

@@ -1,5 +1,6 @@
 //! Tests of `leak.rs`.
 
+use super::stats::normal_cdf;
 use super::*;
 
 /// A small seeded generator for synthetic noise (uniform in [-1, 1)).

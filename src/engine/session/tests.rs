@@ -1,6 +1,8 @@
 //! Tests of `session.rs`: back-off, weighted picks, and the size of a session's future.
 
+use super::config::pick;
 use super::*;
+use crate::engine::connect::Dialer;
 
 #[test]
 fn weighted_picks_follow_the_weights() {

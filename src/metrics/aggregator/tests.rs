@@ -20,6 +20,23 @@ fn no_procs() -> mpsc::Receiver<ProcMsg> {
     mpsc::channel(1).1
 }
 
+/// An aggregator over `setup` with no process readings: its recorder, the intervals it
+/// emits, the token that ends it, and its task.
+fn started(
+    setup: Setup,
+) -> (
+    Recorder,
+    Seen,
+    CancellationToken,
+    tokio::task::JoinHandle<RunTotals>,
+) {
+    let (recorder, rx, dropped) = Recorder::channel();
+    let (seen, sink) = collecting();
+    let done = CancellationToken::new();
+    let agg = tokio::spawn(run(rx, no_procs(), done.clone(), dropped, setup, sink));
+    (recorder, seen, done, agg)
+}
+
 fn setup(messages: &[(&str, bool)], correct_micros: Option<u64>) -> Setup {
     let plan = Plan::new(1, Duration::from_secs(3), Duration::ZERO, Duration::ZERO);
     Setup {
@@ -47,16 +64,7 @@ fn setup(messages: &[(&str, bool)], correct_micros: Option<u64>) -> Setup {
 
 #[tokio::test(start_paused = true)]
 async fn intervals_merge_into_run_totals() {
-    let (recorder, rx, dropped) = Recorder::channel();
-    let (seen, sink) = collecting();
-    let agg = tokio::spawn(run(
-        rx,
-        no_procs(),
-        CancellationToken::new(),
-        dropped,
-        setup(&[("chat", false)], None),
-        sink,
-    ));
+    let (recorder, seen, _done, agg) = started(setup(&[("chat", false)], None));
 
     recorder.record(Sample::UserStarted);
     for micros in [10_000, 20_000, 30_000] {
@@ -176,17 +184,7 @@ async fn a_target_exit_sent_as_the_users_finish_is_still_written() {
 
 #[tokio::test(start_paused = true)]
 async fn per_message_breakdown_ttff_and_close_codes() {
-    let (recorder, rx, dropped) = Recorder::channel();
-    let (_seen, sink) = collecting();
-    let done = CancellationToken::new();
-    let agg = tokio::spawn(run(
-        rx,
-        no_procs(),
-        done.clone(),
-        dropped,
-        setup(&[("chat", true), ("history", false)], None),
-        sink,
-    ));
+    let (recorder, _seen, done, agg) = started(setup(&[("chat", true), ("history", false)], None));
     recorder.record(Sample::FirstFrame {
         msg: 0,
         micros: 5_000,
@@ -224,17 +222,7 @@ async fn per_message_breakdown_ttff_and_close_codes() {
 
 #[tokio::test(start_paused = true)]
 async fn closed_model_records_a_corrected_histogram() {
-    let (recorder, rx, dropped) = Recorder::channel();
-    let (_seen, sink) = collecting();
-    let done = CancellationToken::new();
-    let agg = tokio::spawn(run(
-        rx,
-        no_procs(),
-        done.clone(),
-        dropped,
-        setup(&[("m", false)], Some(100_000)),
-        sink,
-    ));
+    let (recorder, _seen, done, agg) = started(setup(&[("m", false)], Some(100_000)));
     // One reply took 1 s while the user meant to send every 100 ms: the corrected
     // histogram adds the 9 sends that the stall held back (900 ms, 800 ms, … 100 ms).
     recorder.record(Sample::Reply {

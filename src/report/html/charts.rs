@@ -8,16 +8,7 @@ use crate::report::table::Table;
 
 pub(super) fn charts(page: &mut String, summary: &Value, ts: &Table, memory: &Table) {
     let phases: Vec<(f64, f64, String)> = ts.phase_bands();
-    let phase_bands: Vec<Band<'_>> = phases
-        .iter()
-        .enumerate()
-        .map(|(i, (from, to, label))| Band {
-            from: *from,
-            to: *to,
-            color: if i % 2 == 0 { GREY } else { BLUE },
-            label,
-        })
-        .collect();
+    let phase_bands = shaded(&phases);
     let line = |name, color, column: &str| Series {
         name,
         color,
@@ -59,21 +50,11 @@ pub(super) fn charts(page: &mut String, summary: &Value, ts: &Table, memory: &Ta
         &phase_bands,
     ));
     memory_chart(page, summary, memory);
-    let stalls = stall_spans(summary);
-    let stall_bands: Vec<Band<'_>> = stalls
-        .iter()
-        .map(|(from, to)| Band {
-            from: *from,
-            to: *to,
-            color: RED,
-            label: "stall",
-        })
-        .collect();
     page.push_str(&line_chart(
         "Probe round trip p99 (stalls marked)",
         "ms",
         &[line("probe p99", PURPLE, "probe_p99_ms")],
-        &stall_bands,
+        &stall_bands(summary),
     ));
     let lag = [line("tester lag max", GREY, "tester_lag_max_ms")];
     page.push_str(&line_chart(
@@ -82,6 +63,33 @@ pub(super) fn charts(page: &mut String, summary: &Value, ts: &Table, memory: &Ta
         &lag,
         &phase_bands,
     ));
+}
+
+/// The run's phases as bands, shaded alternately.
+fn shaded(phases: &[(f64, f64, String)]) -> Vec<Band<'_>> {
+    phases
+        .iter()
+        .enumerate()
+        .map(|(i, (from, to, label))| Band {
+            from: *from,
+            to: *to,
+            color: if i % 2 == 0 { GREY } else { BLUE },
+            label,
+        })
+        .collect()
+}
+
+/// Each stall as a red band.
+fn stall_bands(summary: &Value) -> Vec<Band<'static>> {
+    stall_spans(summary)
+        .into_iter()
+        .map(|(from, to)| Band {
+            from,
+            to,
+            color: RED,
+            label: "stall",
+        })
+        .collect()
 }
 
 /// Each stall as (start, end) in seconds from the run's start.
