@@ -10,11 +10,15 @@
 # the window ends inside the 6th block and holds ~5.3 blocks, not the 6 the open-model truth
 # (and the slower-starting peers' windows) hold. The delay moves the window by 1.5 s; soak's
 # flags and measurement are the same. Its figures are printed apart, beside the truth.
+# Ends with scripts/peers-goals.py: each goal of the scale-and-speed issue checked on soak's
+# rows (A/A15k/A19k KiB per connection, B cost, C against the truth, D against k6, no dropped
+# samples), exit 1 if one is missed.
 # Set PEERS=1 to (re)measure k6, Artillery, Locust and the floor client in the same run
 # (needs their setup: npm, pip and a floor build; about 20 minutes).
 # Loopback only; every run is bounded by the lab's own timeouts and killed by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo="$(pwd)"
 SCENS="${1:-A B C D}"
 lab_src="$(cd ../shared/peers && pwd)"
 cargo build --release --quiet
@@ -63,3 +67,6 @@ echo "== soak in the lab ($(date -u +%Y-%m-%d), $(nproc) cores) =="
 grep -E "^\| (scenario|---|A|A15k|A19k|B|C|D) " results/summary.md | grep -E "scenario|---|soak" || true
 echo
 echo "peers' figures for comparison: $lab_src/RESULTS.md; soak's raw output: $lab/results/raw/"
+echo
+echo "== the goals (exit 1 if one is missed) =="
+python3 "$repo/scripts/peers-goals.py" "$lab"

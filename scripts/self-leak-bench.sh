@@ -2,7 +2,8 @@
 # Benchmark (not a test): is soak's own memory bounded over a long run? 1,000 users at
 # 1 msg/s against a Rust echo server in its own process (the lab's floor server when
 # LAB_DIR holds a built one, else soak's demo target), soak sampling itself. Prints the
-# verdict soak's leak analysis gives on its own RSS, with the slope after warm-up.
+# verdict soak's leak analysis gives on its own RSS, with the slope after warm-up; exit 1
+# unless it is `none` or `plateau` with growth under 1 MB/h.
 #   scripts/self-leak-bench.sh [MINUTES=60] [USERS=1000]
 # Loopback only; both processes are bounded in time and killed by PID.
 set -euo pipefail
@@ -46,4 +47,8 @@ print(f"latency p50 {lat['p50']} ms, p99 {lat['p99']} ms")
 print(f"soak's own memory: verdict {m['verdict']}, slope {m['slope_mb_per_hour']} MB/h "
       f"(95 % band {m['slope_ci_mb_per_hour']}), peak {m['peak_mb']} MB, warm-up {m['warmup_s']} s")
 print(f"reason: {m['reason']}")
+# The goal: soak's own leak analysis finds no leak, and the growth is under 1 MB/h.
+ok = m["verdict"] in ("none", "plateau") and (m["slope_mb_per_hour"] or 0) < 1.0
+print("PASS" if ok else "FAIL", "(goal: verdict none or plateau, slope < 1 MB/h)")
+sys.exit(0 if ok else 1)
 PY
