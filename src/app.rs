@@ -131,20 +131,21 @@ pub fn compare(baseline: &Path, candidate: &Path, tolerance: f64) -> Result<Outc
     })
 }
 
-/// `soak lock RUN_DIR`: write `locked.toml` into the run folder and print it.
-pub fn lock(dir: &Path, margin: f64) -> Result<Outcome, SoakError> {
+/// `soak lock RUN_DIR`: write `locked.toml` into the run folder and print it. A run whose
+/// verdicts failed is refused (exit 1, with the reasons) unless `accept_current`.
+pub fn lock(dir: &Path, margin: f64, accept_current: bool) -> Result<Outcome, SoakError> {
     let summary = load_summary(dir)?;
-    let result = summary
-        .pointer("/verdict/result")
-        .and_then(Value::as_str)
-        .unwrap_or("unknown");
-    if result != "pass" {
-        return Err(usage(format!(
-            "{}: the run's verdict is `{result}`; lock gates from a passing run",
-            dir.display()
-        )));
+    let problems = crate::report::lock::problems(&summary);
+    if !problems.is_empty() && !accept_current {
+        eprintln!(
+            "soak: not locking {}: {} — locked gates would accept them as the baseline; fix the run, or pass --accept-current to lock them anyway",
+            dir.display(),
+            problems.join("; ")
+        );
+        return Ok(Outcome::GateFailed);
     }
-    let text = crate::report::lock::profile(&summary, margin)
+    let accepted = if accept_current { problems } else { Vec::new() };
+    let text = crate::report::lock::profile(&summary, margin, &accepted)
         .map_err(|e| usage(format!("{}: {e}", dir.display())))?;
     let path = dir.join("locked.toml");
     std::fs::write(&path, &text)

@@ -55,6 +55,10 @@ pub enum Command {
         /// Headroom added to each metric.
         #[arg(long, value_name = "PCT", value_parser = parse_percent, default_value = "10%")]
         margin: f64,
+        /// Lock a run whose verdicts failed (stalls, a leak, errors) at what it had; the
+        /// file says so. Without it such a run is refused with exit 1.
+        #[arg(long)]
+        accept_current: bool,
     },
     /// List the built-in profiles with one line each.
     Profiles,
@@ -164,9 +168,20 @@ pub struct RunArgs {
     /// Their URLs reach a --target-cmd in OPENAI_BASE_URL / TELEGRAM_API_URL.
     #[arg(long = "mock", value_name = "NAMES", value_delimiter = ',')]
     pub mocks: Vec<String>,
-    /// A pass/fail check on the results, like 'p99 < 250ms' or 'memory != leak' (repeatable).
+    /// A pass/fail check on the results, like 'p99 < 250ms' or 'memory != leak'
+    /// (repeatable). Any gate given replaces the default gates.
     #[arg(long = "gate", value_name = "EXPR")]
     pub gates: Vec<String>,
+    /// No default gates (connect success > 95 %, error rate < 5 %, the profile's verdict
+    /// gates) when no gate is configured: the run then passes whenever it completes.
+    #[arg(long)]
+    pub no_default_gates: bool,
+    /// End the run early (exit 1, results written) once a gate can no longer pass.
+    #[arg(long)]
+    pub abort_on_fail: bool,
+    /// With --abort-on-fail: no early end before this long after the ramp-up.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub abort_grace: Option<Duration>,
     /// Folder under which the run's results folder is created (default `results/`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -59,7 +59,11 @@ pub async fn run(cli: Cli) -> Result<Outcome, SoakError> {
             candidate,
             tolerance,
         }) => app::compare(&baseline, &candidate, tolerance),
-        Some(Command::Lock { run_dir, margin }) => app::lock(&run_dir, margin),
+        Some(Command::Lock {
+            run_dir,
+            margin,
+            accept_current,
+        }) => app::lock(&run_dir, margin, accept_current),
         Some(Command::Profiles) => app::profiles(),
     }
 }

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::analysis::abort::Abort;
 use crate::analysis::memory::Windows;
 use crate::cli::RunArgs;
 use crate::demo_target::DemoTarget;
@@ -95,13 +96,29 @@ async fn with_target(
         plan,
         mocks,
     );
-    let writer = Writer::spawn(dir, meta, Progress::new(quiet, plan.total(), plan.users()))?;
     let root = Root::watching_signals();
+    let abort = Abort::new(
+        &config.gates,
+        plan.hold_start(),
+        config.abort_grace,
+        plan.total(),
+    )
+    .map(|watch| {
+        let root = root.clone();
+        let stop: Box<dyn FnMut(String) + Send> = Box::new(move |why: String| {
+            eprintln!("soak: ending the run early (--abort-on-fail): {why}");
+            root.stop(Stop::Aborted(why));
+        });
+        (watch, stop)
+    });
+    let progress = Progress::new(quiet, plan.total(), plan.users());
+    let writer = Writer::spawn(dir, meta, progress, abort)?;
     let totals = soak_it(config, plan, transport, &writer, &root, process).await;
     let status = match root.why() {
         None => Status::Completed,
         Some(Stop::Interrupted) => Status::Interrupted,
         Some(Stop::TargetExited(_)) => Status::TargetExited,
+        Some(Stop::Aborted(_)) => Status::Aborted,
     };
     let summary = writer.finish(totals, status)?;
     drop(demo);
@@ -109,6 +126,7 @@ async fn with_target(
         None if summary.verdict.result == "fail" => Ok(Outcome::GateFailed),
         None => Ok(Outcome::Passed),
         Some(Stop::Interrupted) => Ok(Outcome::Interrupted),
+        Some(Stop::Aborted(_)) => Ok(Outcome::GateFailed),
         Some(Stop::TargetExited(how)) => Err(could_not_run(format!(
             "{how} during the run; results are in {shown}"
         ))),

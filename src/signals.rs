@@ -11,6 +11,8 @@ pub enum Stop {
     Interrupted,
     /// The target process ended; how.
     TargetExited(String),
+    /// `--abort-on-fail`: a gate could no longer pass; which and why.
+    Aborted(String),
 }
 
 /// The root token of a run and the first reason it was cancelled.

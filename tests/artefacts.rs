@@ -228,7 +228,14 @@ async fn compare_flags_a_doubled_p99_and_lock_feeds_back_as_a_passing_profile() 
         String::from_utf8_lossy(&same.stdout)
     );
 
-    let lock = soak_bin().arg("lock").arg(&fast_dir).output().unwrap();
+    // 100 %: the rerun must pass on a busy CI machine (the fast server's p99 is ~21 ms,
+    // so its gate sits near 45 ms), and the slow server (60 ms) still fails it.
+    let lock = soak_bin()
+        .arg("lock")
+        .arg(&fast_dir)
+        .args(["--margin", "100%"])
+        .output()
+        .unwrap();
     assert_eq!(
         lock.status.code(),
         Some(0),

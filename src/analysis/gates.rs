@@ -49,11 +49,21 @@ enum Threshold {
     Word(String),
 }
 
+/// The gates a run gets when none is configured: most connections succeed and most
+/// messages get an answer, so a run bare in CI never says "pass" over a dead server. (95 %
+/// is the connect success the seeds' own target is held to; 5 % errors is Locust's "any
+/// failure fails" softened for a soak, where a few timeouts in hours are normal.)
+pub const DEFAULTS: [&str; 2] = ["connect_success > 95%", "error_rate < 5%"];
+
 /// A parsed gate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gate {
     /// The expression as written.
     pub expr: String,
+    /// One of the defaults (not configured): left out when the run did not measure it.
+    pub default: bool,
+    /// Failing it ends the run early, once it can no longer pass.
+    pub abort: bool,
     metric: &'static Metric,
     scope: Scope,
     op: Op,
@@ -133,6 +143,8 @@ pub fn parse(expr: &str) -> Result<Gate, GateError> {
         threshold_at(&chars, skip_ws(&chars, op_at + len), metric, op, op_at).map_err(at)?;
     Ok(Gate {
         expr: expr.trim().to_string(),
+        default: false,
+        abort: false,
         metric,
         scope,
         op,
@@ -278,6 +290,21 @@ fn number(text: &str, kind: Kind) -> Result<f64, (String, usize)> {
     Ok(value * scale)
 }
 
+impl Gate {
+    /// Whether `result` (this gate's, failed) can never turn into a pass later in the same
+    /// run: a figure that only grows (a count, the maximum) already past an upper bound.
+    pub fn failed_for_good(&self, result: &GateResult) -> bool {
+        if result.passed || !self.metric.grows {
+            return false;
+        }
+        match (result.actual.as_f64(), &self.threshold, self.op) {
+            (Some(_), Threshold::Number(_), Op::Lt | Op::Le) => true,
+            (Some(a), Threshold::Number(t), Op::Eq) => a > *t,
+            _ => false,
+        }
+    }
+}
+
 /// One gate's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GateResult {
@@ -291,8 +318,12 @@ pub struct GateResult {
     pub threshold: Value,
     /// What the run measured, or null when it was not measured.
     pub actual: Value,
-    /// Whether the gate passed (a gate on something not measured fails).
+    /// Whether the gate passed (a configured gate on something not measured fails).
     pub passed: bool,
+    /// One of the default gates (none was configured).
+    pub default: bool,
+    /// A default gate on something this run did not measure: not applied (and passed).
+    pub skipped: bool,
     /// One line: actual against threshold.
     pub message: String,
 }
@@ -327,7 +358,12 @@ fn evaluate_one(gate: &Gate, summary: &Value) -> GateResult {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
+    let skipped = gate.default && actual.is_none();
     let message = match &actual {
+        None if skipped => format!(
+            "{}: not measured in this run, so this default gate is not applied",
+            gate.metric.name
+        ),
         None => format!("{}: not measured in this run", gate.metric.name),
         Some(a) => format!(
             "{} is {} (threshold {} {})",
@@ -343,7 +379,9 @@ fn evaluate_one(gate: &Gate, summary: &Value) -> GateResult {
         op: gate.op,
         threshold,
         actual: actual.unwrap_or(Value::Null),
-        passed,
+        passed: passed || skipped,
+        default: gate.default,
+        skipped,
         message,
     }
 }

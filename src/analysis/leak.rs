@@ -202,7 +202,8 @@ impl Trend {
             has_baseline && above > rule.plateau_mb && above / base * 100.0 > rule.plateau_pct;
         if significant && big && steady {
             let reason = format!(
-                "RSS grew {slope:.1} MB/h ({pct_per_hour:.1} %/h of the baseline) through the hold, p = {p:.2e}"
+                "RSS grew {slope:.1} MB/h ({pct_per_hour:.1} %/h of the baseline) through the hold, p = {}",
+                show_p(p)
             );
             ("leak", reason)
         } else if significant && big || stepped {
@@ -213,16 +214,36 @@ impl Trend {
             ("plateau", reason)
         } else if p < rule.alpha && self.lo > 0.0 {
             let reason = format!(
-                "RSS drifted {slope:.1} MB/h overall but not steadily: the block-to-block steps do not grow on average (p = {step_p:.2}), as a wandering or settling series does"
+                "RSS drifted {slope:.1} MB/h overall but not steadily: the block-to-block steps do not grow on average (p = {}), as a wandering or settling series does",
+                show_p(step_p)
+            );
+            ("none", reason)
+        } else if p < rule.alpha {
+            let reason = format!(
+                "no clear growth: slope {slope:.1} MB/h, but its 95 % band reaches {:.1} MB/h, so it may be zero (trend p = {})",
+                self.lo,
+                show_p(p)
             );
             ("none", reason)
         } else {
-            (
-                "none",
-                format!("no significant growth: slope {slope:.1} MB/h, p = {p:.2}"),
-            )
+            let reason = format!(
+                "no significant growth: slope {slope:.1} MB/h, p = {} (a leak needs p < {})",
+                show_p(p),
+                rule.alpha
+            );
+            ("none", reason)
         }
     }
+}
+
+/// A p-value as people read it: two significant digits (`0.0025`, `0.31`), and
+/// `< 0.0001` below that, so a small p never prints as `0.00`.
+pub fn show_p(p: f64) -> String {
+    if p < 0.0001 {
+        return String::from("< 0.0001");
+    }
+    let decimals = (1.0 - p.log10().floor()).max(2.0) as usize;
+    format!("{p:.decimals$}")
 }
 
 /// Hours until `limit_mb` at `slope` from `now_mb`, if it is growing.

@@ -1,5 +1,6 @@
-//! Pure analysis of what a run measured: stall windows (and, as they land, leaks and gates).
+//! Pure analysis of what a run measured: stall windows, leaks, gates and early ends.
 
+pub mod abort;
 pub mod gates;
 pub mod leak;
 pub mod memory;

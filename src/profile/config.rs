@@ -64,6 +64,8 @@ pub struct RunConfig {
     pub stall_rule: StallRule,
     /// Checks on the results.
     pub gates: Vec<Gate>,
+    /// With gates marked `abort`: no early end before this long after the ramp-up.
+    pub abort_grace: Duration,
     /// The mock LLM to start in-process, if asked for.
     pub llm: Option<soak_mocks::llm::config::LlmConfig>,
     /// The mock Telegram Bot API to start, if asked for (then users are Telegram users).

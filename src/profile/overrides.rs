@@ -2,7 +2,9 @@
 
 use crate::cli::RunArgs;
 use crate::profile::ProfileSpec;
-use crate::profile::spec::{LoadSpec, ProbesSpec, ProcessSpec, SessionSpec, TargetSpec};
+use crate::profile::spec::{
+    Check, GatesSpec, LoadSpec, ProbesSpec, ProcessSpec, SessionSpec, TargetSpec,
+};
 
 /// Applies every flag present in `args` to `spec`.
 pub fn apply(args: &RunArgs, spec: &mut ProfileSpec) {
@@ -11,7 +13,7 @@ pub fn apply(args: &RunArgs, spec: &mut ProfileSpec) {
     session(args, &mut spec.session);
     probes(args, &mut spec.probes);
     process(args, &mut spec.process);
-    spec.gates.checks.extend(args.gates.iter().cloned());
+    gates(args, &mut spec.gates);
     for m in &args.mocks {
         if !spec.mocks.enable.contains(m) {
             spec.mocks.enable.push(m.clone());
@@ -26,6 +28,15 @@ fn put<T>(field: &mut T, flag: Option<T>) {
     if let Some(value) = flag {
         *field = value;
     }
+}
+
+fn gates(args: &RunArgs, gates: &mut GatesSpec) {
+    gates
+        .checks
+        .extend(args.gates.iter().cloned().map(Check::Expr));
+    gates.defaults &= !args.no_default_gates;
+    gates.abort_on_fail |= args.abort_on_fail;
+    put(&mut gates.abort_grace, args.abort_grace);
 }
 
 fn target(args: &RunArgs, target: &mut TargetSpec) {

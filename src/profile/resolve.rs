@@ -16,7 +16,7 @@ pub use crate::profile::config::{
 };
 use crate::profile::process::process;
 use crate::profile::scenario::{check_pointer, messages};
-use crate::profile::spec::ProfileSpec;
+use crate::profile::spec::{GatesSpec, ProfileSpec};
 use crate::template::Template;
 use crate::units::format_duration;
 
@@ -75,6 +75,7 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         probes,
         stall_rule,
         gates,
+        abort_grace: spec.gates.abort_grace,
         llm,
         telegram,
         process,
@@ -91,11 +92,46 @@ fn gates(
     spec: &ProfileSpec,
     bad: &impl Fn(&str, String) -> SoakError,
 ) -> Result<Vec<gates::Gate>, SoakError> {
-    spec.gates
-        .checks
+    gates_of(&spec.gates).map_err(|(field, e)| bad(field, e.to_string()))
+}
+
+/// The gates a run is judged by: the configured checks, or — when there are none and
+/// defaults are on — [`gates::DEFAULTS`] and the profile's `verdicts`, marked as defaults.
+/// `soak report` calls it on a saved summary's config, so both judge alike.
+pub fn gates_of(spec: &GatesSpec) -> Result<Vec<gates::Gate>, (&'static str, gates::GateError)> {
+    if !spec.checks.is_empty() {
+        return spec
+            .checks
+            .iter()
+            .map(|check| {
+                let mut gate =
+                    gates::parse(check.expr()).map_err(|e| ("gates.checks (--gate)", e))?;
+                gate.abort = spec.abort_on_fail || check.abort();
+                Ok(gate)
+            })
+            .collect();
+    }
+    let verdicts = spec
+        .verdicts
         .iter()
-        .map(|expr| gates::parse(expr).map_err(|e| bad("gates.checks (--gate)", e.to_string())))
-        .collect()
+        .map(|expr| gates::parse(expr).map_err(|e| ("gates.verdicts", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !spec.defaults {
+        return Ok(Vec::new());
+    }
+    let generic = gates::DEFAULTS
+        .iter()
+        .map(|expr| gates::parse(expr).map_err(|e| ("gates.defaults", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(generic
+        .into_iter()
+        .chain(verdicts)
+        .map(|mut gate| {
+            gate.default = true;
+            gate.abort = spec.abort_on_fail;
+            gate
+        })
+        .collect())
 }
 
 /// The session's timeouts and back-off, and the output interval.

@@ -58,11 +58,72 @@ pub struct MocksSpec {
 }
 
 /// `[gates]`: checks on the run's results; any failed gate makes the exit code 1.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatesSpec {
-    /// Gate expressions, like `"p99 < 250ms"`, `"error_rate < 0.5%"`, `"memory != leak"`.
-    pub checks: Vec<String>,
+    /// Gate expressions, like `"p99 < 250ms"`, `"error_rate < 0.5%"`, `"memory != leak"`,
+    /// or `{ gate = "stalls == 0", abort = true }`. Any check given replaces the defaults.
+    pub checks: Vec<Check>,
+    /// Whether a run with no checks gets the default gates (connect success, error rate
+    /// and the profile's `verdicts`); `--no-default-gates` turns them off.
+    pub defaults: bool,
+    /// The verdict gates the profile exists for (`stalls == 0`, `memory != leak`), part of
+    /// its defaults. A default gate on something the run did not measure is left out.
+    pub verdicts: Vec<String>,
+    /// End the run early (exit 1, results written) once a gate can no longer pass.
+    pub abort_on_fail: bool,
+    /// No early end before this long after the ramp-up, so a warm-up blip ends nothing.
+    #[serde(with = "serde_units::duration")]
+    pub abort_grace: Duration,
+}
+
+impl Default for GatesSpec {
+    fn default() -> Self {
+        Self {
+            checks: Vec::new(),
+            defaults: true,
+            verdicts: Vec::new(),
+            abort_on_fail: false,
+            abort_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One entry of `gates.checks`: an expression, or a table that also says whether failing
+/// it ends the run early.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Check {
+    /// `"p99 < 250ms"`
+    Expr(String),
+    /// `{ gate = "stalls == 0", abort = true }`
+    Table(CheckTable),
+}
+
+/// The table form of a check.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckTable {
+    /// The gate expression.
+    pub gate: String,
+    /// End the run early once this gate can no longer pass.
+    #[serde(default)]
+    pub abort: bool,
+}
+
+impl Check {
+    /// The gate expression.
+    pub fn expr(&self) -> &str {
+        match self {
+            Check::Expr(e) => e,
+            Check::Table(t) => &t.gate,
+        }
+    }
+
+    /// Whether failing this gate ends the run early (on its own, without `abort_on_fail`).
+    pub fn abort(&self) -> bool {
+        matches!(self, Check::Table(t) if t.abort)
+    }
 }
 
 /// `[target]`: the WebSocket server under test.

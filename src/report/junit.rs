@@ -1,22 +1,38 @@
 //! `junit.xml`: one test case per gate, plus the memory verdict and the stall check when
-//! they were measured, so any CI shows them natively. Rendered from `summary.json`.
+//! they were measured and no gate judges them (then marked skipped: "not gated"), so any
+//! CI shows them natively and its failures are exactly the run's failed gates — the same
+//! as the exit code, `verdict.result` and the report's badge. Rendered from `summary.json`.
 
 use std::io::{self, Write};
 
 use serde_json::Value;
 
+/// How a test case ended.
+enum End {
+    Passed,
+    Failed(String),
+    Skipped(String),
+}
+
 /// One test case.
 struct Case {
     class: &'static str,
     name: String,
-    failure: Option<String>,
+    end: End,
     output: String,
 }
 
 /// Writes the JUnit XML for a summary.
 pub fn render<W: Write>(summary: &Value, mut out: W) -> io::Result<()> {
     let cases = cases(summary);
-    let failures = cases.iter().filter(|c| c.failure.is_some()).count();
+    let failures = cases
+        .iter()
+        .filter(|c| matches!(c.end, End::Failed(_)))
+        .count();
+    let skipped = cases
+        .iter()
+        .filter(|c| matches!(c.end, End::Skipped(_)))
+        .count();
     let elapsed = summary
         .pointer("/run/elapsed_s")
         .and_then(Value::as_f64)
@@ -32,12 +48,12 @@ pub fn render<W: Write>(summary: &Value, mut out: W) -> io::Result<()> {
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(
         out,
-        r#"<testsuites name="soak" tests="{}" failures="{failures}" time="{elapsed}">"#,
+        r#"<testsuites name="soak" tests="{}" failures="{failures}" skipped="{skipped}" time="{elapsed}">"#,
         cases.len()
     )?;
     writeln!(
         out,
-        r#"  <testsuite name="soak.{}" tests="{}" failures="{failures}" errors="0" time="{elapsed}" timestamp="{}">"#,
+        r#"  <testsuite name="soak.{}" tests="{}" failures="{failures}" errors="0" skipped="{skipped}" time="{elapsed}" timestamp="{}">"#,
         escape(profile),
         cases.len(),
         escape(started)
@@ -49,14 +65,16 @@ pub fn render<W: Write>(summary: &Value, mut out: W) -> io::Result<()> {
             c.class,
             escape(&c.name)
         )?;
-        if let Some(f) = &c.failure {
-            write!(
+        match &c.end {
+            End::Passed => {}
+            End::Failed(f) => write!(
                 out,
                 r#"<failure message="{}" type="{}">{}</failure>"#,
                 escape(f),
                 c.class,
                 escape(f)
-            )?;
+            )?,
+            End::Skipped(why) => write!(out, r#"<skipped message="{}"/>"#, escape(why))?,
         }
         writeln!(
             out,
@@ -69,56 +87,81 @@ pub fn render<W: Write>(summary: &Value, mut out: W) -> io::Result<()> {
 }
 
 fn cases(summary: &Value) -> Vec<Case> {
-    let mut cases: Vec<Case> = summary
+    let gates: Vec<&Value> = summary
         .get("gates")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .map(|g| {
-            let message = g
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            Case {
-                class: "soak.gate",
-                name: g
-                    .get("gate")
-                    .and_then(Value::as_str)
-                    .unwrap_or("gate")
-                    .to_string(),
-                failure: (g.get("passed") != Some(&Value::Bool(true))).then(|| message.clone()),
-                output: message,
-            }
-        })
         .collect();
+    let gated = |metrics: &[&str]| {
+        gates.iter().any(|g| {
+            g.get("skipped") != Some(&Value::Bool(true))
+                && g.get("metric")
+                    .and_then(Value::as_str)
+                    .is_some_and(|m| metrics.contains(&m))
+        })
+    };
+    let not_gated =
+        "not gated: no gate of this run judges it (the exit code does not depend on it)";
+    let mut cases: Vec<Case> = gates.iter().map(|g| gate_case(g)).collect();
     if let Some(m) = summary.get("memory").filter(|m| !m.is_null()) {
         let verdict = m
             .get("verdict")
             .and_then(Value::as_str)
             .unwrap_or("unknown");
         let reason = m.get("reason").and_then(Value::as_str).unwrap_or("");
-        let line = format!("{verdict}: {reason}");
-        cases.push(Case {
-            class: "soak.memory",
-            name: String::from("memory verdict"),
-            failure: (verdict == "leak").then(|| line.clone()),
-            output: line,
-        });
+        if !gated(&["memory", "leak"]) {
+            cases.push(Case {
+                class: "soak.memory",
+                name: String::from("memory verdict"),
+                end: End::Skipped(not_gated.into()),
+                output: format!("{verdict}: {reason}"),
+            });
+        }
     }
     if let Some(s) = summary.get("stalls").filter(|s| !s.is_null()) {
         let count = s.get("count").and_then(Value::as_u64).unwrap_or(0);
         let longest = s.get("longest_ms").and_then(Value::as_f64).unwrap_or(0.0);
-        let line =
-            format!("{count} event-loop stall(s) of the target, the longest {longest:.0} ms");
-        cases.push(Case {
-            class: "soak.stalls",
-            name: String::from("event-loop stalls"),
-            failure: (count > 0).then(|| line.clone()),
-            output: line,
-        });
+        if !gated(&["stalls", "stall_longest"]) {
+            cases.push(Case {
+                class: "soak.stalls",
+                name: String::from("event-loop stalls"),
+                end: End::Skipped(not_gated.into()),
+                output: format!(
+                    "{count} event-loop stall(s) of the target, the longest {longest:.0} ms"
+                ),
+            });
+        }
     }
     cases
+}
+
+/// A gate's test case: failed, passed, or skipped (a default gate on what was not measured).
+fn gate_case(g: &Value) -> Case {
+    let message = g
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let default = g.get("default") == Some(&Value::Bool(true));
+    let gate = g.get("gate").and_then(Value::as_str).unwrap_or("gate");
+    let end = if g.get("skipped") == Some(&Value::Bool(true)) {
+        End::Skipped(message.clone())
+    } else if g.get("passed") == Some(&Value::Bool(true)) {
+        End::Passed
+    } else {
+        End::Failed(message.clone())
+    };
+    Case {
+        class: "soak.gate",
+        name: if default {
+            format!("{gate} (default gate)")
+        } else {
+            gate.to_string()
+        },
+        end,
+        output: message,
+    }
 }
 
 /// Escapes text for XML attributes and content.
@@ -145,21 +188,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_case_per_gate_plus_memory_and_stalls() {
+    fn failures_are_exactly_the_failed_gates() {
         let summary = json!({
             "run": {"elapsed_s": 12.5, "profile": "smoke", "started_at": "2026-11-23T00:00:00.000Z"},
             "gates": [
-                {"gate": "p99 < 250ms", "passed": true, "message": "p99 is 12 ms (threshold < 250 ms)"},
-                {"gate": "error_rate < 0.1%", "passed": false, "message": "error_rate is 0.400 % (threshold < 0.100 %)"}
+                {"gate": "p99 < 250ms", "metric": "p99", "passed": true, "message": "p99 is 12 ms (threshold < 250 ms)"},
+                {"gate": "error_rate < 0.1%", "metric": "error_rate", "passed": false, "message": "error_rate is 0.400 % (threshold < 0.100 %)"}
             ],
             "memory": {"verdict": "leak", "reason": "RSS grew 40 MB/h"},
-            "stalls": {"count": 0, "longest_ms": 0.0}
+            "stalls": {"count": 3, "longest_ms": 300.0}
         });
         let mut out = Vec::new();
         render(&summary, &mut out).unwrap();
         let xml = String::from_utf8(out).unwrap();
         assert!(
-            xml.contains(r#"<testsuites name="soak" tests="4" failures="2""#),
+            xml.contains(r#"<testsuites name="soak" tests="4" failures="1" skipped="2""#),
             "{xml}"
         );
         assert!(xml.contains(r#"name="p99 &lt; 250ms""#));
@@ -167,9 +210,39 @@ mod tests {
             xml.contains(r#"<failure message="error_rate is 0.400 % (threshold &lt; 0.100 %)""#),
             "{xml}"
         );
-        assert!(xml.contains(r#"name="memory verdict" time="0"><failure"#));
-        assert!(!xml.contains(r#"name="event-loop stalls" time="0"><failure"#));
+        // Not gated: shown, skipped, never a failure the exit code would not have.
+        assert!(
+            xml.contains(r#"name="memory verdict" time="0"><skipped"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"name="event-loop stalls" time="0"><skipped"#),
+            "{xml}"
+        );
         assert_eq!(xml.matches("<testcase").count(), 4);
+    }
+
+    #[test]
+    fn a_gated_verdict_is_its_gate_and_a_default_gate_says_so() {
+        let summary = json!({
+            "gates": [
+                {"gate": "stalls == 0", "metric": "stalls", "passed": false, "default": true, "skipped": false, "message": "stalls is 3 (threshold == 0)"},
+                {"gate": "memory != leak", "metric": "memory", "passed": true, "default": true, "skipped": true, "message": "memory: not measured"}
+            ],
+            "stalls": {"count": 3, "longest_ms": 300.0}
+        });
+        let mut out = Vec::new();
+        render(&summary, &mut out).unwrap();
+        let xml = String::from_utf8(out).unwrap();
+        assert!(xml.contains(r#"failures="1" skipped="1""#), "{xml}");
+        assert!(
+            xml.contains(r#"name="stalls == 0 (default gate)" time="0"><failure"#),
+            "{xml}"
+        );
+        assert!(
+            !xml.contains("event-loop stalls"),
+            "the gate covers it: {xml}"
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
+use crate::analysis::abort::Abort;
 use crate::error::{SoakError, could_not_run, usage};
 use crate::metrics::aggregator::Sink;
 use crate::metrics::snapshot::{IntervalSnapshot, RunTotals};
@@ -232,11 +233,14 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread for `dir`, which also drives the progress display.
+    /// Starts the writer thread for `dir`, which also drives the progress display and, with
+    /// `--abort-on-fail`, judges each checkpoint (calling `stop` once when a gate can no
+    /// longer pass).
     pub fn spawn(
         mut dir: RunDir,
         meta: RunMeta,
         mut progress: Progress,
+        mut abort: Option<(Abort, Box<dyn FnMut(String) + Send>)>,
     ) -> Result<Writer, SoakError> {
         let (tx, rx) = mpsc::channel::<Msg>();
         let thread = std::thread::Builder::new()
@@ -262,6 +266,13 @@ impl Writer {
                             let s =
                                 summary::build(&meta, &totals, Status::Running, SystemTime::now());
                             keep(dir.write_summary(&s), "summary.json");
+                            if let Some((watch, stop)) = &mut abort
+                                && let Ok(json) = serde_json::to_value(&s)
+                                && let Some(why) = watch.check(&json, totals.elapsed)
+                            {
+                                stop(why);
+                                abort = None; // once is enough; the run is ending
+                            }
                         }
                         Msg::Final(totals, status) => {
                             let mut s = summary::build(&meta, &totals, status, SystemTime::now());

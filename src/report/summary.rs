@@ -29,6 +29,8 @@ pub enum Status {
     Interrupted,
     /// The target process ended during the run.
     TargetExited,
+    /// `--abort-on-fail` ended it early: a gate could no longer pass.
+    Aborted,
 }
 
 impl Status {
@@ -39,6 +41,7 @@ impl Status {
             Status::Completed => "completed",
             Status::Interrupted => "interrupted",
             Status::TargetExited => "target_exited",
+            Status::Aborted => "aborted",
         }
     }
 }
@@ -136,6 +139,12 @@ fn ratio(num: u64, den: u64, empty: f64) -> f64 {
     }
 }
 
+/// Errors per attempt (messages sent plus connection attempts), at most 1: a server that
+/// closes every connection before a message goes out is at 100 %, not at 0 of 0.
+fn error_ratio(errors: u64, attempts: u64) -> Option<f64> {
+    (attempts > 0).then(|| (errors as f64 / attempts as f64).min(1.0))
+}
+
 fn totals_of(totals: &RunTotals) -> Totals {
     let c = &totals.counters;
     Totals {
@@ -146,7 +155,7 @@ fn totals_of(totals: &RunTotals) -> Totals {
         abandoned: c.abandoned,
         dropped_samples: totals.dropped_samples,
         users_started: c.users_started,
-        error_ratio: ratio(c.error_total(), c.sent, 0.0),
+        error_ratio: error_ratio(c.error_total(), c.sent + c.connect_attempts),
     }
 }
 
@@ -287,6 +296,15 @@ mod tests {
     }
 
     #[test]
+    fn the_error_ratio_is_per_attempt_bounded_and_empty_over_nothing() {
+        assert_eq!(error_ratio(0, 0), None, "nothing attempted: not a pass");
+        // a server that closes each of 5 connections before anything is sent
+        assert_eq!(error_ratio(5, 5), Some(1.0));
+        assert_eq!(error_ratio(60, 10), Some(1.0), "never above 100 %");
+        assert_eq!(error_ratio(0, 10), Some(0.0));
+    }
+
+    #[test]
     fn renders_counts_ratios_and_redacts() {
         let mut totals = RunTotals::default();
         totals.counters.sent = 10;
@@ -302,7 +320,8 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["schema_version"], SCHEMA_VERSION);
         assert_eq!(v["totals"]["sent"], 10);
-        assert_eq!(v["totals"]["error_ratio"], 0.1);
+        // one error over 10 messages and 4 connection attempts
+        assert_eq!(v["totals"]["error_ratio"], 1.0 / 14.0);
         assert_eq!(v["errors"]["timeout"], 1);
         assert_eq!(v["errors"]["closed"], 0);
         assert_eq!(v["connects"]["failures"], 1);

@@ -176,8 +176,9 @@ pub struct Totals {
     pub dropped_samples: u64,
     /// Users started.
     pub users_started: u64,
-    /// Errors per message sent.
-    pub error_ratio: f64,
+    /// Errors per attempt — every error over messages sent plus connection attempts — at
+    /// most 1; `None` when nothing was attempted (a rate over nothing is not a pass).
+    pub error_ratio: Option<f64>,
 }
 
 /// `connects`

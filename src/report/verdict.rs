@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::analysis::gates::{self, Gate, GateResult};
 use crate::analysis::stall::Stall;
 use crate::metrics::snapshot::RunTotals;
+use crate::profile::spec::GatesSpec;
 use crate::report::summary::{Status, tester};
 use crate::report::summary_model::{Summary, Verdict};
 
@@ -49,6 +50,10 @@ pub(super) fn verdict(status: Status, totals: &RunTotals) -> Verdict {
             "error",
             "the target process exited during the run; figures cover the time it ran",
         ),
+        Status::Aborted => (
+            "fail",
+            "the run was ended early because a gate could no longer pass",
+        ),
     };
     let mut reasons = vec![reason.to_string()];
     reasons.extend(cpu_line(totals));
@@ -85,8 +90,7 @@ pub fn apply_gates(summary: &mut Summary, gates: &[Gate]) {
         return;
     };
     summary.gates = gates::evaluate(gates, &json);
-    let completed = summary.run.status == Status::Completed;
-    let (result, first, extra) = gate_verdict(&summary.gates, completed);
+    let (result, first, extra) = gate_verdict(&summary.gates, summary.run.status);
     if let Some(result) = result {
         summary.verdict.result = result;
         summary.verdict.reasons[0] = first;
@@ -94,24 +98,23 @@ pub fn apply_gates(summary: &mut Summary, gates: &[Gate]) {
     summary.verdict.reasons.extend(extra);
 }
 
-/// The same on a saved `summary.json` (for `soak report`): gates re-read from its config.
+/// The same on a saved `summary.json` (for `soak report`): gates re-derived from its config
+/// as the run derived them.
 pub fn apply_gates_json(summary: &mut Value) -> Result<(), String> {
-    let checks: Vec<String> = summary
-        .pointer("/config/gates/checks")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let gates = checks
-        .iter()
-        .map(|c| gates::parse(c).map_err(|e| e.to_string()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let spec: GatesSpec = match summary.pointer("/config/gates") {
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| format!("config.gates is not a gates section: {e}"))?,
+        None => GatesSpec::default(),
+    };
+    let gates = crate::profile::resolve::gates_of(&spec)
+        .map_err(|(field, e)| format!("config {field}: {e}"))?;
     let results = gates::evaluate(&gates, summary);
-    let completed = summary.pointer("/run/status").and_then(Value::as_str) == Some("completed");
-    let (result, first, extra) = gate_verdict(&results, completed);
+    let status = match summary.pointer("/run/status").and_then(Value::as_str) {
+        Some("completed") => Status::Completed,
+        Some("aborted") => Status::Aborted,
+        _ => Status::Interrupted, // running, killed, interrupted, target_exited: no pass
+    };
+    let (result, first, extra) = gate_verdict(&results, status);
     summary["gates"] = serde_json::to_value(&results).map_err(|e| e.to_string())?;
     let mut reasons: Vec<Value> = summary
         .pointer("/verdict/reasons")
@@ -119,7 +122,10 @@ pub fn apply_gates_json(summary: &mut Value) -> Result<(), String> {
         .cloned()
         .unwrap_or_default()
         .into_iter()
-        .filter(|r| !r.as_str().is_some_and(|r| r.starts_with("gate `")))
+        .filter(|r| {
+            !r.as_str()
+                .is_some_and(|r| r.starts_with("gate `") || r.starts_with("default gate `"))
+        })
         .collect();
     if let Some(result) = result {
         summary["verdict"]["result"] = Value::from(result);
@@ -134,24 +140,50 @@ pub fn apply_gates_json(summary: &mut Value) -> Result<(), String> {
     Ok(())
 }
 
-/// The verdict gates give a completed run (`None` otherwise), its first reason, and one
-/// reason per failed gate.
+/// The verdict gates give a completed run (`fail` for one ended early by a gate, `None`
+/// otherwise), its first reason, and one reason per failed gate.
 fn gate_verdict(
     results: &[GateResult],
-    completed: bool,
+    status: Status,
 ) -> (Option<&'static str>, String, Vec<String>) {
-    let failed: Vec<&GateResult> = results.iter().filter(|g| !g.passed).collect();
-    let first = if results.is_empty() {
+    let applied: Vec<&GateResult> = results.iter().filter(|g| !g.skipped).collect();
+    let failed: Vec<&GateResult> = applied.iter().copied().filter(|g| !g.passed).collect();
+    let kind = if applied.iter().all(|g| g.default) {
+        "default "
+    } else {
+        ""
+    };
+    let count = |n: usize| if n == 1 { "gate" } else { "gates" };
+    let first = if applied.is_empty() {
         String::from("the run completed and no gates are configured")
     } else if failed.is_empty() {
-        format!("the run completed and all {} gates passed", results.len())
+        format!(
+            "the run completed and all {} {kind}{} passed",
+            applied.len(),
+            count(applied.len())
+        )
     } else {
-        format!("{} of {} gates failed", failed.len(), results.len())
+        format!(
+            "{} of {} {kind}{} failed",
+            failed.len(),
+            applied.len(),
+            count(applied.len())
+        )
     };
-    let result = completed.then_some(if failed.is_empty() { "pass" } else { "fail" });
+    let result = match status {
+        Status::Completed if failed.is_empty() => Some("pass"),
+        Status::Completed | Status::Aborted => Some("fail"),
+        _ => None,
+    };
     let extra = failed
         .iter()
         .map(|g| format!("gate `{}` failed: {}", g.gate, g.message))
+        .chain(
+            results
+                .iter()
+                .filter(|g| g.skipped)
+                .map(|g| format!("default gate `{}` not applied: {}", g.gate, g.message)),
+        )
         .collect();
     (result, first, extra)
 }

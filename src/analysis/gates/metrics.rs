@@ -8,6 +8,9 @@ pub(super) struct Metric {
     pub(super) pointer: &'static str,
     /// Pointer inside a `messages[]` entry for `message=NAME`, when it makes sense.
     pub(super) per_message: Option<&'static str>,
+    /// Only grows during a run (a count, the run's maximum): once past an upper bound, the
+    /// gate can never pass again, so `--abort-on-fail` may end the run at once.
+    pub(super) grows: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,96 +43,112 @@ pub(super) const METRICS: &[Metric] = &[
         name: "connect_p99",
         kind: Kind::Millis,
         pointer: "/connect_time_ms/p99",
+        grows: false,
         per_message: None,
     },
     Metric {
         name: "probe_p99",
         kind: Kind::Millis,
         pointer: "/probes/rtt_ms/p99",
+        grows: false,
         per_message: None,
     },
     Metric {
         name: "error_rate",
         kind: Kind::Ratio,
         pointer: "/totals/error_ratio",
+        grows: false,
         per_message: None,
     },
     Metric {
         name: "connect_success",
         kind: Kind::Ratio,
         pointer: "/connects/success_ratio",
+        grows: false,
         per_message: None,
     },
     Metric {
         name: "errors",
         kind: Kind::Number,
         pointer: "/totals/errors",
+        grows: true,
         per_message: None,
     },
     Metric {
         name: "timeouts",
         kind: Kind::Number,
         pointer: "/errors/timeout",
+        grows: true,
         per_message: Some("/timeouts"),
     },
     Metric {
         name: "received",
         kind: Kind::Number,
         pointer: "/totals/received",
+        grows: true,
         per_message: Some("/received"),
     },
     Metric {
         name: "stalls",
         kind: Kind::Number,
         pointer: "/stalls/count",
+        grows: true,
         per_message: None,
     },
     Metric {
         name: "stall_longest",
         kind: Kind::Millis,
         pointer: "/stalls/longest_ms",
+        grows: true,
         per_message: None,
     },
     Metric {
         name: "tester_bound",
         kind: Kind::Ratio,
         pointer: "/tester/tester_bound_ratio",
+        grows: false,
         per_message: None,
     },
     Metric {
         name: "memory",
         kind: Kind::Verdict,
         pointer: "/memory/verdict",
+        grows: false,
         per_message: None,
     },
     Metric {
         name: "leak",
         kind: Kind::Verdict,
         pointer: "/memory/verdict",
+        grows: false,
         per_message: None,
     },
     Metric {
         name: "slope_mb_h",
         kind: Kind::Number,
         pointer: "/memory/slope_mb_per_hour",
+        grows: false,
         per_message: None,
     },
     Metric {
         name: "retained_mb",
         kind: Kind::Number,
         pointer: "/memory/retained_mb",
+        grows: false,
         per_message: None,
     },
     Metric {
         name: "fd_growth",
         kind: Kind::Number,
         pointer: "/memory/fd_growth",
+        grows: false,
         per_message: None,
     },
     Metric {
         name: "thread_growth",
         kind: Kind::Number,
         pointer: "/memory/thread_growth",
+        grows: false,
         per_message: None,
     },
 ];
@@ -139,6 +158,8 @@ const fn lat(name: &'static str, pointer: &'static str, per_message: &'static st
         name,
         kind: Kind::Millis,
         pointer,
+        // The run's maximum only grows; percentiles and means move both ways.
+        grows: matches!(name.as_bytes(), b"max"),
         per_message: Some(per_message),
     }
 }

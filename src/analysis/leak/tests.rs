@@ -144,3 +144,12 @@ fn normal_cdf_matches_known_values() {
     assert!((normal_cdf(1.96) - 0.975).abs() < 1e-4);
     assert!((normal_cdf(-1.0) - 0.158_655).abs() < 1e-5);
 }
+
+#[test]
+fn p_values_never_print_as_zero() {
+    assert_eq!(show_p(0.0025), "0.0025");
+    assert_eq!(show_p(0.31), "0.31");
+    assert_eq!(show_p(0.049), "0.049");
+    assert_eq!(show_p(1.0), "1.00");
+    assert_eq!(show_p(0.00001), "< 0.0001");
+}
