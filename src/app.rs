@@ -180,3 +180,22 @@ pub fn profiles() -> Result<Outcome, SoakError> {
     }
     Ok(Outcome::Passed)
 }
+
+/// `soak profiles show NAME`: the built-in profile's TOML, as shipped (comments included).
+pub fn show_profile(name: &str) -> Result<Outcome, SoakError> {
+    let text = builtin::get(name).ok_or_else(|| {
+        usage(format!(
+            "no built-in profile `{name}`; built-in profiles: {}",
+            builtin::names().join(", ")
+        ))
+    })?;
+    print!("{text}");
+    Ok(Outcome::Passed)
+}
+
+/// `soak completions SHELL`: the completion script on stdout.
+pub fn completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    let mut command = crate::cli::Cli::command();
+    clap_complete::generate(shell, &mut command, "soak", &mut std::io::stdout());
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::profile::spec::Model;
+use crate::profile::spec::{Model, TargetOutput};
 use crate::units::{Rate, parse_duration, parse_hours, parse_percent, parse_rate};
 
 /// WebSocket and chat-bot soak tester: ramp simulated users up, hold long-lived sessions,
@@ -60,133 +60,167 @@ pub enum Command {
         #[arg(long)]
         accept_current: bool,
     },
-    /// List the built-in profiles with one line each.
-    Profiles,
+    /// List the built-in profiles with one line each, or print one to copy and edit.
+    Profiles {
+        /// `show NAME`: print a built-in profile's TOML.
+        #[command(subcommand)]
+        action: Option<ProfilesAction>,
+    },
+    /// Print a shell completion script (`soak completions bash > ~/.local/share/bash-completion/completions/soak`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
-/// Options of a run. Each also has a profile field; a flag given here wins over the profile.
+/// `soak profiles show NAME`.
+#[derive(Debug, Subcommand)]
+pub enum ProfilesAction {
+    /// Print a built-in profile's TOML (save it, edit it, run it with `--profile FILE`).
+    Show {
+        /// The built-in profile's name (see `soak profiles`).
+        name: String,
+    },
+}
+
+/// Options of a run. Each also has a profile field and a `SOAK_<FLAG>` environment variable
+/// (`SOAK_USERS=3`); a flag given here wins over the variable, and both over the profile.
 #[derive(Debug, Default, Clone, Args)]
 pub struct RunArgs {
     /// Built-in profile name (see `soak profiles`) or path to a profile TOML file.
-    #[arg(long, value_name = "NAME|FILE")]
+    #[arg(long, env = "SOAK_PROFILE", value_name = "NAME|FILE")]
     pub profile: Option<String>,
     /// WebSocket URL of the target (ws://…). Without it, the built-in demo target is started.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, env = "SOAK_URL", value_name = "URL")]
     pub url: Option<String>,
     /// Number of simulated users (one long-lived connection each).
-    #[arg(long, value_name = "N")]
+    #[arg(long, env = "SOAK_USERS", value_name = "N")]
     pub users: Option<u32>,
     /// Length of the whole run in hours, ramps included (`4`, `0.5`).
-    #[arg(long, value_name = "H", value_parser = parse_hours, conflicts_with = "duration")]
+    #[arg(long, env = "SOAK_HOURS", value_name = "H", value_parser = parse_hours, conflicts_with = "duration")]
     pub hours: Option<Duration>,
     /// Length of the whole run, ramps included (`90s`, `30m`, `4h`).
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, env = "SOAK_DURATION", value_name = "DUR", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Time over which users start, evenly spaced (`0s` starts all at once).
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, env = "SOAK_RAMP_UP", value_name = "DUR", value_parser = parse_duration)]
     pub ramp_up: Option<Duration>,
     /// Time over which users stop at the end, evenly spaced.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, env = "SOAK_RAMP_DOWN", value_name = "DUR", value_parser = parse_duration)]
     pub ramp_down: Option<Duration>,
     /// Most connection attempts per second over all users, reconnects included (`200/s`).
-    #[arg(long, value_name = "N/UNIT", value_parser = parse_rate)]
+    #[arg(long, env = "SOAK_CONNECT_RATE", value_name = "N/UNIT", value_parser = parse_rate)]
     pub connect_rate: Option<Rate>,
     /// Load model: `open` (fixed schedule) or `closed` (send, await the reply, think).
-    #[arg(long, value_name = "MODEL")]
+    #[arg(long, env = "SOAK_MODEL", value_name = "MODEL")]
     pub model: Option<Model>,
     /// Messages per user in the open model (`2/s`, `30/m`; `0/s` holds idle connections).
-    #[arg(long, value_name = "N/UNIT", value_parser = parse_rate)]
+    #[arg(long, env = "SOAK_RATE", value_name = "N/UNIT", value_parser = parse_rate)]
     pub rate: Option<Rate>,
     /// Pause after each complete reply in the closed model (`0s`: as fast as the server answers).
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, env = "SOAK_THINK", value_name = "DUR", value_parser = parse_duration)]
     pub think: Option<Duration>,
     /// Message template; fills {{user}}, {{seq}}, {{id}}, {{now_ms}}, {{random}} and CSV columns.
-    #[arg(long, value_name = "TEMPLATE")]
+    #[arg(long, env = "SOAK_MESSAGE", value_name = "TEMPLATE")]
     pub message: Option<String>,
     /// JSON pointer to the field of a reply that holds its request's {{id}} (default `/id`).
-    #[arg(long, value_name = "POINTER")]
+    #[arg(long, env = "SOAK_CORRELATE", value_name = "POINTER")]
     pub correlate: Option<String>,
     /// When a streamed reply is complete: `/done == true`, `/delta missing`, `frames 5`, …
-    #[arg(long, value_name = "RULE")]
+    #[arg(long, env = "SOAK_COMPLETE", value_name = "RULE")]
     pub complete: Option<String>,
     /// How long a reply may take before it counts as a `timeout` error.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, env = "SOAK_REPLY_TIMEOUT", value_name = "DUR", value_parser = parse_duration)]
     pub reply_timeout: Option<Duration>,
     /// Per-user CSV file: a header row, then one row per user (wrapping around).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "SOAK_DATA", value_name = "FILE")]
     pub data: Option<PathBuf>,
     /// Close and reopen each connection after this long (churn).
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, env = "SOAK_LIFETIME", value_name = "DUR", value_parser = parse_duration)]
     pub lifetime: Option<Duration>,
     /// Extra handshake header, `'Name: value'` (repeatable).
-    #[arg(long = "header", value_name = "'K: V'")]
+    #[arg(long = "header", env = "SOAK_HEADER", value_name = "'K: V'")]
     pub headers: Vec<String>,
     /// WebSocket subprotocol to offer (repeatable).
-    #[arg(long = "subprotocol", value_name = "NAME")]
+    #[arg(long = "subprotocol", env = "SOAK_SUBPROTOCOL", value_name = "NAME")]
     pub subprotocols: Vec<String>,
     /// Accept self-signed or otherwise unverifiable TLS certificates (never the default).
-    #[arg(long)]
+    #[arg(long, env = "SOAK_INSECURE")]
     pub insecure: bool,
     /// Time allowed for TCP connect, TLS and the WebSocket handshake.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, env = "SOAK_HANDSHAKE_TIMEOUT", value_name = "DUR", value_parser = parse_duration)]
     pub handshake_timeout: Option<Duration>,
     /// Length of one timeseries interval (one row of timeseries.csv, one progress line).
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, env = "SOAK_INTERVAL", value_name = "DUR", value_parser = parse_duration)]
     pub interval: Option<Duration>,
     /// Probe connections that time pings to detect event-loop stalls (0 turns them off).
-    #[arg(long, value_name = "N")]
+    #[arg(long, env = "SOAK_PROBES", value_name = "N")]
     pub probes: Option<u32>,
     /// App-level probe message (template) instead of WebSocket pings.
-    #[arg(long, value_name = "TEMPLATE")]
+    #[arg(long, env = "SOAK_PROBE_MESSAGE", value_name = "TEMPLATE")]
     pub probe_message: Option<String>,
     /// A probe answered later than this is late (a stall needs most probes late at once).
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, env = "SOAK_STALL_THRESHOLD", value_name = "DUR", value_parser = parse_duration)]
     pub stall_threshold: Option<Duration>,
     /// PID of the target's process, sampled (with its children) for memory, CPU, fds, threads.
-    #[arg(long, value_name = "PID", conflicts_with_all = ["target_name", "target_cmd"])]
+    #[arg(long, env = "SOAK_TARGET_PID", value_name = "PID", conflicts_with_all = ["target_name", "target_cmd"])]
     pub target_pid: Option<u32>,
     /// Name of the target's process (exactly one running process, or one process tree).
-    #[arg(long, value_name = "NAME", conflicts_with = "target_cmd")]
+    #[arg(
+        long,
+        env = "SOAK_TARGET_NAME",
+        value_name = "NAME",
+        conflicts_with = "target_cmd"
+    )]
     pub target_name: Option<String>,
     /// Shell command that starts the target: soak starts it, waits for --url to accept
     /// connections, samples it, and stops it at the end.
-    #[arg(long, value_name = "'CMD …'")]
+    #[arg(long, env = "SOAK_TARGET_CMD", value_name = "'CMD …'")]
     pub target_cmd: Option<String>,
+    /// Where a --target-cmd's output goes: `log` (target.log in the results folder) or
+    /// `console` (also printed above the progress bar).
+    #[arg(long, env = "SOAK_TARGET_OUTPUT", value_name = "WHERE")]
+    pub target_output: Option<TargetOutput>,
     /// Time between readings of the target (and of soak itself).
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, env = "SOAK_SAMPLE_INTERVAL", value_name = "DUR", value_parser = parse_duration)]
     pub sample_interval: Option<Duration>,
     /// Idle time before the load, for the target's memory baseline.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, env = "SOAK_BASELINE", value_name = "DUR", value_parser = parse_duration)]
     pub baseline: Option<Duration>,
     /// Time after the load while sampling goes on (does the target give memory back?).
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, env = "SOAK_COOLDOWN", value_name = "DUR", value_parser = parse_duration)]
     pub cooldown: Option<Duration>,
     /// The target's memory limit in MB: a leak's time to reach it is projected.
-    #[arg(long, value_name = "MB")]
+    #[arg(long, env = "SOAK_MEMORY_LIMIT", value_name = "MB")]
     pub memory_limit: Option<f64>,
     /// Mock APIs to run in-process for the target: `llm` (OpenAI-compatible), `telegram`.
     /// Their URLs reach a --target-cmd in OPENAI_BASE_URL / TELEGRAM_API_URL.
-    #[arg(long = "mock", value_name = "NAMES", value_delimiter = ',')]
+    #[arg(
+        long = "mock",
+        env = "SOAK_MOCK",
+        value_name = "NAMES",
+        value_delimiter = ','
+    )]
     pub mocks: Vec<String>,
     /// A pass/fail check on the results, like 'p99 < 250ms' or 'memory != leak'
     /// (repeatable). Any gate given replaces the default gates.
-    #[arg(long = "gate", value_name = "EXPR")]
+    #[arg(long = "gate", env = "SOAK_GATE", value_name = "EXPR")]
     pub gates: Vec<String>,
     /// No default gates (connect success > 95 %, error rate < 5 %, the profile's verdict
     /// gates) when no gate is configured: the run then passes whenever it completes.
-    #[arg(long)]
+    #[arg(long, env = "SOAK_NO_DEFAULT_GATES")]
     pub no_default_gates: bool,
     /// End the run early (exit 1, results written) once a gate can no longer pass.
-    #[arg(long)]
+    #[arg(long, env = "SOAK_ABORT_ON_FAIL")]
     pub abort_on_fail: bool,
     /// With --abort-on-fail: no early end before this long after the ramp-up.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, env = "SOAK_ABORT_GRACE", value_name = "DUR", value_parser = parse_duration)]
     pub abort_grace: Option<Duration>,
     /// Folder under which the run's results folder is created (default `results/`).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "SOAK_OUT", value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Print nothing but errors.
-    #[arg(long)]
+    /// Print nothing but errors and, as the last line, the results folder.
+    #[arg(long, env = "SOAK_QUIET")]
     pub quiet: bool,
 }
 

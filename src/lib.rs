@@ -64,7 +64,14 @@ pub async fn run(cli: Cli) -> Result<Outcome, SoakError> {
             margin,
             accept_current,
         }) => app::lock(&run_dir, margin, accept_current),
-        Some(Command::Profiles) => app::profiles(),
+        Some(Command::Profiles { action: None }) => app::profiles(),
+        Some(Command::Profiles {
+            action: Some(cli::ProfilesAction::Show { name }),
+        }) => app::show_profile(&name),
+        Some(Command::Completions { shell }) => {
+            app::completions(shell);
+            Ok(Outcome::Passed)
+        }
     }
 }
 

@@ -1,18 +1,25 @@
-//! The live view: an indicatif bar on a terminal, one plain line per interval otherwise
-//! (CI logs), nothing with `--quiet`. Fed by interval snapshots on the writer thread.
+//! The live view: an indicatif bar when stdout is a terminal, one plain line per interval
+//! otherwise (CI logs), and at the end the run's headline figures and a PASS/FAIL line;
+//! with `--quiet` only the results folder, as the last line. Fed by interval snapshots on
+//! the writer thread.
+//!
+//! Everything is drawn on stdout, and the bar is chosen by whether *stdout* is a terminal:
+//! `soak … 2>server.log` still shows the bar, and the target's output (which goes to
+//! `target.log`, or above the bar with `--target-output console`) never tears it.
 
+use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::metrics::snapshot::{IntervalSnapshot, RunTotals};
+use crate::metrics::snapshot::{IntervalSnapshot, LatencyStats, RunTotals};
 use crate::report::summary::{Stalls, Summary};
 
 /// How progress is shown.
 pub enum Progress {
-    /// Nothing (`--quiet`).
+    /// Nothing but the results folder at the end (`--quiet`).
     Quiet,
     /// One line per interval on stdout.
     Lines {
@@ -39,12 +46,23 @@ impl Progress {
         if !std::io::stdout().is_terminal() {
             return Progress::Lines { total, users };
         }
-        let bar = ProgressBar::new(total.as_millis() as u64);
+        let bar = ProgressBar::with_draw_target(
+            Some(total.as_millis() as u64),
+            ProgressDrawTarget::stdout(),
+        );
         let style = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
         bar.set_style(style);
         Progress::Bar { bar, users }
+    }
+
+    /// The live bar, when one is drawn (other output must go above it).
+    pub fn bar(&self) -> Option<&ProgressBar> {
+        match self {
+            Progress::Bar { bar, .. } => Some(bar),
+            _ => None,
+        }
     }
 
     /// Shows one interval.
@@ -63,60 +81,149 @@ impl Progress {
         }
     }
 
-    /// Ends the display with the run's headline figures and where the results are.
+    /// Ends the display with the run's headline figures, where the report is, and a
+    /// PASS/FAIL line (coloured on a terminal unless `NO_COLOR` is set); `--quiet` prints
+    /// only the results folder.
     pub fn finish(&mut self, summary: &Summary, dir: &Path) {
         if let Progress::Bar { bar, .. } = self {
             bar.finish_and_clear();
         }
         if matches!(self, Progress::Quiet) {
+            println!("{}", dir.display());
             return;
         }
-        let t = &summary.totals;
-        println!(
-            "soak: {} — sent {}, received {}, errors {}, connects {}/{}",
-            summary.run.status.label(),
-            t.sent,
-            t.received,
-            t.errors,
-            summary.connects.successes,
-            summary.connects.attempts
+        let colour = std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        print!("{}", end_of_run(summary, dir, colour));
+    }
+}
+
+/// The console's end of a run: totals, percentiles (TTFF too), the per-message table of a
+/// scenario, gates, memory and stalls in words, the report's path, and PASS/FAIL.
+pub fn end_of_run(summary: &Summary, dir: &Path, colour: bool) -> String {
+    let mut out = String::new();
+    let t = &summary.totals;
+    let c = &summary.connects;
+    let rate = t
+        .error_ratio
+        .map_or(String::from("n/a"), |r| format!("{:.2} %", r * 100.0));
+    let _ = writeln!(
+        out,
+        "soak: {} after {:.1} s — sent {}, received {}, errors {} ({rate} of attempts), connects {}/{}",
+        summary.run.status.label(),
+        summary.run.elapsed_s,
+        t.sent,
+        t.received,
+        t.errors,
+        c.successes,
+        c.attempts
+    );
+    let streamed = summary.ttff_ms.is_some();
+    let label = if streamed {
+        "last frame (TTLF)"
+    } else {
+        "latency"
+    };
+    match &summary.latency_ms.run {
+        Some(l) => {
+            let _ = writeln!(out, "soak: {label:<17} {}", percentiles(l));
+        }
+        None => {
+            let _ = writeln!(out, "soak: {label:<17} no replies");
+        }
+    }
+    if let Some(f) = summary.ttff_ms.as_ref().and_then(|t| t.run.as_ref()) {
+        let _ = writeln!(out, "soak: {:<17} {}", "first frame (TTFF)", percentiles(f));
+    }
+    if summary.messages.len() > 1 {
+        messages(&mut out, summary);
+    }
+    for g in &summary.gates {
+        let mark = match (g.skipped, g.passed) {
+            (true, _) => "skip",
+            (false, true) => "pass",
+            (false, false) => "FAIL",
+        };
+        let default = if g.default { " (default)" } else { "" };
+        let _ = writeln!(
+            out,
+            "soak: gate {mark}  {}{default} — {}",
+            g.gate, g.message
         );
-        if let Some(l) = &summary.latency_ms.run {
-            println!(
-                "soak: latency ms  p50 {}  p95 {}  p99 {}  p99.9 {}  max {}",
-                l.p50, l.p95, l.p99, l.p99_9, l.max
-            );
-        }
-        for g in &summary.gates {
-            let mark = if g.passed { "pass" } else { "FAIL" };
-            println!("soak: gate {mark}  {}  — {}", g.gate, g.message);
-        }
-        if let Some(m) = &summary.memory {
-            println!(
-                "soak: memory verdict {} — {}",
-                m.report.verdict.verdict, m.report.verdict.reason
-            );
-        }
-        if let Some(stalls) = &summary.stalls {
-            print_stalls(stalls);
-        }
-        if summary.tester.bottleneck {
-            println!(
-                "soak: WARNING {}",
-                summary
-                    .verdict
-                    .reasons
-                    .iter()
-                    .find(|r| r.starts_with("soak itself"))
-                    .map_or("", String::as_str)
-            );
-        }
-        println!("soak: results in {}", dir.display());
+    }
+    if let Some(m) = &summary.memory {
+        let _ = writeln!(
+            out,
+            "soak: memory verdict {} — {}",
+            m.report.verdict.verdict, m.report.verdict.reason
+        );
+    }
+    if let Some(stalls) = &summary.stalls {
+        print_stalls(&mut out, stalls);
+    }
+    if summary.tester.bottleneck {
+        let why = summary
+            .verdict
+            .reasons
+            .iter()
+            .find(|r| r.starts_with("soak itself"))
+            .map_or("", String::as_str);
+        let _ = writeln!(out, "soak: WARNING {why}");
+    }
+    let _ = writeln!(out, "soak: report  {}", dir.join("report.html").display());
+    let _ = writeln!(out, "soak: results {}", dir.display());
+    let (word, paint) = match summary.verdict.result {
+        "pass" => ("PASS", "32"),
+        "fail" => ("FAIL", "31"),
+        other => (other, "33"),
+    };
+    let why = summary.verdict.reasons.first().map_or("", String::as_str);
+    if colour {
+        let _ = writeln!(out, "\x1b[1;{paint}m{word}\x1b[0m  {why}");
+    } else {
+        let _ = writeln!(out, "{word}  {why}");
+    }
+    out
+}
+
+fn percentiles(l: &LatencyStats) -> String {
+    format!(
+        "p50 {:.1} ms  p95 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  ({} replies)",
+        l.p50, l.p95, l.p99, l.p99_9, l.max, l.count
+    )
+}
+
+/// The per-message table of a scenario, like Locust's per-endpoint one.
+fn messages(out: &mut String, summary: &Summary) {
+    let width = summary
+        .messages
+        .iter()
+        .map(|m| m.name.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let _ = writeln!(
+        out,
+        "soak:   {:<width$} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "message", "sent", "received", "timeouts", "p50 ms", "p99 ms"
+    );
+    for m in &summary.messages {
+        let (p50, p99) = m
+            .latency_ms
+            .as_ref()
+            .map_or((String::from("-"), String::from("-")), |l| {
+                (format!("{:.1}", l.p50), format!("{:.1}", l.p99))
+            });
+        let _ = writeln!(
+            out,
+            "soak:   {:<width$} {:>9} {:>9} {:>9} {p50:>9} {p99:>9}",
+            m.name, m.counts.sent, m.counts.received, m.counts.timeouts
+        );
     }
 }
 
 /// The stall count and the first five stalls blamed on the target.
-fn print_stalls(stalls: &Stalls) {
+fn print_stalls(out: &mut String, stalls: &Stalls) {
     let tester_bound = if stalls.tester_bound_count > 0 {
         format!(
             ", plus {} while soak itself was late",
@@ -125,12 +232,21 @@ fn print_stalls(stalls: &Stalls) {
     } else {
         String::new()
     };
-    println!(
+    if stalls.count == 0 {
+        let _ = writeln!(
+            out,
+            "soak: event-loop stalls none — the target answered its probes in time{tester_bound}"
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
         "soak: event-loop stalls {} (longest {:.0} ms, total {:.0} ms){tester_bound}",
         stalls.count, stalls.longest_ms, stalls.total_ms,
     );
     for s in stalls.list.iter().filter(|s| !s.stall.tester_bound).take(5) {
-        println!(
+        let _ = writeln!(
+            out,
             "soak:   at {} (+{:.1} s) for {:.0} ms",
             s.at, s.stall.start_s, s.stall.length_ms
         );

@@ -22,13 +22,14 @@ use crate::metrics::snapshot::RunTotals;
 use crate::mocks::Mocks;
 use crate::plan::Plan;
 use crate::profile::resolve::{RunConfig, Target, TargetProcess};
-use crate::profile::spec::Model;
+use crate::profile::spec::{Model, TargetOutput};
 use crate::profile::{self, overrides, resolve};
 use crate::progress::Progress;
 use crate::report::summary::{ProbeInfo, RunMeta, Status};
 use crate::report::timeseries::Columns;
 use crate::report::{RunDir, Writer};
 use crate::sampler::target::{self, Started};
+use crate::sampler::target_log::TargetLog;
 use crate::sampler::{ProcMsg, Sampler};
 use crate::signals::{Root, Stop};
 
@@ -41,7 +42,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
     overrides::apply(&args, &mut loaded.spec);
     let config = resolve::resolve(&loaded)?;
     let mocks = Mocks::start(config.llm.clone(), config.telegram.clone())?;
-    let process = find_target(&config, args.quiet, &mocks.env())?.map(Arc::new);
+    let process = find_target(&config, &mocks.env())?.map(Arc::new);
     let result = with_target(&config, args.quiet, process.clone(), &mocks).await;
     if let Some(process) = &process {
         process.stop(config.process.stop_grace).await;
@@ -51,16 +52,13 @@ pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
 }
 
 /// Finds the target process by PID or name, or starts it; `None` when none is watched.
-fn find_target(
-    config: &RunConfig,
-    quiet: bool,
-    env: &[(String, String)],
-) -> Result<Option<Started>, SoakError> {
+fn find_target(config: &RunConfig, env: &[(String, String)]) -> Result<Option<Started>, SoakError> {
+    let console = config.effective.process.output == TargetOutput::Console;
     Ok(match &config.process.target {
         TargetProcess::None => None,
         TargetProcess::Pid(pid) => Some(target::by_pid(*pid)?),
         TargetProcess::Name(name) => Some(target::by_name(name)?),
-        TargetProcess::Cmd(cmd) => Some(target::spawn(cmd, env, quiet)?),
+        TargetProcess::Cmd(cmd) => Some(target::spawn(cmd, env, console)?),
     })
 }
 
@@ -71,7 +69,10 @@ async fn with_target(
     mocks: &Mocks,
 ) -> Result<Outcome, SoakError> {
     let (url, demo) = target_url(config, mocks)?;
-    let transport = transport(config, &url, mocks, process.as_deref()).await?;
+    let log = process.as_ref().and_then(|p| p.log.clone());
+    let transport = transport(config, &url, mocks, process.as_deref())
+        .await
+        .map_err(|err| with_early_output(err, log.as_deref()))?;
     let started_at = SystemTime::now();
     let dir = RunDir::create(
         &config.out_dir,
@@ -79,6 +80,14 @@ async fn with_target(
         started_at,
         columns(config),
     )?;
+    if let Some(log) = &log {
+        log.to_file(&dir.path.join("target.log")).map_err(|err| {
+            could_not_run(format!(
+                "cannot write target.log in {}: {err}",
+                dir.path.display()
+            ))
+        })?;
+    }
     let shown = dir.path.display().to_string();
     let plan = Plan::build(config);
     let shown_target = match &transport {
@@ -112,6 +121,9 @@ async fn with_target(
         (watch, stop)
     });
     let progress = Progress::new(quiet, plan.total(), plan.users());
+    if let (Some(log), Some(bar)) = (&log, progress.bar()) {
+        log.above(bar.clone());
+    }
     let writer = Writer::spawn(dir, meta, progress, abort)?;
     let totals = soak_it(config, plan, transport, &writer, &root, process).await;
     let status = match root.why() {
@@ -130,6 +142,23 @@ async fn with_target(
         Some(Stop::TargetExited(how)) => Err(could_not_run(format!(
             "{how} during the run; results are in {shown}"
         ))),
+    }
+}
+
+/// A failure before the results folder exists, with the last lines the target printed
+/// (they usually say why it did not come up).
+fn with_early_output(err: SoakError, log: Option<&TargetLog>) -> SoakError {
+    let early = log.map(TargetLog::early).unwrap_or_default();
+    let lines: Vec<&str> = early.lines().collect();
+    if lines.is_empty() {
+        return err;
+    }
+    let tail = lines[lines.len().saturating_sub(20)..].join("\n  ");
+    match err {
+        SoakError::CouldNotRun(msg) => {
+            SoakError::CouldNotRun(format!("{msg}\nthe target's last output:\n  {tail}"))
+        }
+        other => other,
     }
 }
 

@@ -6,6 +6,7 @@ mod cli;
 mod clients;
 mod common;
 mod memory;
+mod morning;
 mod run;
 mod sessions;
 mod stalls;

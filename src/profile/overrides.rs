@@ -87,6 +87,7 @@ fn process(args: &RunArgs, process: &mut ProcessSpec) {
     put(&mut process.name, args.target_name.clone().map(Some));
     put(&mut process.cmd, args.target_cmd.clone().map(Some));
     put(&mut process.interval, args.sample_interval);
+    put(&mut process.output, args.target_output);
     put(&mut process.baseline, args.baseline.map(Some));
     put(&mut process.cooldown, args.cooldown.map(Some));
     put(&mut process.memory_limit_mb, args.memory_limit.map(Some));

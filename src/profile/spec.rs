@@ -356,6 +356,20 @@ pub struct ProcessSpec {
     pub leak_min_pct_per_hour: f64,
     /// Significance level of the trend test.
     pub leak_alpha: f64,
+    /// Where a started target's output goes: `log` (`target.log` in the results folder)
+    /// or `console` (also printed above the progress bar).
+    pub output: TargetOutput,
+}
+
+/// Where a started target's stdout and stderr go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetOutput {
+    /// `target.log` in the results folder only.
+    #[default]
+    Log,
+    /// `target.log`, and the console too (above the progress bar, never through it).
+    Console,
 }
 
 impl Default for ProcessSpec {
@@ -373,6 +387,7 @@ impl Default for ProcessSpec {
             memory_limit_mb: None,
             leak_min_mb_per_hour: 1.0,
             leak_min_pct_per_hour: 1.0,
+            output: TargetOutput::Log,
             leak_alpha: 0.01,
         }
     }

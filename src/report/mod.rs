@@ -29,7 +29,7 @@ use std::time::SystemTime;
 use crate::analysis::abort::Abort;
 use crate::error::{SoakError, could_not_run, usage};
 use crate::metrics::aggregator::Sink;
-use crate::metrics::snapshot::{IntervalSnapshot, RunTotals};
+use crate::metrics::snapshot::{IntervalSnapshot, ProcRow, RunTotals};
 use crate::plan::PhaseSpan;
 use crate::progress::Progress;
 use crate::report::summary::{RunMeta, Status, Summary};
@@ -47,6 +47,8 @@ pub struct RunDir {
     hlog: BufWriter<File>,
     events: BufWriter<File>,
     memory: BufWriter<File>,
+    /// The newest sampler reading so far, carried into rows that hold none of their own.
+    latest: Option<ProcRow>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -84,6 +86,7 @@ impl RunDir {
                 Err(err) => return Err(not_writable(err)),
             }
         }
+        point_latest(out, &path);
         let open = |name: &str| {
             File::create(path.join(name))
                 .map(BufWriter::new)
@@ -107,6 +110,7 @@ impl RunDir {
             hlog,
             events,
             memory,
+            latest: None,
         })
     }
 
@@ -128,7 +132,15 @@ impl RunDir {
             memory::write_row(&mut self.memory, self.started, phases, row)?;
         }
         self.memory.flush()?;
-        timeseries::write_row(&mut self.timeseries, &self.columns, snapshot)?;
+        if let Some(row) = snapshot.readings.last() {
+            self.latest = Some(*row);
+        }
+        timeseries::write_row(
+            &mut self.timeseries,
+            &self.columns,
+            snapshot,
+            self.latest.as_ref(),
+        )?;
         self.timeseries.flush()?;
         hlog::write_interval(&mut self.hlog, serializer, snapshot)?;
         self.hlog.flush()?;
@@ -210,6 +222,24 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, bytes)?;
     fs::rename(tmp, path)
+}
+
+/// Points `<out>/latest` at the run folder (a relative symlink, replaced atomically), so
+/// the newest run is always at the same path. A `latest` that is not a symlink is left
+/// alone; failing to link is not worth failing a run for.
+fn point_latest(out: &Path, run: &Path) {
+    let (Some(name), latest) = (run.file_name(), out.join("latest")) else {
+        return;
+    };
+    if fs::symlink_metadata(&latest).is_ok_and(|m| !m.file_type().is_symlink()) {
+        return;
+    }
+    let tmp = out.join(format!(".latest-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    #[cfg(unix)]
+    if std::os::unix::fs::symlink(name, &tmp).is_ok() && fs::rename(&tmp, &latest).is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
 }
 
 /// `2026-11-23T02-01-00Z`: sortable, and valid in file names everywhere.
@@ -331,6 +361,13 @@ mod tests {
         let b = RunDir::create(tmp.path(), "smoke", t, Columns::default()).unwrap();
         assert_eq!(a.id(), "1970-01-01T00-00-00Z-smoke");
         assert_eq!(b.id(), "1970-01-01T00-00-00Z-smoke-2");
+        let latest = tmp.path().join("latest");
+        assert_eq!(
+            fs::read_link(&latest).unwrap(),
+            PathBuf::from("1970-01-01T00-00-00Z-smoke-2"),
+            "latest points at the newest run, relatively"
+        );
+        assert!(latest.join("timeseries.csv").exists());
         let header = fs::read_to_string(a.path.join("timeseries.csv")).unwrap();
         assert_eq!(header.trim(), timeseries::HEADER);
     }

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use crate::metrics::snapshot::{IntervalSnapshot, MsgStats};
+use crate::metrics::snapshot::{IntervalSnapshot, MsgStats, ProcRow};
 use crate::report::summary::timestamp;
 
 /// The columns every run has.
@@ -41,7 +41,16 @@ pub fn write_header<W: Write>(mut out: W, columns: &Columns) -> io::Result<()> {
 }
 
 /// Writes one interval's row; percentile cells are empty when no reply arrived in it.
-pub fn write_row<W: Write>(mut out: W, columns: &Columns, s: &IntervalSnapshot) -> io::Result<()> {
+/// The memory and CPU cells carry `latest`, the newest sampler reading so far (readings
+/// land a few ms either side of an interval's end, so an interval may hold none of its
+/// own; `memory.csv` keeps every reading with its time). They are empty only before the
+/// first reading.
+pub fn write_row<W: Write>(
+    mut out: W,
+    columns: &Columns,
+    s: &IntervalSnapshot,
+    latest: Option<&ProcRow>,
+) -> io::Result<()> {
     let secs = s.seconds();
     let per_s = |n: u64| n as f64 / secs;
     write!(
@@ -65,7 +74,7 @@ pub fn write_row<W: Write>(mut out: W, columns: &Columns, s: &IntervalSnapshot) 
         None => write!(out, ",")?,
     }
     write!(out, ",{}", s.lag_max_ms)?;
-    let last = s.readings.last();
+    let last = s.readings.last().or(latest);
     match last {
         Some(r) => write!(out, ",{:.3},{:.1}", r.tester.rss_mb(), r.tester.cpu_pct)?,
         None => write!(out, ",,")?,
@@ -147,7 +156,7 @@ mod tests {
         let columns = Columns::default();
         let mut out = Vec::new();
         write_header(&mut out, &columns).unwrap();
-        write_row(&mut out, &columns, &s).unwrap();
+        write_row(&mut out, &columns, &s, None).unwrap();
         s.latency = Some(LatencyStats {
             count: 1,
             p50: 1.5,
@@ -158,7 +167,7 @@ mod tests {
             max: 2.5,
             mean: 1.6,
         });
-        write_row(&mut out, &columns, &s).unwrap();
+        write_row(&mut out, &columns, &s, None).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<_> = text.lines().collect();
         let cells = HEADER.split(',').count();
@@ -208,7 +217,7 @@ mod tests {
         };
         let mut out = Vec::new();
         write_header(&mut out, &columns).unwrap();
-        write_row(&mut out, &columns, &s).unwrap();
+        write_row(&mut out, &columns, &s, None).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<_> = text.lines().collect();
         let header: Vec<_> = lines[0].split(',').collect();
@@ -218,5 +227,57 @@ mod tests {
         assert_eq!(at("chat_sent_per_s"), "8.00");
         assert_eq!(at("history_sent_per_s"), "2.00");
         assert_eq!(at("ttff_p50_ms"), "");
+    }
+
+    #[test]
+    fn a_row_with_no_reading_of_its_own_carries_the_latest() {
+        let columns = Columns {
+            target: true,
+            ..Columns::default()
+        };
+        let reading = crate::sampler::Reading {
+            rss_bytes: 42_000_000,
+            cpu_pct: 12.5,
+            fds: 17,
+            threads: 4,
+            procs: 1,
+        };
+        let latest = ProcRow {
+            at_ms: 990,
+            target: Some(reading),
+            tester: reading,
+        };
+        let s = IntervalSnapshot {
+            start: Duration::from_secs(1),
+            end: Duration::from_secs(2),
+            wall_end: SystemTime::UNIX_EPOCH,
+            phase: Phase::Hold,
+            active_users: 1,
+            open_connections: 1,
+            counters: Counters::default(),
+            latency: None,
+            ttff: None,
+            messages: vec![],
+            histograms: vec![],
+            events: vec![],
+            probe: None,
+            lag_max_ms: 0.0,
+            readings: vec![],
+        };
+        let mut out = Vec::new();
+        write_header(&mut out, &columns).unwrap();
+        write_row(&mut out, &columns, &s, None).unwrap();
+        write_row(&mut out, &columns, &s, Some(&latest)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        let header: Vec<_> = lines[0].split(',').collect();
+        let cell = |line: usize, name: &str| {
+            let row: Vec<_> = lines[line].split(',').collect();
+            row[header.iter().position(|h| *h == name).unwrap()].to_string()
+        };
+        assert_eq!(cell(1, "target_rss_mb"), "", "no reading yet: empty");
+        assert_eq!(cell(2, "target_rss_mb"), "42.000");
+        assert_eq!(cell(2, "target_fds"), "17");
+        assert_eq!(cell(2, "tester_cpu_pct"), "12.5");
     }
 }

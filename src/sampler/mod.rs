@@ -7,6 +7,7 @@
 //! the tree of children is rediscovered only every [`DISCOVER_EVERY`] ticks.
 
 pub mod target;
+pub mod target_log;
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};

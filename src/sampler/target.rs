@@ -2,7 +2,7 @@
 //! when it has exited, and stopping what soak started.
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, Signal, System};
@@ -10,6 +10,7 @@ use tokio::time::{Instant, sleep};
 
 use crate::engine::connect::Dialer;
 use crate::error::{SoakError, could_not_run, usage};
+use crate::sampler::target_log::TargetLog;
 
 /// How often a starting target is tried, and how often a stopping one is checked.
 const POLL: Duration = Duration::from_millis(50);
@@ -21,6 +22,8 @@ pub struct Started {
     pub pid: u32,
     /// The child, when soak started it (so soak reaps and stops it).
     child: Mutex<Option<Child>>,
+    /// Its output, when soak started it.
+    pub log: Option<Arc<TargetLog>>,
 }
 
 impl Started {
@@ -99,6 +102,7 @@ pub fn by_pid(pid: u32) -> Result<Started, SoakError> {
     Ok(Started {
         pid,
         child: Mutex::new(None),
+        log: None,
     })
 }
 
@@ -139,6 +143,7 @@ pub fn by_name(name: &str) -> Result<Started, SoakError> {
         [root] => Ok(Started {
             pid: root.as_u32(),
             child: Mutex::new(None),
+            log: None,
         }),
         [] => Err(usage(format!(
             "--target-name {name}: no running process has that name"
@@ -170,30 +175,17 @@ fn shown(sys: &System, pid: Pid) -> String {
 }
 
 /// Starts `cmd` with `sh -c` in its own process group (a Ctrl-C at the terminal reaches
-/// soak, which then stops the target in order). Its output goes to soak's stderr, or
-/// nowhere with `--quiet`.
-pub fn spawn(cmd: &str, env: &[(String, String)], quiet: bool) -> Result<Started, SoakError> {
-    use std::os::fd::AsFd;
+/// soak, which then stops the target in order). Its stdout and stderr go to a
+/// [`TargetLog`]: `target.log` in the results folder, and the console with `console`.
+pub fn spawn(cmd: &str, env: &[(String, String)], console: bool) -> Result<Started, SoakError> {
     use std::os::unix::process::CommandExt;
-    let out = || {
-        if quiet {
-            Stdio::null()
-        } else {
-            Stdio::inherit()
-        }
-    };
-    // The target's stdout goes to soak's stderr: soak's stdout stays soak's progress.
-    let stderr_as_stdout = || match std::io::stderr().as_fd().try_clone_to_owned() {
-        Ok(fd) if !quiet => Stdio::from(fd),
-        _ => Stdio::null(),
-    };
-    let child = Command::new("sh")
+    let mut child = Command::new("sh")
         .arg("-c")
         .arg(cmd)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stdout(stderr_as_stdout())
-        .stderr(out())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
         .map_err(|err| {
@@ -202,9 +194,17 @@ pub fn spawn(cmd: &str, env: &[(String, String)], quiet: bool) -> Result<Started
                 crate::redact::command(cmd)
             ))
         })?;
+    let log = TargetLog::new(console);
+    if let Some(out) = child.stdout.take() {
+        log.follow(out);
+    }
+    if let Some(err) = child.stderr.take() {
+        log.follow(err);
+    }
     Ok(Started {
         pid: child.id(),
         child: Mutex::new(Some(child)),
+        log: Some(log),
     })
 }
 

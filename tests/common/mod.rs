@@ -48,12 +48,13 @@ pub async fn soak_line(out: &Path, line: &str) -> Result<Outcome, SoakError> {
     soak(out, &args).await
 }
 
-/// The one run folder under `out`.
+/// The one run folder under `out` (the `latest` symlink beside it is not a folder).
 pub fn run_dir(out: &Path) -> PathBuf {
     let dirs: Vec<_> = std::fs::read_dir(out)
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| e.path())
         .collect();
     assert_eq!(
         dirs.len(),

@@ -1,0 +1,295 @@
+//! The morning after a nightly soak: default gates fail a dead server's run, a profile's
+//! verdict gates fail the run that found the problem (exit code, summary, console, JUnit
+//! and report agree), `soak lock` will not bless it, `--abort-on-fail` ends a hopeless run
+//! early, and the conventions: `SOAK_*` variables, completions, `profiles show`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use soak::Outcome;
+use soak_mocks::demo::DemoConfig;
+use tokio::net::TcpListener;
+
+use crate::common::{demo_on_own_thread, run_dir, soak, soak_bin, summary, timeseries};
+
+/// A WebSocket server that completes every handshake and closes the connection at once.
+async fn closing_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await {
+                    let _ = ws.close(None).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn short(url: &str) -> Vec<String> {
+    format!("--url {url} --users 3 --duration 3s --ramp-up 0s --ramp-down 0s --probes 0")
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+async fn run(out: &Path, args: &[String], extra: &[&str]) -> Outcome {
+    let mut argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    argv.extend_from_slice(extra);
+    soak(out, &argv).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_closes_every_connection_fails_the_default_gates() {
+    let url = format!("ws://{}/ws", closing_server().await);
+    let out = tempfile::tempdir().unwrap();
+    let outcome = run(out.path(), &short(&url), &[]).await;
+    assert_eq!(outcome, Outcome::GateFailed);
+    let s = summary(out.path());
+    assert_eq!(s["verdict"]["result"], "fail", "{}", s["verdict"]);
+    let gates = s["gates"].as_array().unwrap();
+    assert!(gates.iter().all(|g| g["default"] == true), "{gates:?}");
+    let rate = gates.iter().find(|g| g["metric"] == "error_rate").unwrap();
+    assert_eq!(rate["passed"], false, "{rate}");
+    assert!(s["totals"]["error_ratio"].as_f64().unwrap() > 0.3, "{}", s["totals"]);
+
+    let out = tempfile::tempdir().unwrap();
+    let outcome = run(out.path(), &short(&url), &["--no-default-gates"]).await;
+    assert_eq!(outcome, Outcome::Passed, "no gates, nothing to fail");
+    assert!(summary(out.path())["gates"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_given_gate_replaces_the_defaults() {
+    let url = format!("ws://{}/ws", closing_server().await);
+    let out = tempfile::tempdir().unwrap();
+    let outcome = run(out.path(), &short(&url), &["--gate", "connect_success > 50%"]).await;
+    assert_eq!(outcome, Outcome::Passed);
+    let gates = summary(out.path())["gates"].clone();
+    assert_eq!(gates.as_array().unwrap().len(), 1, "{gates}");
+    assert_eq!(gates[0]["default"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_on_fail_ends_an_erroring_run_early_with_results() {
+    let url = format!("ws://{}/ws", closing_server().await);
+    let out = tempfile::tempdir().unwrap();
+    let args: Vec<String> =
+        format!("--url {url} --users 3 --duration 60s --ramp-up 0s --ramp-down 0s --probes 0")
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+    let started = std::time::Instant::now();
+    let outcome = run(
+        out.path(),
+        &args,
+        &["--abort-on-fail", "--abort-grace", "1s"],
+    )
+    .await;
+    assert_eq!(outcome, Outcome::GateFailed);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "a 60 s run ended early: {:?}",
+        started.elapsed()
+    );
+    let s = summary(out.path());
+    assert_eq!(s["run"]["status"], "aborted");
+    assert_eq!(s["verdict"]["result"], "fail");
+    assert!(s["run"]["elapsed_s"].as_f64().unwrap() < 15.0);
+    let dir = run_dir(out.path());
+    for file in ["report.html", "junit.xml", "timeseries.csv", "latency.hlog"] {
+        assert!(dir.join(file).exists(), "{file}");
+    }
+}
+
+/// `soak --profile blocking-check` shortened, black-box, against `url`: (exit, stdout, out).
+fn blocking_check(url: &str) -> (i32, String, tempfile::TempDir) {
+    let out = tempfile::tempdir().unwrap();
+    let output = soak_bin()
+        .args(["--profile", "blocking-check", "--url", url])
+        .args(["--users", "4", "--duration", "7s", "--ramp-up", "0s", "--ramp-down", "0s"])
+        .arg("--out")
+        .arg(out.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code().unwrap_or(-1), stdout, out)
+}
+
+#[test]
+fn blocking_check_fails_a_blocking_server_everywhere_and_lock_refuses_it() {
+    let demo = demo_on_own_thread(DemoConfig {
+        block_for: Duration::from_millis(300),
+        block_every: Duration::from_secs(3),
+        ..DemoConfig::default()
+    });
+    let (code, stdout, out) = blocking_check(&demo.url());
+    assert_eq!(code, 1, "{stdout}");
+    let s = summary(out.path());
+    assert!(s["stalls"]["count"].as_u64().unwrap() >= 1, "{}", s["stalls"]);
+    assert_eq!(s["verdict"]["result"], "fail");
+    let stall_gate = s["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gate"] == "stalls == 0")
+        .cloned()
+        .expect("the profile's verdict gate");
+    assert_eq!(stall_gate["passed"], false);
+    let last = stdout.lines().last().unwrap_or("");
+    assert!(last.starts_with("FAIL"), "console's last line: {last}\n{stdout}");
+    assert!(stdout.contains("gate FAIL  stalls == 0 (default)"), "{stdout}");
+    let dir = run_dir(out.path());
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains(r#"failures="1""#), "{junit}");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains(r#"<span class="verdict">fail</span>"#));
+    assert!(stdout.contains(&dir.join("report.html").display().to_string()));
+
+    let lock = soak_bin().arg("lock").arg(&dir).output().unwrap();
+    assert_eq!(lock.status.code(), Some(1));
+    let why = String::from_utf8_lossy(&lock.stderr);
+    assert!(why.contains("stalled") && why.contains("--accept-current"), "{why}");
+    assert!(!dir.join("locked.toml").exists());
+    let lock = soak_bin()
+        .arg("lock")
+        .arg(&dir)
+        .arg("--accept-current")
+        .output()
+        .unwrap();
+    assert_eq!(lock.status.code(), Some(0));
+    let locked = std::fs::read_to_string(dir.join("locked.toml")).unwrap();
+    assert!(locked.contains("# --accept-current"), "{locked}");
+    assert!(locked.contains("stalls <= "), "{locked}");
+}
+
+#[test]
+fn blocking_check_passes_a_healthy_server() {
+    let demo = demo_on_own_thread(DemoConfig::default());
+    let (code, stdout, out) = blocking_check(&demo.url());
+    assert_eq!(code, 0, "{stdout}");
+    let s = summary(out.path());
+    assert_eq!(s["verdict"]["result"], "pass");
+    assert!(stdout.lines().last().unwrap_or("").starts_with("PASS"), "{stdout}");
+    assert!(stdout.contains("event-loop stalls none"), "{stdout}");
+}
+
+#[test]
+fn quiet_prints_only_the_results_folder_and_latest_points_at_it() {
+    let demo = demo_on_own_thread(DemoConfig::default());
+    let out = tempfile::tempdir().unwrap();
+    let output = soak_bin()
+        .args(["--url", &demo.url(), "--duration", "1s", "--ramp-up", "0s"])
+        .args(["--ramp-down", "0s", "--users", "1", "--quiet", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let dir = run_dir(out.path());
+    assert_eq!(stdout.trim(), dir.display().to_string());
+    let latest = out.path().join("latest");
+    assert_eq!(
+        std::fs::canonicalize(latest).unwrap(),
+        std::fs::canonicalize(&dir).unwrap()
+    );
+}
+
+#[test]
+fn flags_come_from_soak_variables_and_the_flag_wins() {
+    let demo = demo_on_own_thread(DemoConfig::default());
+    let users = |flag: Option<&str>| {
+        let out = tempfile::tempdir().unwrap();
+        let mut cmd = soak_bin();
+        cmd.env("SOAK_USERS", "3")
+            .env("SOAK_DURATION", "1s")
+            .env("SOAK_RAMP_UP", "0s")
+            .env("SOAK_RAMP_DOWN", "0s")
+            .env("SOAK_QUIET", "true")
+            .args(["--url", &demo.url(), "--out"])
+            .arg(out.path());
+        if let Some(n) = flag {
+            cmd.args(["--users", n]);
+        }
+        assert_eq!(cmd.status().unwrap().code(), Some(0));
+        let s = summary(out.path());
+        (
+            s["config"]["load"]["users"].as_u64().unwrap(),
+            s["totals"]["users_started"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(users(None), (3, 3));
+    assert_eq!(users(Some("2")), (2, 2));
+    let help = soak_bin().arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("[env: SOAK_USERS="));
+}
+
+#[test]
+fn completions_print_a_script_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef soak"),
+        ("fish", "complete -c soak"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let output = soak_bin().args(["completions", shell]).output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8_lossy(&output.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("--target-cmd"), "{shell} completes run flags");
+    }
+}
+
+#[test]
+fn profiles_show_round_trips_every_built_in() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in soak::profile::builtin::names() {
+        let output = soak_bin().args(["profiles", "show", name]).output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{name}");
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, &output.stdout).unwrap();
+        let printed = soak::profile::load(Some(path.to_str().unwrap())).unwrap();
+        let builtin = soak::profile::load(Some(name)).unwrap();
+        assert_eq!(
+            serde_json::to_value(&printed.spec).unwrap(),
+            serde_json::to_value(&builtin.spec).unwrap(),
+            "{name}"
+        );
+    }
+    let unknown = soak_bin().args(["profiles", "show", "nope"]).output().unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("blocking-check"));
+}
+
+#[test]
+fn every_timeseries_row_after_the_first_reading_has_memory_cells() {
+    let demo = demo_on_own_thread(DemoConfig::default());
+    let mut target = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let status = soak_bin()
+        .args(["--url", &demo.url(), "--users", "2", "--duration", "6s"])
+        .args(["--ramp-up", "0s", "--ramp-down", "0s", "--baseline", "0s"])
+        .args(["--cooldown", "0s", "--sample-interval", "1s", "--interval", "1s"])
+        .args(["--quiet", "--target-pid", &target.id().to_string(), "--out"])
+        .arg(out.path())
+        .status()
+        .unwrap();
+    let _ = target.kill();
+    let _ = target.wait();
+    assert_eq!(status.code(), Some(0));
+    let rows = timeseries(out.path());
+    let first = rows
+        .iter()
+        .position(|r| !r["target_rss_mb"].is_empty())
+        .expect("a reading");
+    for (i, r) in rows.iter().enumerate().skip(first) {
+        for cell in ["target_rss_mb", "target_cpu_pct", "target_fds", "tester_rss_mb"] {
+            assert!(!r[cell].is_empty(), "row {i} {cell} empty: {rows:?}");
+        }
+    }
+    assert!(rows.len() - first >= 4, "{rows:?}");
+}
