@@ -54,7 +54,11 @@ async fn a_server_that_closes_every_connection_fails_the_default_gates() {
     assert!(gates.iter().all(|g| g["default"] == true), "{gates:?}");
     let rate = gates.iter().find(|g| g["metric"] == "error_rate").unwrap();
     assert_eq!(rate["passed"], false, "{rate}");
-    assert!(s["totals"]["error_ratio"].as_f64().unwrap() > 0.3, "{}", s["totals"]);
+    assert!(
+        s["totals"]["error_ratio"].as_f64().unwrap() > 0.3,
+        "{}",
+        s["totals"]
+    );
 
     let out = tempfile::tempdir().unwrap();
     let outcome = run(out.path(), &short(&url), &["--no-default-gates"]).await;
@@ -66,7 +70,12 @@ async fn a_server_that_closes_every_connection_fails_the_default_gates() {
 async fn a_given_gate_replaces_the_defaults() {
     let url = format!("ws://{}/ws", closing_server().await);
     let out = tempfile::tempdir().unwrap();
-    let outcome = run(out.path(), &short(&url), &["--gate", "connect_success > 50%"]).await;
+    let outcome = run(
+        out.path(),
+        &short(&url),
+        &["--gate", "connect_success > 50%"],
+    )
+    .await;
     assert_eq!(outcome, Outcome::Passed);
     let gates = summary(out.path())["gates"].clone();
     assert_eq!(gates.as_array().unwrap().len(), 1, "{gates}");
@@ -110,7 +119,16 @@ fn blocking_check(url: &str) -> (i32, String, tempfile::TempDir) {
     let out = tempfile::tempdir().unwrap();
     let output = soak_bin()
         .args(["--profile", "blocking-check", "--url", url])
-        .args(["--users", "4", "--duration", "7s", "--ramp-up", "0s", "--ramp-down", "0s"])
+        .args([
+            "--users",
+            "4",
+            "--duration",
+            "7s",
+            "--ramp-up",
+            "0s",
+            "--ramp-down",
+            "0s",
+        ])
         .arg("--out")
         .arg(out.path())
         .env("NO_COLOR", "1")
@@ -130,7 +148,11 @@ fn blocking_check_fails_a_blocking_server_everywhere_and_lock_refuses_it() {
     let (code, stdout, out) = blocking_check(&demo.url());
     assert_eq!(code, 1, "{stdout}");
     let s = summary(out.path());
-    assert!(s["stalls"]["count"].as_u64().unwrap() >= 1, "{}", s["stalls"]);
+    assert!(
+        s["stalls"]["count"].as_u64().unwrap() >= 1,
+        "{}",
+        s["stalls"]
+    );
     assert_eq!(s["verdict"]["result"], "fail");
     let stall_gate = s["gates"]
         .as_array()
@@ -141,8 +163,14 @@ fn blocking_check_fails_a_blocking_server_everywhere_and_lock_refuses_it() {
         .expect("the profile's verdict gate");
     assert_eq!(stall_gate["passed"], false);
     let last = stdout.lines().last().unwrap_or("");
-    assert!(last.starts_with("FAIL"), "console's last line: {last}\n{stdout}");
-    assert!(stdout.contains("gate FAIL  stalls == 0 (default)"), "{stdout}");
+    assert!(
+        last.starts_with("FAIL"),
+        "console's last line: {last}\n{stdout}"
+    );
+    assert!(
+        stdout.contains("gate FAIL  stalls == 0 (default)"),
+        "{stdout}"
+    );
     let dir = run_dir(out.path());
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     assert!(junit.contains(r#"failures="1""#), "{junit}");
@@ -153,7 +181,10 @@ fn blocking_check_fails_a_blocking_server_everywhere_and_lock_refuses_it() {
     let lock = soak_bin().arg("lock").arg(&dir).output().unwrap();
     assert_eq!(lock.status.code(), Some(1));
     let why = String::from_utf8_lossy(&lock.stderr);
-    assert!(why.contains("stalled") && why.contains("--accept-current"), "{why}");
+    assert!(
+        why.contains("stalled") && why.contains("--accept-current"),
+        "{why}"
+    );
     assert!(!dir.join("locked.toml").exists());
     let lock = soak_bin()
         .arg("lock")
@@ -174,7 +205,10 @@ fn blocking_check_passes_a_healthy_server() {
     assert_eq!(code, 0, "{stdout}");
     let s = summary(out.path());
     assert_eq!(s["verdict"]["result"], "pass");
-    assert!(stdout.lines().last().unwrap_or("").starts_with("PASS"), "{stdout}");
+    assert!(
+        stdout.lines().last().unwrap_or("").starts_with("PASS"),
+        "{stdout}"
+    );
     assert!(stdout.contains("event-loop stalls none"), "{stdout}");
 }
 
@@ -240,7 +274,10 @@ fn completions_print_a_script_for_each_shell() {
         assert_eq!(output.status.code(), Some(0), "{shell}");
         let script = String::from_utf8_lossy(&output.stdout);
         assert!(script.contains(marker), "{shell}: {script}");
-        assert!(script.contains("--target-cmd"), "{shell} completes run flags");
+        assert!(
+            script.contains("--target-cmd"),
+            "{shell} completes run flags"
+        );
     }
 }
 
@@ -248,7 +285,10 @@ fn completions_print_a_script_for_each_shell() {
 fn profiles_show_round_trips_every_built_in() {
     let dir = tempfile::tempdir().unwrap();
     for name in soak::profile::builtin::names() {
-        let output = soak_bin().args(["profiles", "show", name]).output().unwrap();
+        let output = soak_bin()
+            .args(["profiles", "show", name])
+            .output()
+            .unwrap();
         assert_eq!(output.status.code(), Some(0), "{name}");
         let path = dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, &output.stdout).unwrap();
@@ -260,7 +300,10 @@ fn profiles_show_round_trips_every_built_in() {
             "{name}"
         );
     }
-    let unknown = soak_bin().args(["profiles", "show", "nope"]).output().unwrap();
+    let unknown = soak_bin()
+        .args(["profiles", "show", "nope"])
+        .output()
+        .unwrap();
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("blocking-check"));
 }
@@ -268,12 +311,22 @@ fn profiles_show_round_trips_every_built_in() {
 #[test]
 fn every_timeseries_row_after_the_first_reading_has_memory_cells() {
     let demo = demo_on_own_thread(DemoConfig::default());
-    let mut target = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    let mut target = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
     let out = tempfile::tempdir().unwrap();
     let status = soak_bin()
         .args(["--url", &demo.url(), "--users", "2", "--duration", "6s"])
         .args(["--ramp-up", "0s", "--ramp-down", "0s", "--baseline", "0s"])
-        .args(["--cooldown", "0s", "--sample-interval", "1s", "--interval", "1s"])
+        .args([
+            "--cooldown",
+            "0s",
+            "--sample-interval",
+            "1s",
+            "--interval",
+            "1s",
+        ])
         .args(["--quiet", "--target-pid", &target.id().to_string(), "--out"])
         .arg(out.path())
         .status()
@@ -287,9 +340,99 @@ fn every_timeseries_row_after_the_first_reading_has_memory_cells() {
         .position(|r| !r["target_rss_mb"].is_empty())
         .expect("a reading");
     for (i, r) in rows.iter().enumerate().skip(first) {
-        for cell in ["target_rss_mb", "target_cpu_pct", "target_fds", "tester_rss_mb"] {
+        for cell in [
+            "target_rss_mb",
+            "target_cpu_pct",
+            "target_fds",
+            "tester_rss_mb",
+        ] {
             assert!(!r[cell].is_empty(), "row {i} {cell} empty: {rows:?}");
         }
     }
     assert!(rows.len() - first >= 4, "{rows:?}");
+}
+
+/// Runs `line` in a shell on a pseudo-terminal (util-linux `script`), returning what the
+/// terminal showed; `None` (with the reason printed) where `script` is missing.
+fn on_a_terminal(line: &str) -> Option<String> {
+    let output = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", line, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output();
+    match output {
+        Ok(o) => Some(String::from_utf8_lossy(&o.stdout).into_owned()),
+        Err(err) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "`script` is needed in CI: {err}"
+            );
+            eprintln!("skipped: util-linux `script` is not installed ({err})");
+            None
+        }
+    }
+}
+
+/// The live bar's message: "hold      users 2/2  sent …/s … (errors so far N)".
+fn bar_messages(screen: &str) -> Vec<&str> {
+    screen
+        .split(['\r', '\n', '\u{1b}'])
+        .filter(|s| s.contains("users "))
+        .collect()
+}
+
+#[test]
+fn the_bar_shows_on_the_terminal_with_stderr_redirected_and_a_chatty_target_logs_aside() {
+    let bin = env!("CARGO_BIN_EXE_soak");
+    let out = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = format!(
+        "(while :; do echo chatty-target-line; echo chatty-target-err >&2; sleep 0.02; done) & exec {bin} mock --demo --listen 127.0.0.1:{port}"
+    );
+    let line = format!(
+        "{bin} --url ws://127.0.0.1:{port}/ws --users 2 --duration 4s --ramp-up 0s --ramp-down 0s \
+         --baseline 0s --cooldown 0s --probes 0 --target-cmd '{target}' --out {} 2>{}/stderr.log",
+        out.path().display(),
+        out.path().display()
+    );
+    let Some(screen) = on_a_terminal(&line) else {
+        return;
+    };
+    let messages = bar_messages(&screen);
+    assert!(
+        !messages.is_empty(),
+        "no live bar on the terminal:\n{screen:?}"
+    );
+    for m in &messages {
+        assert!(!m.contains("chatty"), "the target tore the bar: {m:?}");
+        assert!(
+            m.contains("(errors so far") || m.contains("PASS") || m.starts_with("soak:"),
+            "a bar line cut short: {m:?}"
+        );
+    }
+    assert!(
+        !screen.contains("chatty-target"),
+        "target output on the terminal"
+    );
+    assert!(
+        !screen.contains("s/4s]"),
+        "plain lines instead of the bar on a terminal:\n{screen}"
+    );
+    assert!(screen.contains("PASS"), "{screen}");
+    let dirs: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .collect();
+    assert_eq!(dirs.len(), 1);
+    let log = std::fs::read_to_string(dirs[0].path().join("target.log")).unwrap();
+    assert!(log.contains("chatty-target-line\n"), "{log}");
+    assert!(log.contains("chatty-target-err\n"), "stderr too: {log}");
+    assert!(
+        log.contains("demo target listening"),
+        "its first lines too: {log}"
+    );
 }
