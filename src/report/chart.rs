@@ -13,6 +13,7 @@ pub struct Series<'a> {
 }
 
 /// A shaded span of the x axis (phases, stalls) with its label.
+#[derive(Debug, Clone)]
 pub struct Band<'a> {
     /// Start, s.
     pub from: f64,
@@ -37,21 +38,37 @@ pub const PURPLE: RGBColor = RGBColor(148, 103, 189);
 /// Grey, for phase shading.
 pub const GREY: RGBColor = RGBColor(160, 160, 160);
 
-/// Renders a chart to an SVG string; an empty chart says there is no data.
-pub fn line_chart(title: &str, y_label: &str, series: &[Series<'_>], bands: &[Band<'_>]) -> String {
+/// Light green, for the hold.
+pub const HOLD: RGBColor = RGBColor(120, 190, 120);
+/// Light blue, for the ramps.
+pub const RAMP: RGBColor = RGBColor(110, 160, 220);
+/// Sand, for warm-up (the part of the hold the memory verdict leaves out).
+pub const WARMUP: RGBColor = RGBColor(230, 190, 90);
+
+/// A band label is drawn only on a band at least this share of the x axis wide, so labels
+/// of short phases never run into each other (the HTML legend under each chart names
+/// every band's colour anyway).
+const LABEL_MIN_SHARE: f64 = 0.08;
+
+/// Renders a chart to an SVG string over x in `0..x_max` seconds (the same for every chart
+/// of a report, so they line up); an empty chart says there is no data. The legend is
+/// not drawn inside the plot (where it covers data): [`legend`] gives it as HTML.
+pub fn line_chart(
+    title: &str,
+    y_label: &str,
+    series: &[Series<'_>],
+    bands: &[Band<'_>],
+    x_max: f64,
+) -> String {
     let mut svg = String::new();
     let points = series.iter().flat_map(|s| s.points.iter());
-    let (mut x_max, mut y_max) = (0.0f64, 0.0f64);
+    let mut y_max = 0.0f64;
     let mut any = false;
     for &(x, y) in points {
         if x.is_finite() && y.is_finite() {
-            x_max = x_max.max(x);
             y_max = y_max.max(y);
             any = true;
         }
-    }
-    for b in bands {
-        x_max = x_max.max(b.to);
     }
     let x_max = if x_max > 0.0 { x_max } else { 1.0 };
     let y_max = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
@@ -61,6 +78,33 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series<'_>], bands: &[Ba
         let _ = root.present();
     }
     svg
+}
+
+/// The legend of a chart as one HTML line: a swatch and name per series, then per band
+/// kind (each name once).
+pub fn legend(series: &[Series<'_>], bands: &[Band<'_>]) -> String {
+    let mut out = String::from(r#"<div class="legend">"#);
+    let swatch = |c: RGBColor, alpha: f64, name: &str| {
+        format!(
+            r#"<span><i style="background:rgba({},{},{},{alpha})"></i>{}</span>"#,
+            c.0,
+            c.1,
+            c.2,
+            crate::report::junit::escape(name)
+        )
+    };
+    for s in series {
+        out.push_str(&swatch(s.color, 1.0, s.name));
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for b in bands {
+        if !b.label.is_empty() && !seen.contains(&b.label) {
+            seen.push(b.label);
+            out.push_str(&swatch(b.color, 0.35, b.label));
+        }
+    }
+    out.push_str("</div>");
+    out
 }
 
 fn draw<DB: DrawingBackend>(
@@ -81,6 +125,7 @@ fn draw<DB: DrawingBackend>(
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 18))
         .margin(8)
+        .margin_right(28) // room for the last x label
         .x_label_area_size(32)
         .y_label_area_size(56)
         .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
@@ -91,40 +136,27 @@ fn draw<DB: DrawingBackend>(
         .light_line_style(RGBColor(235, 235, 235))
         .draw()?;
     for b in bands {
+        let (from, to) = (b.from.clamp(0.0, x_max), b.to.clamp(0.0, x_max));
         chart.draw_series(std::iter::once(Rectangle::new(
-            [(b.from, 0.0), (b.to.max(b.from), y_max)],
-            b.color.mix(0.15).filled(),
+            [(from, 0.0), (to.max(from), y_max)],
+            b.color.mix(0.18).filled(),
         )))?;
-        if !b.label.is_empty() {
+        if !b.label.is_empty() && (to - from) / x_max >= LABEL_MIN_SHARE {
             chart.draw_series(std::iter::once(Text::new(
                 b.label.to_string(),
-                (b.from, y_max * 0.97),
+                (from + x_max * 0.005, y_max * 0.97),
                 ("sans-serif", 11).into_font().color(&RGBColor(90, 90, 90)),
             )))?;
         }
     }
     for s in series {
-        let color = s.color;
-        chart
-            .draw_series(LineSeries::new(
-                s.points
-                    .iter()
-                    .copied()
-                    .filter(|(x, y)| x.is_finite() && y.is_finite()),
-                color.stroke_width(2),
-            ))?
-            .label(s.name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-            });
-    }
-    if series.len() > 1 || !series.is_empty() && !series[0].name.is_empty() {
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(200, 200, 200))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()?;
+        chart.draw_series(LineSeries::new(
+            s.points
+                .iter()
+                .copied()
+                .filter(|(x, y)| x.is_finite() && y.is_finite()),
+            s.color.stroke_width(2),
+        ))?;
     }
     Ok(())
 }
@@ -145,10 +177,11 @@ mod tests {
             }],
             &[Band {
                 from: 0.0,
-                to: 0.5,
+                to: 5.0,
                 color: GREY,
                 label: "ramp-up",
             }],
+            10.0,
         );
         assert!(svg.starts_with("<svg"), "{}", &svg[..60.min(svg.len())]);
         assert!(svg.contains("latency") && svg.contains("ramp-up") && svg.contains("<polyline"));
@@ -160,6 +193,28 @@ mod tests {
 
     #[test]
     fn an_empty_chart_says_so() {
-        assert!(line_chart("rss", "MB", &[], &[]).contains("no data"));
+        assert!(line_chart("rss", "MB", &[], &[], 1.0).contains("no data"));
+    }
+
+    #[test]
+    fn labels_are_drawn_only_where_they_fit_and_the_legend_names_each_band_once() {
+        let band = |from, to, label| Band {
+            from,
+            to,
+            color: GREY,
+            label,
+        };
+        let bands = [
+            band(0.0, 1.0, "baseline"),
+            band(1.0, 50.0, "hold"),
+            band(50.0, 60.0, "stall"),
+            band(70.0, 80.0, "stall"),
+        ];
+        let svg = line_chart("x", "ms", &[], &bands, 100.0);
+        assert!(!svg.contains("baseline"), "1 % wide: no label");
+        assert!(svg.contains("hold"), "{svg}");
+        let html = legend(&[], &bands);
+        assert_eq!(html.matches("stall").count(), 1, "{html}");
+        assert!(html.contains("baseline"));
     }
 }

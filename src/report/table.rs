@@ -37,25 +37,4 @@ impl Table {
     fn index(&self, column: &str) -> Option<usize> {
         self.header.iter().position(|h| h == column)
     }
-
-    /// The phases as bands: each maximal run of rows with the same `phase`.
-    pub(crate) fn phase_bands(&self) -> Vec<(f64, f64, String)> {
-        let (Some(x), Some(p)) = (self.index("elapsed_s"), self.index("phase")) else {
-            return Vec::new();
-        };
-        let mut bands: Vec<(f64, f64, String)> = Vec::new();
-        let mut prev_end = 0.0;
-        for r in &self.rows {
-            let (Some(t), Some(phase)) = (r.get(x).and_then(|v| v.parse::<f64>().ok()), r.get(p))
-            else {
-                continue;
-            };
-            match bands.last_mut() {
-                Some(last) if &last.2 == phase => last.1 = t,
-                _ => bands.push((prev_end, t, phase.clone())),
-            }
-            prev_end = t;
-        }
-        bands
-    }
 }

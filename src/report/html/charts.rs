@@ -1,18 +1,39 @@
-//! The report's charts: load, latency, errors, memory with its fitted trend, probes with
-//! stalls marked, and soak's own timer lag.
+//! The report's charts: load, latency, TTFF, errors, memory with its fitted trend, probes
+//! with stalls marked, and soak's own timer lag — all on one x axis (the planned run),
+//! with each interval's point at its midpoint and the phases shaded by name.
 
 use serde_json::Value;
 
-use crate::report::chart::{BLUE, Band, GREEN, GREY, ORANGE, PURPLE, RED, Series, line_chart};
+use crate::report::chart::{
+    BLUE, Band, GREEN, GREY, HOLD, ORANGE, PURPLE, RAMP, RED, Series, WARMUP, legend, line_chart,
+};
 use crate::report::table::Table;
 
+/// One chart: its SVG and, under it, its legend.
+fn chart(
+    page: &mut String,
+    title: &str,
+    y: &str,
+    series: &[Series<'_>],
+    bands: &[Band<'_>],
+    x_max: f64,
+) {
+    page.push_str(&line_chart(title, y, series, bands, x_max));
+    page.push_str(&legend(series, bands));
+}
+
 pub(super) fn charts(page: &mut String, summary: &Value, ts: &Table, memory: &Table) {
-    let phases: Vec<(f64, f64, String)> = ts.phase_bands();
-    let phase_bands = shaded(&phases);
+    let x_max = x_extent(summary, ts);
+    let half = interval_s(summary) / 2.0;
+    let bands = phase_bands(summary);
     let line = |name, color, column: &str| Series {
         name,
         color,
-        points: ts.series(column),
+        points: ts
+            .series(column)
+            .into_iter()
+            .map(|(t, y)| ((t - half).max(0.0), y))
+            .collect(),
     };
     page.push_str("<h2>Over time</h2>");
     let load = [
@@ -20,63 +41,147 @@ pub(super) fn charts(page: &mut String, summary: &Value, ts: &Table, memory: &Ta
         line("sent/s", GREEN, "sent_per_s"),
         line("received/s", ORANGE, "received_per_s"),
     ];
-    page.push_str(&line_chart(
-        "Active users and message rate (phases shaded)",
+    chart(
+        page,
+        "Active users and message rate",
         "users · messages/s",
         &load,
-        &phase_bands,
-    ));
-    let mut latency = vec![
+        &bands,
+        x_max,
+    );
+    let latency = [
         line("p50", GREEN, "p50_ms"),
         line("p95", ORANGE, "p95_ms"),
         line("p99", RED, "p99_ms"),
     ];
-    if !ts.series("ttff_p99_ms").is_empty() {
-        latency.extend([
+    let streamed = !ts.series("ttff_p99_ms").is_empty();
+    let title = if streamed {
+        "Time to the last frame (TTLF), from the intended send"
+    } else {
+        "Latency from the intended send"
+    };
+    chart(page, title, "ms", &latency, &bands, x_max);
+    if streamed {
+        // Its own chart: TTFF is often a hundredth of TTLF and vanishes on its axis.
+        let ttff = [
             line("TTFF p50", BLUE, "ttff_p50_ms"),
             line("TTFF p99", PURPLE, "ttff_p99_ms"),
-        ]);
+        ];
+        chart(
+            page,
+            "Time to the first frame (TTFF), from the intended send",
+            "ms",
+            &ttff,
+            &bands,
+            x_max,
+        );
     }
-    page.push_str(&line_chart(
-        "Latency from the intended send (TTLF)",
-        "ms",
-        &latency,
-        &phase_bands,
-    ));
-    page.push_str(&line_chart(
+    chart(
+        page,
         "Errors",
         "errors/s",
         &[line("errors/s", RED, "errors_per_s")],
-        &phase_bands,
-    ));
-    memory_chart(page, summary, memory);
-    page.push_str(&line_chart(
+        &bands,
+        x_max,
+    );
+    memory_chart(page, summary, memory, &with_warmup(summary, &bands), x_max);
+    let mut probe_bands = bands.clone();
+    probe_bands.extend(stall_bands(summary));
+    chart(
+        page,
         "Probe round trip p99 (stalls marked)",
         "ms",
         &[line("probe p99", PURPLE, "probe_p99_ms")],
-        &stall_bands(summary),
-    ));
+        &probe_bands,
+        x_max,
+    );
     let lag = [line("tester lag max", GREY, "tester_lag_max_ms")];
-    page.push_str(&line_chart(
+    chart(
+        page,
         "Tester lag: how late soak's own timers fired",
         "ms",
         &lag,
-        &phase_bands,
-    ));
+        &bands,
+        x_max,
+    );
 }
 
-/// The run's phases as bands, shaded alternately.
-fn shaded(phases: &[(f64, f64, String)]) -> Vec<Band<'_>> {
-    phases
-        .iter()
-        .enumerate()
-        .map(|(i, (from, to, label))| Band {
-            from: *from,
-            to: *to,
-            color: if i % 2 == 0 { GREY } else { BLUE },
-            label,
+/// The x axis every chart shares: the planned run (its last phase's end), or what the
+/// files hold if the run went longer.
+fn x_extent(summary: &Value, ts: &Table) -> f64 {
+    let planned = summary
+        .get("phases")
+        .and_then(Value::as_array)
+        .and_then(|p| p.last())
+        .and_then(|p| p.get("end_s"))
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    let seen = ts.series("active_users").last().map_or(0.0, |p| p.0);
+    planned.max(seen)
+}
+
+/// The timeseries interval, s (each row's `elapsed_s` is its interval's end).
+fn interval_s(summary: &Value) -> f64 {
+    summary
+        .pointer("/config/output/interval")
+        .and_then(Value::as_str)
+        .and_then(|t| crate::units::parse_duration(t).ok())
+        .map_or(1.0, |d| d.as_secs_f64())
+}
+
+/// The colour of a phase, by its name (never by its position).
+fn phase_color(name: &str) -> plotters::style::RGBColor {
+    match name {
+        "hold" => HOLD,
+        "ramp-up" | "ramp-down" => RAMP,
+        _ => GREY, // baseline, cool-down: idle time
+    }
+}
+
+/// The planned phases (from the summary: exact, not rounded to intervals) as bands.
+fn phase_bands(summary: &Value) -> Vec<Band<'static>> {
+    summary
+        .get("phases")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let name = p.get("name")?.as_str()?;
+            let label: &'static str = match name {
+                "baseline" => "baseline",
+                "ramp-up" => "ramp-up",
+                "hold" => "hold",
+                "ramp-down" => "ramp-down",
+                "cool-down" => "cool-down",
+                _ => "",
+            };
+            Some(Band {
+                from: p.get("start_s")?.as_f64()?,
+                to: p.get("end_s")?.as_f64()?,
+                color: phase_color(name),
+                label,
+            })
         })
+        .filter(|b| b.to > b.from)
         .collect()
+}
+
+/// The phases with the memory verdict's warm-up (the hold's start it leaves out) marked.
+fn with_warmup(summary: &Value, bands: &[Band<'static>]) -> Vec<Band<'static>> {
+    let mut out = bands.to_vec();
+    let warmup = summary.pointer("/memory/warmup_s").and_then(Value::as_f64);
+    if let (Some(w), Some(hold)) = (
+        warmup.filter(|w| *w > 0.0),
+        bands.iter().find(|b| b.label == "hold"),
+    ) {
+        out.push(Band {
+            from: hold.from,
+            to: (hold.from + w).min(hold.to),
+            color: WARMUP,
+            label: "warm-up",
+        });
+    }
+    out
 }
 
 /// Each stall as a red band.
@@ -107,7 +212,13 @@ fn stall_spans(summary: &Value) -> Vec<(f64, f64)> {
 }
 
 /// Target RSS with the fitted Theil–Sen line over the verdict's window, and the verdict.
-fn memory_chart(page: &mut String, summary: &Value, memory: &Table) {
+fn memory_chart(
+    page: &mut String,
+    summary: &Value,
+    memory: &Table,
+    bands: &[Band<'_>],
+    x_max: f64,
+) {
     let rss = memory.series("target_rss_mb");
     let (title, series) = if rss.is_empty() {
         (
@@ -141,7 +252,7 @@ fn memory_chart(page: &mut String, summary: &Value, memory: &Table) {
         let shown = slope.map_or(String::new(), |s| format!(", {s:.1} MB/h"));
         (format!("Target RSS — verdict: {verdict}{shown}"), series)
     };
-    page.push_str(&line_chart(&title, "MB", &series, &[]));
+    chart(page, &title, "MB", &series, bands, x_max);
 }
 
 /// The Theil–Sen line over the hold after warm-up: slope from the summary, intercept the
