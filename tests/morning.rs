@@ -436,3 +436,206 @@ fn the_bar_shows_on_the_terminal_with_stderr_redirected_and_a_chatty_target_logs
         "its first lines too: {log}"
     );
 }
+
+/// Headless Chromium, when installed (Debian's `chromium`); in CI it must be.
+fn chromium() -> Option<std::path::PathBuf> {
+    let found = ["chromium", "chromium-browser"].iter().find_map(|name| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+    });
+    if found.is_none() {
+        assert!(std::env::var_os("CI").is_none(), "chromium is needed in CI");
+        eprintln!("skipped the DOM check: chromium is not installed (apt-get install chromium)");
+    }
+    found
+}
+
+#[test]
+fn the_reports_first_screen_holds_the_totals() {
+    let demo = demo_on_own_thread(DemoConfig::default());
+    let out = tempfile::tempdir().unwrap();
+    let status = soak_bin()
+        .args(["--url", &demo.url(), "--users", "2", "--duration", "2s"])
+        .args(["--ramp-up", "0s", "--ramp-down", "0s", "--quiet", "--out"])
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let dir = run_dir(out.path());
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let headline = html.find(r#"class="headline""#).expect("a headline block");
+    assert!(
+        headline < html.find("<svg").unwrap(),
+        "totals come before the charts"
+    );
+    let Some(browser) = chromium() else { return };
+    // The report has no scripts; a page beside it frames it at 1280×720 and measures.
+    std::fs::write(
+        dir.join("probe.html"),
+        r#"<!DOCTYPE html><html><body><iframe id="r" src="report.html" width="1280" height="720"></iframe>
+<script>document.getElementById('r').onload = function () {
+  var h = this.contentDocument.querySelector('.headline'), out = document.createElement('pre');
+  out.id = 'result';
+  out.textContent = h ? JSON.stringify({bottom: h.getBoundingClientRect().bottom, text: h.innerText}) : 'none';
+  document.body.appendChild(out);
+};</script></body></html>"#,
+    )
+    .unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--allow-file-access-from-files",
+        ])
+        .args([
+            "--disable-background-networking",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("file://{}", dir.join("probe.html").display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&output.stdout);
+    let json = dom
+        .split(r#"<pre id="result">"#)
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .unwrap_or_else(|| panic!("no measurement in the DOM: {dom}"))
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
+    let m: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let bottom = m["bottom"].as_f64().unwrap();
+    assert!(
+        bottom <= 720.0,
+        "the totals end at {bottom} px, below the first screen"
+    );
+    let text = m["text"].as_str().unwrap();
+    for label in [
+        "messages sent",
+        "replies received",
+        "errors",
+        "connects",
+        "run length",
+    ] {
+        assert!(text.contains(label), "{label} in {text}");
+    }
+}
+
+/// Splits a shell command line into words: single and double quotes kept whole.
+fn words(line: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quote, mut any) = (Vec::new(), String::new(), None, false);
+    for c in line.chars() {
+        match (quote, c) {
+            (None, '\'' | '"') => (quote, any) = (Some(c), true),
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if c.is_whitespace() => {
+                if any {
+                    out.push(std::mem::take(&mut cur));
+                }
+                any = false;
+            }
+            (_, c) => (cur.push(c), any = true).1,
+        }
+    }
+    if any {
+        out.push(cur);
+    }
+    out
+}
+
+/// Every `soak …` command in a script step (after `;`, `then` or at the start).
+fn soak_commands(script: &str) -> Vec<Vec<String>> {
+    script
+        .split(['\n', ';'])
+        .map(str::trim)
+        .map(|l| l.strip_prefix("then ").unwrap_or(l).trim())
+        .filter(|l| l.starts_with("soak "))
+        .map(words)
+        .collect()
+}
+
+#[test]
+fn the_ci_examples_are_valid_and_do_what_the_readme_says() {
+    use clap::Parser as _;
+    let Some(python) = crate::clients::python("yaml") else {
+        return;
+    };
+    let load = |name: &str| -> serde_json::Value {
+        let path = format!("{}/examples/ci/{name}", env!("CARGO_MANIFEST_DIR"));
+        let output = std::process::Command::new(&python)
+            .args([
+                "-c",
+                "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let check = |scripts: Vec<String>| {
+        let commands: Vec<Vec<String>> = scripts.iter().flat_map(|s| soak_commands(s)).collect();
+        for argv in &commands {
+            soak::cli::Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        }
+        let run = commands
+            .iter()
+            .find(|a| a.contains(&"--profile".to_string()))
+            .expect("a soak run");
+        assert!(
+            run.contains(&"--target-cmd".to_string()),
+            "the server is started by soak: {run:?}"
+        );
+        assert!(
+            commands.iter().any(|a| a[1] == "compare"),
+            "last night compared"
+        );
+    };
+
+    let gh = load("github-nightly-soak.yml");
+    assert_eq!(
+        gh["permissions"]["checks"], "write",
+        "the JUnit action needs it"
+    );
+    let steps = gh["jobs"]["soak"]["steps"].as_array().unwrap();
+    check(
+        steps
+            .iter()
+            .filter_map(|s| s["run"].as_str().map(String::from))
+            .collect(),
+    );
+    for action in ["actions/upload-artifact@", "mikepenz/action-junit-report@"] {
+        let step = steps
+            .iter()
+            .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with(action)))
+            .unwrap_or_else(|| panic!("{action}"));
+        assert_eq!(step["if"], "always()", "{action} runs when soak failed too");
+    }
+    assert!(
+        !gh.to_string().contains(" &\""),
+        "no server started with & racing soak"
+    );
+
+    let gl = load("gitlab-nightly-soak.yml");
+    let job = &gl["nightly-soak"];
+    check(
+        job["script"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect(),
+    );
+    assert_eq!(job["artifacts"]["when"], "always");
+    assert!(job["artifacts"]["reports"]["junit"].is_string());
+}
