@@ -27,7 +27,7 @@ use crate::profile::{self, overrides, resolve};
 use crate::progress::Progress;
 use crate::report::summary::{ProbeInfo, RunMeta, Status};
 use crate::report::timeseries::Columns;
-use crate::report::{RunDir, Writer};
+use crate::report::{RunDir, StopRun, Writer};
 use crate::sampler::target::{self, Started};
 use crate::sampler::target_log::TargetLog;
 use crate::sampler::{ProcMsg, Sampler};
@@ -114,7 +114,7 @@ async fn with_target(
     )
     .map(|watch| {
         let root = root.clone();
-        let stop: Box<dyn FnMut(String) + Send> = Box::new(move |why: String| {
+        let stop: StopRun = Box::new(move |why: String| {
             eprintln!("soak: ending the run early (--abort-on-fail): {why}");
             root.stop(Stop::Aborted(why));
         });
@@ -158,7 +158,7 @@ fn with_early_output(err: SoakError, log: Option<&TargetLog>) -> SoakError {
         SoakError::CouldNotRun(msg) => {
             SoakError::CouldNotRun(format!("{msg}\nthe target's last output:\n  {tail}"))
         }
-        other => other,
+        other @ SoakError::Usage(_) => other,
     }
 }
 

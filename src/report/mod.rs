@@ -256,6 +256,9 @@ enum Msg {
     Final(RunTotals, Status),
 }
 
+/// Ends the run early, with the reason (called once, from the writer thread).
+pub type StopRun = Box<dyn FnMut(String) + Send>;
+
 /// The writer thread's handle.
 pub struct Writer {
     tx: mpsc::Sender<Msg>,
@@ -270,7 +273,7 @@ impl Writer {
         mut dir: RunDir,
         meta: RunMeta,
         mut progress: Progress,
-        mut abort: Option<(Abort, Box<dyn FnMut(String) + Send>)>,
+        mut abort: Option<(Abort, StopRun)>,
     ) -> Result<Writer, SoakError> {
         let (tx, rx) = mpsc::channel::<Msg>();
         let thread = std::thread::Builder::new()
