@@ -42,7 +42,7 @@ impl Abort {
         (!gates.is_empty()).then(|| Abort {
             failing_since: vec![None; gates.len()],
             gates,
-            from: ramp_up_end + grace,
+            from: ramp_up_end.saturating_add(grace),
             grace,
             total,
         })

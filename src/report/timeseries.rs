@@ -131,6 +131,27 @@ mod tests {
     use crate::metrics::snapshot::{Counters, LatencyStats, MsgCounters, MsgStats};
     use crate::plan::Phase;
 
+    /// A hold interval of one second with one user and nothing counted.
+    fn quiet_second() -> IntervalSnapshot {
+        IntervalSnapshot {
+            start: Duration::ZERO,
+            end: Duration::from_secs(1),
+            wall_end: SystemTime::UNIX_EPOCH,
+            phase: Phase::Hold,
+            active_users: 1,
+            open_connections: 1,
+            counters: Counters::default(),
+            latency: None,
+            ttff: None,
+            messages: vec![],
+            histograms: vec![],
+            events: vec![],
+            probe: None,
+            lag_max_ms: 0.0,
+            readings: vec![],
+        }
+    }
+
     #[test]
     fn rows_have_as_many_cells_as_the_header() {
         let mut s = IntervalSnapshot {
@@ -199,21 +220,8 @@ mod tests {
             ttff: None,
         };
         let s = IntervalSnapshot {
-            start: Duration::ZERO,
-            end: Duration::from_secs(1),
-            wall_end: SystemTime::UNIX_EPOCH,
-            phase: Phase::Hold,
-            active_users: 1,
-            open_connections: 1,
-            counters: Counters::default(),
-            latency: None,
-            ttff: None,
             messages: vec![stats(8), stats(2)],
-            histograms: vec![],
-            events: vec![],
-            probe: None,
-            lag_max_ms: 0.0,
-            readings: vec![],
+            ..quiet_second()
         };
         let mut out = Vec::new();
         write_header(&mut out, &columns).unwrap();
@@ -247,23 +255,7 @@ mod tests {
             target: Some(reading),
             tester: reading,
         };
-        let s = IntervalSnapshot {
-            start: Duration::from_secs(1),
-            end: Duration::from_secs(2),
-            wall_end: SystemTime::UNIX_EPOCH,
-            phase: Phase::Hold,
-            active_users: 1,
-            open_connections: 1,
-            counters: Counters::default(),
-            latency: None,
-            ttff: None,
-            messages: vec![],
-            histograms: vec![],
-            events: vec![],
-            probe: None,
-            lag_max_ms: 0.0,
-            readings: vec![],
-        };
+        let s = quiet_second();
         let mut out = Vec::new();
         write_header(&mut out, &columns).unwrap();
         write_row(&mut out, &columns, &s, None).unwrap();
