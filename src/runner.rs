@@ -148,7 +148,10 @@ async fn with_target(
 /// A failure before the results folder exists, with the last lines the target printed
 /// (they usually say why it did not come up).
 fn with_early_output(err: SoakError, log: Option<&TargetLog>) -> SoakError {
-    let early = log.map(TargetLog::early).unwrap_or_default();
+    // The target has usually just exited: give its pipes a moment to be read to the end.
+    let early = log
+        .map(|l| l.early(Duration::from_millis(500)))
+        .unwrap_or_default();
     let lines: Vec<&str> = early.lines().collect();
     if lines.is_empty() {
         return err;

@@ -9,7 +9,8 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use indicatif::ProgressBar;
 
@@ -20,6 +21,8 @@ pub const EARLY_BYTES: usize = 64 * 1024;
 #[derive(Debug, Default)]
 pub struct TargetLog {
     state: Mutex<State>,
+    /// Signalled when a followed pipe closes.
+    closed: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -34,6 +37,8 @@ struct State {
     bar: Option<ProgressBar>,
     /// A write to `target.log` failed: say it once.
     failed: bool,
+    /// Pipes still followed.
+    open: usize,
 }
 
 impl TargetLog {
@@ -44,12 +49,16 @@ impl TargetLog {
                 console,
                 ..State::default()
             }),
+            closed: Condvar::new(),
         })
     }
 
     /// Reads `from` line by line on its own thread until it closes.
     pub fn follow(self: &Arc<Self>, from: impl Read + Send + 'static) {
         let log = Arc::clone(self);
+        if let Ok(mut s) = self.state.lock() {
+            s.open += 1;
+        }
         let _ = std::thread::Builder::new()
             .name("soak-target-out".into())
             .spawn(move || {
@@ -62,6 +71,10 @@ impl TargetLog {
                         Ok(_) => log.line(&line),
                     }
                 }
+                if let Ok(mut s) = log.state.lock() {
+                    s.open -= 1;
+                }
+                log.closed.notify_all();
             });
     }
 
@@ -114,12 +127,18 @@ impl TargetLog {
         }
     }
 
-    /// The lines kept so far while no folder exists (for an error message).
-    pub fn early(&self) -> String {
-        self.state
-            .lock()
-            .map(|s| String::from_utf8_lossy(&s.early).into_owned())
-            .unwrap_or_default()
+    /// The lines kept so far while no folder exists (for an error message). Waits up to
+    /// `drain` for the pipes to close first, so the last lines of a target that has just
+    /// exited are read (its reader threads may not have got to them yet).
+    pub fn early(&self, drain: Duration) -> String {
+        let Ok(guard) = self.state.lock() else {
+            return String::new();
+        };
+        let guard = match self.closed.wait_timeout_while(guard, drain, |s| s.open > 0) {
+            Ok((guard, _)) => guard,
+            Err(poisoned) => poisoned.into_inner().0,
+        };
+        String::from_utf8_lossy(&guard.early).into_owned()
     }
 }
 
@@ -133,7 +152,7 @@ mod tests {
         let log = TargetLog::new(false);
         log.line(b"starting\n");
         log.line(b"listening on 9001\n");
-        assert_eq!(log.early(), "starting\nlistening on 9001\n");
+        assert_eq!(log.early(Duration::ZERO), "starting\nlistening on 9001\n");
         let path = dir.path().join("target.log");
         log.to_file(&path).unwrap();
         log.line(b"GET /ws\n");
@@ -142,7 +161,7 @@ mod tests {
             "starting\nlistening on 9001\nGET /ws\n"
         );
         assert_eq!(
-            log.early(),
+            log.early(Duration::ZERO),
             "",
             "nothing kept in memory once the file exists"
         );
@@ -156,7 +175,7 @@ mod tests {
             log.line(&line);
         }
         log.line(b"the last words\n");
-        let early = log.early();
+        let early = log.early(Duration::ZERO);
         assert!(early.len() <= EARLY_BYTES);
         assert!(early.ends_with("the last words\n"));
     }
@@ -171,6 +190,16 @@ mod tests {
         log.follow(reader);
         writer.write_all(b"one\ntwo\n").unwrap();
         drop(writer);
+        let drained = TargetLog::new(false);
+        let (r2, mut w2) = std::io::pipe().unwrap();
+        drained.follow(r2);
+        w2.write_all(b"last words\n").unwrap();
+        drop(w2);
+        assert_eq!(
+            drained.early(Duration::from_secs(5)),
+            "last words\n",
+            "early() waits for a closed pipe's last lines"
+        );
         // The thread ends when the pipe closes; wait for its lines without sleeping blind.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while std::fs::read_to_string(&path).unwrap() != "one\ntwo\n" {
