@@ -3,11 +3,23 @@
 use std::fmt;
 use std::time::Duration;
 
-/// Parses a duration such as `90s`, `30m`, `4h`, `1h 30m` or `250ms`.
+/// The longest duration soak accepts anywhere (a run, a ramp, a timeout, an interval):
+/// a year and a day. Longer is a typo, and timers adding it to "now" would overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Parses a duration such as `90s`, `30m`, `4h`, `1h 30m` or `250ms`, at most
+/// [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|err| {
+    let d = humantime::parse_duration(text.trim()).map_err(|err| {
         format!("invalid duration `{text}` ({err}): expected a number and a unit, like 90s, 30m, 4h or 250ms")
-    })
+    })?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "duration `{}` is out of range: at most 366 days (0s to 366d)",
+            text.trim()
+        ));
+    }
+    Ok(d)
 }
 
 /// Parses a number of hours (`4`, `0.5`, `0.005`) into a duration.
@@ -66,9 +78,14 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
         _ => return Err(bad()),
     };
     let per_second = count / seconds;
-    // Faster than one message per 10 µs per user is a typo, not a load shape.
-    if !(0.0..=100_000.0).contains(&per_second) {
-        return Err(bad());
+    // Faster than one message per 10 µs per user is a typo, not a load shape; slower than
+    // one a year has a period no timer can hold.
+    let slowest = 1.0 / MAX_DURATION.as_secs_f64();
+    if !(0.0..=100_000.0).contains(&per_second) || per_second > 0.0 && per_second < slowest {
+        return Err(format!(
+            "rate `{}` is out of range: 0/s, or from one per 366 days up to 100000/s",
+            text.trim()
+        ));
     }
     Ok(Rate { per_second })
 }
@@ -186,8 +203,23 @@ mod tests {
             parse_rate("4/s").unwrap().period(),
             Some(Duration::from_millis(250))
         );
-        for bad in ["2", "2/d", "-1/s", "x/s", "1e9/s", ""] {
+        for bad in ["2", "2/d", "-1/s", "x/s", "1e9/s", "", "nan/s", "inf/s"] {
             assert!(parse_rate(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn out_of_range_values_are_errors_that_give_the_range() {
+        for huge in ["500000000000y", "18446744073709551615s", "367d"] {
+            let err = parse_duration(huge).unwrap_err();
+            assert!(err.contains("366 days") || err.contains("invalid"), "{huge}: {err}");
+        }
+        assert_eq!(parse_duration("366d"), Ok(MAX_DURATION));
+        for tiny in ["1e-30/h", "1e-300/s", "1e-19/s"] {
+            let err = parse_rate(tiny).unwrap_err();
+            assert!(err.contains("out of range"), "{tiny}: {err}");
+        }
+        let slow = parse_rate("1/h").unwrap();
+        assert_eq!(slow.period(), Some(Duration::from_secs(3600)));
     }
 }

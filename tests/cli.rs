@@ -180,3 +180,35 @@ fn a_bad_completion_rule_exits_2() {
         "{stderr}"
     );
 }
+
+#[test]
+fn out_of_range_durations_and_rates_are_exit_2_naming_the_flag() {
+    let out = tempfile::tempdir().unwrap();
+    let base = ["--duration", "2s", "--users", "2"];
+    for (flag, value) in [
+        ("--rate", "1e-30/h"),
+        ("--rate", "1e-300/s"),
+        ("--connect-rate", "1e-19/s"),
+        ("--interval", "500000000000y"),
+        ("--reply-timeout", "300000000000y"),
+        ("--ramp-up", "500000000000y"),
+        ("--baseline", "18446744073709551615s"),
+        ("--cooldown", "500000000000y"),
+    ] {
+        let mut cmd = soak_bin();
+        cmd.args(base);
+        if flag != "--ramp-up" {
+            cmd.args(["--ramp-up", "0s", "--ramp-down", "0s"]);
+        }
+        let (code, _, stderr) = code(cmd.args([flag, value, "--quiet", "--out"]).arg(out.path()));
+        assert_eq!(code, 2, "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "{flag} named: {stderr}");
+        assert!(
+            stderr.contains("366 days") || stderr.contains("100000/s"),
+            "the valid range is given: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
+    assert!(left.is_empty(), "nothing was run: {left:?}");
+}
