@@ -2,9 +2,11 @@
 //! run the plan with the aggregator and sampler beside it, stop what soak started, and
 //! turn how it ended into an outcome.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures_util::FutureExt as _;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -31,7 +33,7 @@ use crate::report::{RunDir, StopRun, Writer};
 use crate::sampler::target::{self, Started};
 use crate::sampler::target_log::TargetLog;
 use crate::sampler::{ProcMsg, Sampler};
-use crate::signals::{Root, Stop};
+use crate::signals::{Root, Stop, panic_message};
 
 /// Readings in flight from the sampler thread to the aggregator.
 const SAMPLER_CHANNEL: usize = 1024;
@@ -131,6 +133,7 @@ async fn with_target(
         Some(Stop::Interrupted) => Status::Interrupted,
         Some(Stop::TargetExited(_)) => Status::TargetExited,
         Some(Stop::Aborted(_)) => Status::Aborted,
+        Some(Stop::Panicked(_)) => Status::Failed,
     };
     let summary = writer.finish(totals, status)?;
     drop(demo);
@@ -139,6 +142,9 @@ async fn with_target(
         None => Ok(Outcome::Passed),
         Some(Stop::Interrupted) => Ok(Outcome::Interrupted),
         Some(Stop::Aborted(_)) => Ok(Outcome::GateFailed),
+        Some(Stop::Panicked(why)) => Err(could_not_run(format!(
+            "internal error, a bug in soak — please report it: {why}; the run was stopped and the results so far are in {shown}"
+        ))),
         Some(Stop::TargetExited(how)) => Err(could_not_run(format!(
             "{how} during the run; results are in {shown}"
         ))),
@@ -193,35 +199,63 @@ async fn soak_it(
     writer: &Writer,
     root: &Root,
     process: Option<Arc<Started>>,
-) -> RunTotals {
+) -> Option<RunTotals> {
     let (recorder, rx, dropped) = Recorder::channel();
     let (proc_tx, proc_rx) = mpsc::channel::<ProcMsg>(SAMPLER_CHANNEL);
     let started = Instant::now();
     let done = CancellationToken::new();
-    let aggregator = tokio::spawn(aggregator::run(
+    let aggregator = aggregator::run(
         rx,
         proc_rx,
         done.clone(),
         dropped,
         setup(config, plan, started),
         writer.sink(),
-    ));
+    );
+    // A panic in the aggregator stops the run at once (the writer keeps its last
+    // checkpoint's totals), rather than letting users run on with nothing recording them.
+    let aggregator = tokio::spawn({
+        let root = root.clone();
+        async move {
+            match AssertUnwindSafe(aggregator).catch_unwind().await {
+                Ok(totals) => Some(totals),
+                Err(payload) => {
+                    root.stop(Stop::Panicked(format!(
+                        "the aggregator: {}",
+                        panic_message(payload.as_ref())
+                    )));
+                    None
+                }
+            }
+        }
+    });
     let on_exit = {
         let root = root.clone();
         Box::new(move |how: String| root.stop(Stop::TargetExited(how)))
     };
+    let on_panic = {
+        let root = root.clone();
+        Box::new(move |why: String| root.stop(Stop::Panicked(format!("the sampler: {why}"))))
+    };
     // Without a sampler the run goes on; the summary then has no memory figures.
-    let sampler = Sampler::spawn(process, config.process.interval, started, proc_tx, on_exit).ok();
+    let sampler = Sampler::spawn(
+        process,
+        config.process.interval,
+        started,
+        proc_tx,
+        (on_exit, on_panic),
+    )
+    .ok();
     let sessions = Arc::new(SessionConfig::new(
         config,
         transport,
         recorder,
         root.cancel.clone(),
     ));
-    crate::engine::run(plan, started, sessions, config.probes.clone(), &root.cancel).await;
+    crate::engine::run(plan, started, sessions, config.probes.clone(), root).await;
     drop(sampler);
     done.cancel();
-    aggregator.await.unwrap_or_default()
+    aggregator.await.ok().flatten()
 }
 
 fn setup(config: &RunConfig, plan: Plan, started: Instant) -> Setup {

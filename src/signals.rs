@@ -1,6 +1,12 @@
-//! Ctrl-C and SIGTERM: the root cancellation of a run, and why it was cancelled.
+//! Ctrl-C and SIGTERM: the root cancellation of a run, and why it was cancelled — a
+//! signal, the target's exit, a gate, or a panic in one of the run's own tasks (caught, so
+//! a bug in soak ends the run as a failure instead of a silent "pass").
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
+
+use futures_util::FutureExt as _;
 
 use tokio_util::sync::CancellationToken;
 
@@ -13,6 +19,8 @@ pub enum Stop {
     TargetExited(String),
     /// `--abort-on-fail`: a gate could no longer pass; which and why.
     Aborted(String),
+    /// One of the run's tasks or threads panicked (a bug in soak): where and why.
+    Panicked(String),
 }
 
 /// The root token of a run and the first reason it was cancelled.
@@ -43,10 +51,30 @@ impl Root {
         self.cancel.cancel();
     }
 
+    /// `task`, with a panic in it caught: the run is stopped for it instead of going on
+    /// without that task and reporting what was left as complete.
+    pub fn guard<F: Future<Output = ()>>(&self, task: F) -> impl Future<Output = ()> + use<F> {
+        let root = self.clone();
+        async move {
+            if let Err(payload) = AssertUnwindSafe(task).catch_unwind().await {
+                root.stop(Stop::Panicked(panic_message(payload.as_ref())));
+            }
+        }
+    }
+
     /// Why the run was stopped early, if it was.
     pub fn why(&self) -> Option<Stop> {
         self.why.lock().ok().and_then(|w| w.clone())
     }
+}
+
+/// The text of a panic's payload (a `&str` or `String` for `panic!` with a message).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| String::from("a panic with no message"))
 }
 
 /// Waits for Ctrl-C or SIGTERM.
@@ -68,6 +96,25 @@ pub async fn wait_for_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_task_stops_the_run_and_says_why() {
+        let root = Root::default();
+        let task = tokio::spawn(root.guard(async {
+            let deadline: Option<u32> = None;
+            panic!("deadline overflow: {deadline:?}");
+        }));
+        task.await.expect("the panic was caught inside the task");
+        assert!(root.cancel.is_cancelled());
+        match root.why() {
+            Some(Stop::Panicked(msg)) => assert!(msg.contains("deadline overflow"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+        // A task that ends normally changes nothing.
+        let calm = Root::default();
+        calm.guard(async {}).await;
+        assert_eq!(calm.why(), None);
+    }
 
     #[test]
     fn the_first_reason_is_kept() {

@@ -212,7 +212,10 @@ mod tests {
     fn out_of_range_values_are_errors_that_give_the_range() {
         for huge in ["500000000000y", "18446744073709551615s", "367d"] {
             let err = parse_duration(huge).unwrap_err();
-            assert!(err.contains("366 days") || err.contains("invalid"), "{huge}: {err}");
+            assert!(
+                err.contains("366 days") || err.contains("invalid"),
+                "{huge}: {err}"
+            );
         }
         assert_eq!(parse_duration("366d"), Ok(MAX_DURATION));
         for tiny in ["1e-30/h", "1e-300/s", "1e-19/s"] {

@@ -18,18 +18,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::engine::session::SessionConfig;
 use crate::plan::Plan;
 use crate::profile::resolve::ProbeConfig;
+use crate::signals::Root;
 
 /// How long stopped sessions get to receive their replies in flight and close their
 /// connections before the run ends without them: the drain plus time to close.
 pub const STOP_GRACE: Duration = Duration::from_secs(15);
 
-/// Runs `plan` from `started` until its end or until `cancel` fires, with the probes and
+/// Runs `plan` from `started` until its end or until `root` is cancelled (each task
+/// guarded: a panic in one stops the run for it), with the probes and
 /// the lag ticker beside the users for the whole run; then stops every task and waits for
 /// them (bounded by [`STOP_GRACE`]).
 pub async fn run(
@@ -37,24 +38,24 @@ pub async fn run(
     started: Instant,
     config: Arc<SessionConfig>,
     probes: Option<ProbeConfig>,
-    cancel: &CancellationToken,
+    root: &Root,
 ) {
     let tracker = TaskTracker::new();
-    let users = cancel.child_token();
-    tracker.spawn(lag::run(started, config.recorder.clone(), users.clone()));
+    let users = root.cancel.child_token();
+    tracker.spawn(root.guard(lag::run(started, config.recorder.clone(), users.clone())));
     if let Some(probes) = probes {
         let probes = Arc::new(probes);
         for k in 0..probes.count {
-            tracker.spawn(probe::run(
+            tracker.spawn(root.guard(probe::run(
                 k,
                 Arc::clone(&probes),
                 Arc::clone(&config),
                 (started, started + plan.load_end()),
                 users.clone(),
-            ));
+            )));
         }
     }
-    scheduler::run(plan, started, &config, &tracker, &users).await;
+    scheduler::run(plan, started, &config, (&tracker, root), &users).await;
     users.cancel();
     tracker.close();
     drop(config);

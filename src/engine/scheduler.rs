@@ -8,6 +8,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::engine::session::{self, SessionConfig};
 use crate::plan::Plan;
+use crate::signals::Root;
 
 /// What the scheduler does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +23,7 @@ pub async fn run(
     plan: Plan,
     started: Instant,
     config: &Arc<SessionConfig>,
-    tracker: &TaskTracker,
+    (tracker, root): (&TaskTracker, &Root),
     cancel: &CancellationToken,
 ) {
     let users = plan.users();
@@ -38,7 +39,7 @@ pub async fn run(
         match step {
             Step::Start(user) => {
                 let token = cancel.child_token();
-                tracker.spawn(session::run(user, Arc::clone(config), token.clone()));
+                tracker.spawn(root.guard(session::run(user, Arc::clone(config), token.clone())));
                 tokens[user as usize] = Some(token);
                 next_start += 1;
             }

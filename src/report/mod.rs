@@ -253,7 +253,8 @@ fn folder_stamp(now: SystemTime) -> String {
 #[allow(clippy::large_enum_variant)]
 enum Msg {
     Interval(IntervalSnapshot, RunTotals),
-    Final(RunTotals, Status),
+    /// The run's totals (`None` when the aggregator died: the last checkpoint's are used).
+    Final(Option<RunTotals>, Status),
 }
 
 /// Ends the run early, with the reason (called once, from the writer thread).
@@ -281,6 +282,7 @@ impl Writer {
             .spawn(move || {
                 let mut first_error: Option<String> = None;
                 let mut serializer = V2DeflateSerializer::new();
+                let mut last: Option<RunTotals> = None;
                 let shown = dir.path.display().to_string();
                 let mut keep = |r: io::Result<()>, what: &str| {
                     if let Err(err) = r {
@@ -306,8 +308,10 @@ impl Writer {
                                 stop(why);
                                 abort = None; // once is enough; the run is ending
                             }
+                            last = Some(totals);
                         }
                         Msg::Final(totals, status) => {
+                            let totals = totals.or(last.take()).unwrap_or_default();
                             let mut s = summary::build(&meta, &totals, status, SystemTime::now());
                             summary::apply_gates(&mut s, &meta.gates);
                             keep(dir.write_summary(&s), "summary.json");
@@ -341,7 +345,8 @@ impl Writer {
     }
 
     /// Writes the final summary and waits for every file to be flushed.
-    pub fn finish(self, totals: RunTotals, status: Status) -> Result<Summary, SoakError> {
+    /// `totals` is `None` when the aggregator died; the last checkpoint's totals are kept.
+    pub fn finish(self, totals: Option<RunTotals>, status: Status) -> Result<Summary, SoakError> {
         let _ = self.tx.send(Msg::Final(totals, status));
         drop(self.tx);
         match self.thread.join() {

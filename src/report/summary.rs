@@ -31,6 +31,8 @@ pub enum Status {
     TargetExited,
     /// `--abort-on-fail` ended it early: a gate could no longer pass.
     Aborted,
+    /// A bug in soak (a panic in one of its tasks) stopped it; figures up to then.
+    Failed,
 }
 
 impl Status {
@@ -42,6 +44,7 @@ impl Status {
             Status::Interrupted => "interrupted",
             Status::TargetExited => "target_exited",
             Status::Aborted => "aborted",
+            Status::Failed => "failed",
         }
     }
 }

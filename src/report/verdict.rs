@@ -54,6 +54,10 @@ pub(super) fn verdict(status: Status, totals: &RunTotals) -> Verdict {
             "fail",
             "the run was ended early because a gate could no longer pass",
         ),
+        Status::Failed => (
+            "error",
+            "soak itself failed (an internal error) and stopped the run; figures cover the time up to then",
+        ),
     };
     let mut reasons = vec![reason.to_string()];
     reasons.extend(cpu_line(totals));

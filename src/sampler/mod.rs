@@ -9,6 +9,7 @@
 pub mod target;
 pub mod target_log;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
@@ -60,6 +61,9 @@ pub enum ProcMsg {
     TargetExited(String),
 }
 
+/// Called once with what happened (the target's exit, the sampler's own failure).
+pub type OnEvent = Box<dyn FnOnce(String) + Send>;
+
 /// The running sampler thread; dropping it stops the thread.
 pub struct Sampler {
     stop: Option<Sender<()>>,
@@ -68,20 +72,26 @@ pub struct Sampler {
 
 impl Sampler {
     /// Starts sampling every `every` from `started`: the target (if any) and soak itself.
-    /// `on_exit` is called once if the target goes away.
+    /// `on_exit` is called once if the target goes away; `on_panic` if the sampler itself
+    /// fails (a bug), so the run stops rather than going on without memory figures.
     pub fn spawn(
         target: Option<Arc<Started>>,
         every: Duration,
         started: tokio::time::Instant,
         tx: mpsc::Sender<ProcMsg>,
-        on_exit: Box<dyn FnOnce(String) + Send>,
+        (on_exit, on_panic): (OnEvent, OnEvent),
     ) -> std::io::Result<Sampler> {
         let (stop, stopped) = channel();
         let started = started.into_std();
         let thread = std::thread::Builder::new()
             .name("soak-sampler".into())
             .spawn(move || {
-                sample_loop(target.as_deref(), every, started, &tx, &stopped, on_exit)
+                let run = AssertUnwindSafe(|| {
+                    sample_loop(target.as_deref(), every, started, &tx, &stopped, on_exit);
+                });
+                if let Err(payload) = std::panic::catch_unwind(run) {
+                    on_panic(crate::signals::panic_message(payload.as_ref()));
+                }
             })?;
         Ok(Sampler {
             stop: Some(stop),
