@@ -11,6 +11,11 @@ const SECRET_NAMES: [&str; 7] = [
 
 /// Masks the password of a URL's user-info and the values of secret-looking query parameters.
 pub fn url(url: &str) -> String {
+    // The fragment too: OAuth's implicit flow puts `#access_token=…` there.
+    let (url, fragment) = match url.split_once('#') {
+        Some((u, f)) => (u, Some(f)),
+        None => (url, None),
+    };
     let (before_query, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),
@@ -18,16 +23,24 @@ pub fn url(url: &str) -> String {
     let mut out = mask_userinfo(before_query);
     if let Some(query) = query {
         out.push('?');
-        let params: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((name, _)) if is_secret_name(name) => format!("{name}={MASK}"),
-                _ => pair.to_string(),
-            })
-            .collect();
-        out.push_str(&params.join("&"));
+        out.push_str(&params(query));
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(&params(fragment));
     }
     out
+}
+
+/// `a=1&token=x` with the values of secret-looking names masked.
+fn params(text: &str) -> String {
+    text.split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if is_secret_name(name) => format!("{name}={MASK}"),
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// Whether a parameter or header name looks like it holds a secret.
@@ -105,6 +118,16 @@ mod tests {
             url("ws://bob:hunter2@host:80/ws?room=1&token=abc&api_key=z"),
             "ws://bob:***@host:80/ws?room=1&token=***&api_key=***"
         );
+    }
+
+    #[test]
+    fn masks_secrets_in_the_fragment_too() {
+        assert_eq!(
+            url("ws://h/ws?room=1#access_token=PLANTED&state=7"),
+            "ws://h/ws?room=1#access_token=***&state=7"
+        );
+        assert_eq!(url("ws://h/ws#token=x"), "ws://h/ws#token=***");
+        assert_eq!(url("ws://h/ws#section"), "ws://h/ws#section");
     }
 
     #[test]

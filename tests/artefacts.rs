@@ -289,7 +289,9 @@ fn planted_secrets_appear_in_no_file_soak_writes() {
     let output = soak_bin()
         .args([
             "--url",
-            &format!("ws://user:{TOKEN}@127.0.0.1:{port}/ws?token={TOKEN}&room=1"),
+            &format!(
+                "ws://user:{TOKEN}@127.0.0.1:{port}/ws?token={TOKEN}&room=1#access_token={TOKEN}"
+            ),
         ])
         .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
         .args(["--header", &format!("X-Api-Key: {TOKEN}")])
