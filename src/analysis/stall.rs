@@ -12,6 +12,20 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+/// Late probe samples a bin keeps one by one (a bin holds about one sample per probe:
+/// four by default). Beyond this, further late samples are folded into the last slot
+/// (earliest send, latest answer), which can only make that slot's span wider.
+pub const LATE_SLOTS: usize = 8;
+
+/// One late probe: its intended send and its answer, ms from the run's start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Late {
+    /// Intended send.
+    pub send_ms: u32,
+    /// Answer (intended send + round trip).
+    pub answer_ms: u32,
+}
+
 /// One bin of probe results (filled by the aggregator as answers arrive).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bin {
@@ -19,10 +33,8 @@ pub struct Bin {
     pub seen: u16,
     /// Of those, late ones.
     pub late: u16,
-    /// Earliest intended send among the late ones, ms from the run's start.
-    pub first_late_ms: u32,
-    /// Latest answer (intended + round trip) among the late ones, ms from the run's start.
-    pub last_answer_ms: u32,
+    /// The late samples (the first `late.min(LATE_SLOTS)` slots are used).
+    pub samples: [Late; LATE_SLOTS],
     /// The tester's worst timer lag in this bin, µs.
     pub lag_max_us: u32,
 }
@@ -32,14 +44,25 @@ impl Bin {
     pub fn add_probe(&mut self, at_ms: u32, rtt_us: u32, threshold: Duration) {
         self.seen = self.seen.saturating_add(1);
         if u128::from(rtt_us) > threshold.as_micros() {
-            self.first_late_ms = if self.late == 0 {
-                at_ms
-            } else {
-                self.first_late_ms.min(at_ms)
+            let sample = Late {
+                send_ms: at_ms,
+                answer_ms: at_ms.saturating_add(rtt_us / 1000),
             };
+            let used = usize::from(self.late);
+            if used < LATE_SLOTS {
+                self.samples[used] = sample;
+            } else {
+                let last = &mut self.samples[LATE_SLOTS - 1];
+                last.send_ms = last.send_ms.min(sample.send_ms);
+                last.answer_ms = last.answer_ms.max(sample.answer_ms);
+            }
             self.late = self.late.saturating_add(1);
-            self.last_answer_ms = self.last_answer_ms.max(at_ms.saturating_add(rtt_us / 1000));
         }
+    }
+
+    /// The late samples held.
+    pub fn late_samples(&self) -> &[Late] {
+        &self.samples[..usize::from(self.late).min(LATE_SLOTS)]
     }
 }
 
@@ -84,46 +107,45 @@ pub fn annotate(stalls: &mut [Stall], abnormal_closes_ms: &[u32]) {
 
 /// The stalls in `bins`: `(i, bin)` pairs sorted by `i`, bin `i` covering
 /// `[i·bin, (i+1)·bin)`; a missing bin is a quiet one (see [`Bins`]).
+///
+/// Stalled bins say *when* most probes were late; the late probes themselves say where
+/// one stall ends and the next begins. A block rarely starts or ends on a bin boundary, so
+/// the late probes of the bins on either side of a run of stalled bins are candidates too.
+/// The candidates, in order of their sends, form one stall for as long as each was sent
+/// before everything sent earlier had been answered; a probe sent after that is the start
+/// of the next stall (the loop was free in between). So two blocks 60 ms apart are two
+/// stalls, stalls never overlap, each spans exactly its own probes' first late send to
+/// their last late answer, and their total never exceeds the probed time.
 pub fn detect(bins: &[(usize, Bin)], rule: StallRule) -> Vec<Stall> {
     let stalled = |b: &Bin| b.seen > 0 && f64::from(b.late) >= rule.quorum * f64::from(b.seen);
     let bin_ms = rule.bin.as_millis().max(1) as u64;
     let lag_limit_us = rule.threshold.as_micros() / 2;
+    // Candidate late samples, each marked whether it is in a stalled bin.
+    let mut candidates: Vec<(Late, bool)> = Vec::new();
+    for (k, (i, bin)) in bins.iter().enumerate() {
+        let core = stalled(bin);
+        let beside =
+            |j: Option<&(usize, Bin)>| j.is_some_and(|(n, b)| n.abs_diff(*i) == 1 && stalled(b));
+        if core || beside(k.checked_sub(1).and_then(|p| bins.get(p))) || beside(bins.get(k + 1)) {
+            candidates.extend(bin.late_samples().iter().map(|l| (*l, core)));
+        }
+    }
+    candidates.sort_by_key(|(l, _)| (l.send_ms, l.answer_ms));
     // The bins with an index in `lo..=hi`.
     let range = |lo: usize, hi: usize| {
         let from = bins.partition_point(|(i, _)| *i < lo);
         let to = bins.partition_point(|(i, _)| *i <= hi);
         bins[from..to].iter().map(|(_, b)| b)
     };
-    let last_index = bins.last().map_or(0, |(i, _)| *i);
     let mut stalls = Vec::new();
-    let mut k = 0;
-    while k < bins.len() {
-        if !stalled(&bins[k].1) {
-            k += 1;
-            continue;
-        }
-        let first = bins[k].0;
-        while k + 1 < bins.len() && bins[k + 1].0 == bins[k].0 + 1 && stalled(&bins[k + 1].1) {
-            k += 1;
-        }
-        let last = bins[k].0;
-        k += 1;
-        // A block rarely starts on a bin boundary: the late probes in the bins on either
-        // side belong to the same stall even when too few of them were late to count alone.
-        let late = range(first.saturating_sub(1), last + 1).filter(|b| b.late > 0);
-        let start_ms = late.clone().map(|b| b.first_late_ms).min().unwrap_or(0);
-        let end_ms = late
-            .map(|b| b.last_answer_ms)
-            .max()
-            .unwrap_or(start_ms)
-            .max(start_ms);
-        // The window the tester must have been on time in: the stall's bins and any bin its
-        // late answers reach into.
-        let last_bin = ((u64::from(end_ms) / bin_ms) as usize).clamp(last, last_index.max(last));
-        let lag_us = range(first, last_bin)
-            .map(|b| b.lag_max_us)
-            .max()
-            .unwrap_or(0);
+    let mut close = |start_ms: u32, end_ms: u32| {
+        // The window the tester must have been on time in: every bin from the first late
+        // send to the last late answer.
+        let (lo, hi) = (
+            (u64::from(start_ms) / bin_ms) as usize,
+            (u64::from(end_ms) / bin_ms) as usize,
+        );
+        let lag_us = range(lo, hi).map(|b| b.lag_max_us).max().unwrap_or(0);
         stalls.push(Stall {
             start_s: f64::from(start_ms) / 1000.0,
             length_ms: f64::from(end_ms - start_ms),
@@ -131,6 +153,25 @@ pub fn detect(bins: &[(usize, Bin)], rule: StallRule) -> Vec<Stall> {
             tester_lag_ms: f64::from(lag_us) / 1000.0,
             nearby_closes: 0,
         });
+    };
+    // The stall being gathered: first send, last answer, and whether a stalled bin has
+    // a sample in it (neighbours alone are not a stall).
+    let mut open: Option<(u32, u32, bool)> = None;
+    for (late, core) in candidates {
+        open = match open {
+            Some((start, end, has_core)) if late.send_ms < end => {
+                Some((start, end.max(late.answer_ms), has_core || core))
+            }
+            previous => {
+                if let Some((start, end, true)) = previous {
+                    close(start, end);
+                }
+                Some((late.send_ms, late.answer_ms.max(late.send_ms), core))
+            }
+        };
+    }
+    if let Some((start, end, true)) = open {
+        close(start, end);
     }
     stalls
 }
