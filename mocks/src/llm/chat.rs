@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -112,8 +113,15 @@ fn wants_stream(obj: &serde_json::Map<String, Value>) -> Result<bool, ApiError> 
 }
 
 /// The handler.
-pub async fn completions(State(llm): State<Arc<Llm>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn completions(
+    State(llm): State<Arc<Llm>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let open = Open::new(&llm, false);
+    let Ok(body) = body else {
+        return ApiError::too_large().into_response();
+    };
     let ask = match parse(&body) {
         Ok(ask) => ask,
         Err(err) => return err.into_response(),

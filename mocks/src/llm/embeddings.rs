@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -18,9 +19,28 @@ use crate::llm::config::FaultKind;
 use crate::llm::error::ApiError;
 use crate::llm::{Llm, Open, admit, json_response, pause};
 
+/// Inputs per request, as the API allows.
+pub const MAX_INPUTS: usize = 2048;
+/// Dimensions of the largest embedding model (`text-embedding-3-large`).
+pub const MAX_DIMENSIONS: usize = 3072;
+/// Tokens per input (the embedding models' context), counted as soak counts them (4 bytes
+/// a token).
+pub const MAX_INPUT_TOKENS: usize = 8192;
+/// The mock's own bound on one response: inputs × dimensions. 2,048 inputs of 3,072
+/// dimensions would be a 120 MB JSON answer; the mock must stay small whatever it is
+/// asked (the real API streams such answers from a fleet, the mock builds them in memory).
+pub const MAX_VALUES: usize = 1 << 19;
+
 /// The handler.
-pub async fn create(State(llm): State<Arc<Llm>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn create(
+    State(llm): State<Arc<Llm>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let _open = Open::new(&llm, false);
+    let Ok(body) = body else {
+        return ApiError::too_large().into_response();
+    };
     let ask = match parse(&body, llm.config.embedding_dimensions) {
         Ok(ask) => ask,
         Err(e) => return e.into_response(),
@@ -111,12 +131,48 @@ fn parse(body: &[u8], default_dims: usize) -> Result<Ask, ApiError> {
             ));
         }
     };
-    let dims = value
-        .get("dimensions")
-        .and_then(Value::as_u64)
-        .map_or(default_dims, |d| {
-            usize::try_from(d).unwrap_or(usize::MAX).clamp(1, 16_384)
-        });
+    if inputs.len() > MAX_INPUTS {
+        return Err(ApiError::invalid(
+            format!(
+                "Invalid 'input': array too long. Expected an array with maximum length {MAX_INPUTS}, but got an array with length {} instead.",
+                inputs.len()
+            ),
+            Some("input"),
+        ));
+    }
+    if let Some(long) = inputs.iter().find(|i| i.len() / 4 > MAX_INPUT_TOKENS) {
+        return Err(ApiError::invalid(
+            format!(
+                "This model's maximum context length is {MAX_INPUT_TOKENS} tokens, however you requested {} tokens ({} in your prompt; 0 for the completion). Please reduce your prompt; or completion length.",
+                long.len() / 4,
+                long.len() / 4
+            ),
+            Some("input"),
+        ));
+    }
+    let dims = match value.get("dimensions") {
+        None | Some(Value::Null) => default_dims.min(MAX_DIMENSIONS),
+        Some(d) => match d.as_u64().and_then(|d| usize::try_from(d).ok()) {
+            Some(d) if (1..=MAX_DIMENSIONS).contains(&d) => d,
+            _ => {
+                return Err(ApiError::invalid(
+                    format!(
+                        "Invalid 'dimensions': expected an integer from 1 to {MAX_DIMENSIONS}, but got {d} instead."
+                    ),
+                    Some("dimensions"),
+                ));
+            }
+        },
+    };
+    if inputs.len() * dims > MAX_VALUES {
+        return Err(ApiError::invalid(
+            format!(
+                "The mock answers at most {MAX_VALUES} embedding values per request ({} inputs × {dims} dimensions asked): send fewer inputs or fewer dimensions.",
+                inputs.len()
+            ),
+            Some("input"),
+        ));
+    }
     Ok(Ask {
         model: model.to_string(),
         inputs,

@@ -32,6 +32,20 @@ impl ApiError {
         })
     }
 
+    /// 413 for a body over the mock's limit (axum's 2 MB), in the API's error shape.
+    pub fn too_large() -> ApiError {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: String::from(
+                "Request body too large: the mock accepts request bodies of up to 2 MB.",
+            ),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("request_too_large"),
+            retry_after_ms: None,
+        }
+    }
+
     /// 400 for a bad request body.
     pub fn invalid(message: impl Into<String>, param: Option<&'static str>) -> ApiError {
         ApiError {

@@ -397,3 +397,51 @@ async fn the_stats_path_serves_the_counters() {
     assert_eq!(v["requests"]["chat_completions"]["200"], 1);
     assert_eq!(v["tokens_served"], 8);
 }
+
+#[tokio::test]
+async fn embeddings_requests_are_capped_as_the_api_caps_them() {
+    let (_, app) = mock(LlmConfig::fast());
+    let ask = |body: Value| send(&app, post("/v1/embeddings", body));
+    let inputs: Vec<String> = (0..20_000).map(|i| format!("x{i}")).collect();
+    let (status, _, body) = ask(json!({"model": "m", "input": inputs})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let err: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(err["error"]["type"], "invalid_request_error");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("2048"),
+        "{err}"
+    );
+    let (status, _, body) = ask(json!({"model": "m", "input": "a", "dimensions": 16_384})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("dimensions"));
+    let long = "word ".repeat(10_000);
+    let (status, _, body) = ask(json!({"model": "m", "input": long})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("maximum context length"));
+    let many: Vec<String> = (0..2048).map(|i| format!("x{i}")).collect();
+    let (status, _, body) = ask(json!({"model": "m", "input": many, "dimensions": 3072})).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the response would be too big: {body}"
+    );
+    let (status, _, _) = ask(json!({"model": "m", "input": ["a", "b"], "dimensions": 3072})).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_the_apis_error_shape() {
+    let (_, app) = mock(LlmConfig::fast());
+    for path in ["/v1/embeddings", "/v1/chat/completions"] {
+        let big = "x".repeat(3 * 1024 * 1024);
+        let req = Request::post(path)
+            .header("authorization", "Bearer sk-test")
+            .header("content-type", "application/json")
+            .body(Body::from(big))
+            .unwrap();
+        let (status, _, body) = send(&app, req).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {body}");
+        let err: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(err["error"]["code"], "request_too_large", "{path}");
+    }
+}
