@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, sleep_until};
 
 use crate::telegram::params::Params;
-use crate::telegram::{BotAction, Telegram, bot_id, now, webhook};
+use crate::telegram::{BotAction, MAX_BOTS, Telegram, bot_id, now, webhook};
 
 /// Longest `getUpdates` long poll, s (the real API's limit).
 const MAX_POLL_S: i64 = 50;
@@ -40,6 +40,23 @@ pub async fn not_found() -> Response {
     err(404, "Not Found")
 }
 
+/// The methods the mock implements, lower-cased (names are case-insensitive).
+const KNOWN: [&str; 13] = [
+    "getme",
+    "getupdates",
+    "setwebhook",
+    "deletewebhook",
+    "getwebhookinfo",
+    "sendmessage",
+    "sendphoto",
+    "senddocument",
+    "editmessagetext",
+    "sendchataction",
+    "sendmessagedraft",
+    "deletemessage",
+    "answercallbackquery",
+];
+
 /// Every `/bot<token>/<method>` call.
 pub async fn call(
     State(tg): State<Arc<Telegram>>,
@@ -52,9 +69,27 @@ pub async fn call(
     if bot_id(token).is_none() {
         return err(401, "Unauthorized");
     }
+    if !tg.admit(token) {
+        return err(
+            401,
+            &format!("Unauthorized: the mock keeps at most {MAX_BOTS} bot tokens"),
+        );
+    }
     let method = method.to_ascii_lowercase();
+    // Known methods are counted by name; anything else in one bucket, so a client inventing
+    // method names cannot grow the counters.
+    let counted = if KNOWN.contains(&method.as_str()) {
+        method.as_str()
+    } else {
+        "unknown"
+    };
     if let Ok(mut calls) = tg.calls.lock() {
-        *calls.entry(method.clone()).or_default() += 1;
+        match calls.get_mut(counted) {
+            Some(n) => *n += 1,
+            None => {
+                calls.insert(counted.to_string(), 1);
+            }
+        }
     }
     if tg.config.slow_ms > 0 {
         tokio::time::sleep(Duration::from_millis(tg.config.slow_ms)).await;

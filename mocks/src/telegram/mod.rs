@@ -98,8 +98,14 @@ pub struct Telegram {
     deliveries: AtomicU64,
     delivery_failures: AtomicU64,
     faults: AtomicU64,
+    tokens_refused: AtomicU64,
     flood: Option<flood::Flood>,
 }
+
+/// Bot tokens the mock keeps state for. Any client can invent tokens, and each one would
+/// otherwise hold a bot's updates and counters forever; past this, a new token gets 401
+/// and is counted in `tokens_refused`.
+pub const MAX_BOTS: usize = 64;
 
 /// Counters, as served at `/__soak/stats` and written into soak's summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -116,6 +122,8 @@ pub struct Snapshot {
     pub webhook_failures: u64,
     /// Injected faults.
     pub faults_injected: u64,
+    /// Calls with a new token refused because [`MAX_BOTS`] tokens were already known.
+    pub tokens_refused: u64,
 }
 
 /// Seconds since the Unix epoch.
@@ -149,7 +157,26 @@ impl Telegram {
             deliveries: AtomicU64::new(0),
             delivery_failures: AtomicU64::new(0),
             faults: AtomicU64::new(0),
+            tokens_refused: AtomicU64::new(0),
         }
+    }
+
+    /// Whether calls with `token` are served: a known token, or a new one while fewer than
+    /// [`MAX_BOTS`] are known (then it is known from now on).
+    pub fn admit(&self, token: &str) -> bool {
+        let known = {
+            let bots = match self.bots.lock() {
+                Ok(b) => b,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            bots.contains_key(token) || bots.len() < MAX_BOTS
+        };
+        if known {
+            self.with_bot(token, |_| ());
+        } else {
+            self.tokens_refused.fetch_add(1, Ordering::Relaxed);
+        }
+        known
     }
 
     fn with_bot<T>(&self, token: &str, f: impl FnOnce(&mut Bot) -> T) -> T {
@@ -217,6 +244,7 @@ impl Telegram {
             webhook_deliveries: self.deliveries.load(Ordering::Relaxed),
             webhook_failures: self.delivery_failures.load(Ordering::Relaxed),
             faults_injected: self.faults.load(Ordering::Relaxed),
+            tokens_refused: self.tokens_refused.load(Ordering::Relaxed),
         }
     }
 }

@@ -334,3 +334,30 @@ async fn flood_limits_answer_429_with_retry_after() {
     );
     assert_eq!(tg.snapshot().flood_429, 2);
 }
+
+#[tokio::test]
+async fn invented_methods_and_tokens_cannot_grow_the_counters() {
+    let (tg, app) = app();
+    for i in 0..3000 {
+        let (status, _) = call(&app, get(&format!("/bot{TOKEN}/madeUp{i}"))).await;
+        assert_eq!(status, 404);
+    }
+    let calls = tg.snapshot().calls;
+    assert_eq!(calls.get("unknown"), Some(&3000));
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    for i in 0..3000 {
+        let (status, _) = call(&app, get(&format!("/bot{i}:x/getMe"))).await;
+        assert_eq!(
+            status,
+            if i < MAX_BOTS - 1 { 200 } else { 401 },
+            "token {i}"
+        );
+    }
+    let s = tg.snapshot();
+    assert_eq!(s.tokens_refused, 3000 - (MAX_BOTS as u64 - 1));
+    assert_eq!(tg.bots.lock().unwrap().len(), MAX_BOTS);
+    let (status, _) = call(&app, get(&format!("/bot{TOKEN}/getMe"))).await;
+    assert_eq!(status, 200, "a known token is still served");
+    let stats = serde_json::to_string(&s).unwrap();
+    assert!(stats.len() < 1000, "{} bytes of stats", stats.len());
+}
