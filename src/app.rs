@@ -83,8 +83,8 @@ fn llm_config(args: &MockArgs) -> Result<soak_mocks::llm::config::LlmConfig, Soa
     }
     let mut config = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+            let text =
+                crate::files::read_text(path, crate::files::MAX_PROFILE_BYTES).map_err(usage)?;
             crate::profile::parse_toml::<MockFile>(&text, &path.display().to_string())?.llm
         }
         None => soak_mocks::llm::config::LlmConfig::default(),
@@ -166,8 +166,7 @@ fn load_summary(path: &Path) -> Result<Value, SoakError> {
     } else {
         path.to_path_buf()
     };
-    let text =
-        std::fs::read_to_string(&file).map_err(|e| usage(format!("{}: {e}", file.display())))?;
+    let text = crate::files::read_text(&file, crate::files::MAX_SUMMARY_BYTES).map_err(usage)?;
     serde_json::from_str(&text)
         .map_err(|e| usage(format!("{}: not a soak summary: {e}", file.display())))
 }

@@ -25,11 +25,11 @@ impl UserData {
 /// Reads a data file; an error is one line naming the file and, where known, the line.
 pub fn load(path: &Path) -> Result<UserData, String> {
     let shown = path.display();
+    let bytes = crate::files::read_bounded(path, crate::files::MAX_DATA_BYTES)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|err| format!("{shown}: {err}"))?;
+        .from_reader(bytes.as_slice());
     let at = |err: &csv::Error| match err.position() {
         Some(pos) => format!("{shown}:{}: {}", pos.line(), describe(err)),
         None => format!("{shown}: {}", describe(err)),

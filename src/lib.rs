@@ -9,7 +9,7 @@
 //! - [`metrics`]: `Sample`s from sessions, the one aggregator owning the histograms.
 //! - [`report`]: the results folder and its files; [`progress`]: the live view.
 //! - [`demo_target`]: the built-in demo chat target on its own thread ([`own_thread`]);
-//!   [`redact`]: secrets.
+//!   [`redact`]: secrets; [`files`]: the files a user names, read safely.
 //!
 //! Data flows one way:
 //!
@@ -28,6 +28,7 @@ pub mod data;
 pub mod demo_target;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod metrics;
 pub mod mocks;
 pub mod own_thread;

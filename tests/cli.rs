@@ -212,3 +212,31 @@ fn out_of_range_durations_and_rates_are_exit_2_naming_the_flag() {
     let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
     assert!(left.is_empty(), "nothing was run: {left:?}");
 }
+
+#[test]
+fn data_and_profile_files_that_are_not_regular_files_are_exit_2_at_once() {
+    let out = tempfile::tempdir().unwrap();
+    let fifo = out.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    let mut cases = vec![vec!["--data".to_string(), "/dev/zero".to_string()]];
+    if made.is_ok_and(|s| s.success()) {
+        let f = fifo.display().to_string();
+        cases.push(vec!["--data".into(), f.clone()]);
+        cases.push(vec!["--profile".into(), f]);
+    }
+    for case in cases {
+        let started = std::time::Instant::now();
+        let (code, _, stderr) = code(
+            soak_bin()
+                .args(&case)
+                .args(["--duration", "20s", "--quiet", "--out"])
+                .arg(out.path().join("r")),
+        );
+        assert_eq!(code, 2, "{case:?}: {stderr}");
+        assert!(stderr.contains("not a regular file"), "{case:?}: {stderr}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{case:?} hung"
+        );
+    }
+}

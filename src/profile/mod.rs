@@ -41,12 +41,14 @@ pub fn load(name_or_path: Option<&str>) -> Result<Loaded, SoakError> {
         });
     }
     let path = Path::new(wanted);
-    let text = std::fs::read_to_string(path).map_err(|err| {
-        usage(format!(
-            "profile `{wanted}`: {err}; give a file path or one of the built-ins: {}",
+    if !path.exists() {
+        return Err(usage(format!(
+            "profile `{wanted}`: no such built-in profile or file; give a file path or one of the built-ins: {}",
             builtin::names().join(", ")
-        ))
-    })?;
+        )));
+    }
+    let text = crate::files::read_text(path, crate::files::MAX_PROFILE_BYTES)
+        .map_err(|err| usage(format!("profile {err}")))?;
     let source = path.display().to_string();
     Ok(Loaded {
         name: file_stem(path),

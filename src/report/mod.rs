@@ -187,12 +187,8 @@ pub fn write_reports(dir: &Path, summary: &serde_json::Value) -> io::Result<()> 
 /// `junit.xml` from its saved data. Returns the summary.
 pub fn rerender(dir: &Path) -> Result<serde_json::Value, SoakError> {
     let path = dir.join("summary.json");
-    let text = fs::read_to_string(&path).map_err(|err| {
-        usage(format!(
-            "{}: {err} (is this a soak results folder?)",
-            path.display()
-        ))
-    })?;
+    let text = crate::files::read_text(&path, crate::files::MAX_SUMMARY_BYTES)
+        .map_err(|err| usage(format!("{err} (is this a soak results folder?)")))?;
     let mut summary: serde_json::Value = serde_json::from_str(&text)
         .map_err(|err| usage(format!("{}: not a soak summary: {err}", path.display())))?;
     if summary
