@@ -15,7 +15,7 @@ use crate::analysis::abort::Abort;
 use crate::analysis::memory::Windows;
 use crate::cli::RunArgs;
 use crate::demo_target::DemoTarget;
-use crate::engine::connect::{Dialer, describe};
+use crate::engine::connect::Dialer;
 use crate::engine::session::{SessionConfig, TelegramUsers, Transport};
 use crate::error::{Outcome, SoakError, could_not_run};
 use crate::metrics::Recorder;
@@ -43,6 +43,14 @@ pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
     let mut loaded = profile::load(args.profile.as_deref())?;
     overrides::apply(&args, &mut loaded.spec);
     let config = resolve::resolve(&loaded)?;
+    let p = &config.effective.process;
+    let asked = p.baseline.unwrap_or_default() + p.cooldown.unwrap_or_default();
+    if matches!(config.process.target, TargetProcess::None) && !asked.is_zero() && !args.quiet {
+        eprintln!(
+            "soak: no target process (--target-pid, --target-name, --target-cmd): the profile's idle baseline and cool-down ({} in all) are skipped; they exist for the memory verdict",
+            crate::units::format_duration(asked)
+        );
+    }
     let mocks = Mocks::start(config.llm.clone(), config.telegram.clone())?;
     let process = find_target(&config, &mocks.env())?.map(Arc::new);
     let result = with_target(&config, args.quiet, process.clone(), &mocks).await;
@@ -403,9 +411,7 @@ async fn transport(
             token: crate::mocks::BOT_TOKEN.into(),
         }));
     }
-    let dialer = Dialer::new(url, &config.connection, config.connect_rate)
-        .await
-        .map_err(could_not_run)?;
+    let dialer = Dialer::new(url, &config.connection, config.connect_rate).await?;
     match process {
         Some(p) if p.started_by_soak() => {
             target::wait_ready(p, &dialer, config.process.startup_timeout).await?
@@ -417,15 +423,14 @@ async fn transport(
 
 /// One connection before any load, so an unreachable target is exit 3 with nothing sent.
 async fn preflight(dialer: &Dialer) -> Result<(), SoakError> {
-    match dialer.dial().await {
+    match dialer.dial_explained().await {
         Ok(mut ws) => {
             let _ = ws.close(None).await;
             Ok(())
         }
-        Err(kind) => Err(could_not_run(format!(
-            "target {} is unreachable: {}",
+        Err((_, why)) => Err(could_not_run(format!(
+            "target {} is unreachable: {why}",
             crate::redact::url(dialer.url()),
-            describe(kind)
         ))),
     }
 }

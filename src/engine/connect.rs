@@ -12,8 +12,11 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::WebSocketStream;
+
+use crate::error::{SoakError, could_not_run, usage};
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -59,49 +62,64 @@ impl std::fmt::Debug for Dialer {
 }
 
 impl Dialer {
-    /// Looks up the target and prepares TLS and headers; errors are one line.
+    /// Checks the URL and headers, looks up the target and prepares TLS; errors are one
+    /// line: bad usage (a bad port, header or URL: exit 2) before a failed lookup (exit 3).
     pub async fn new(
         url: &str,
         config: &ConnectionConfig,
         connect_rate: Rate,
-    ) -> Result<Dialer, String> {
+    ) -> Result<Dialer, SoakError> {
         let (secure, rest) = match url.strip_prefix("wss://") {
             Some(rest) => (true, rest),
             None => (false, url.strip_prefix("ws://").unwrap_or(url)),
         };
-        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
         let authority = authority.rsplit('@').next().unwrap_or(authority);
         let host = host_of(authority);
+        if has_port(authority) {
+            let port = authority.rsplit(':').next().unwrap_or_default();
+            if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+                return Err(usage(format!(
+                    "`{}`: the port `{port}` is not a port number (1 to 65535)",
+                    crate::redact::url(url)
+                )));
+            }
+        }
         let with_port = if has_port(authority) {
             authority.to_string()
         } else {
             format!("{authority}:{}", if secure { 443 } else { 80 })
         };
-        let addr = tokio::net::lookup_host(with_port.as_str())
-            .await
-            .map_err(|err| format!("cannot resolve `{authority}`: {err}"))?
-            .next()
-            .ok_or_else(|| format!("`{authority}` resolves to no address"))?;
         let mut headers = Vec::new();
         for (name, value) in &config.headers {
             let name = HeaderName::try_from(name.as_str())
-                .map_err(|_| format!("`{name}` is not a valid header name"))?;
+                .map_err(|_| usage(format!("`{name}` is not a valid header name")))?;
             let value = HeaderValue::try_from(value.as_str()).map_err(|_| {
-                format!("the value of header `{name}` has characters a header cannot carry")
+                usage(format!(
+                    "the value of header `{name}` has characters a header cannot carry"
+                ))
             })?;
             headers.push((name, value));
         }
         if !config.subprotocols.is_empty() {
             let value = HeaderValue::try_from(config.subprotocols.join(", "))
-                .map_err(|_| String::from("subprotocols have characters a header cannot carry"))?;
+                .map_err(|_| usage("subprotocols have characters a header cannot carry"))?;
             headers.push((HeaderName::from_static("sec-websocket-protocol"), value));
         }
         // Check the URL once, so a connect can only fail for reasons the server controls.
         url.into_client_request()
-            .map_err(|err| format!("`{}`: {err}", crate::redact::url(url)))?;
+            .map_err(|err| usage(format!("`{}`: {err}", crate::redact::url(url))))?;
+        let addr = tokio::net::lookup_host(with_port.as_str())
+            .await
+            .map_err(|err| could_not_run(format!("cannot resolve `{authority}`: {err}")))?
+            .next()
+            .ok_or_else(|| could_not_run(format!("`{authority}` resolves to no address")))?;
         let tls = if secure {
-            let name = ServerName::try_from(host.to_string())
-                .map_err(|_| format!("`{host}` is not a name a TLS certificate can carry"))?;
+            let name = ServerName::try_from(host.to_string()).map_err(|_| {
+                usage(format!(
+                    "`{host}` is not a name a TLS certificate can carry"
+                ))
+            })?;
             Some((
                 TlsConnector::from(tls::client_config(config.insecure)),
                 name,
@@ -132,34 +150,47 @@ impl Dialer {
     /// Opens one connection: TCP with Nagle off, TLS for `wss://`, then the upgrade, all
     /// within the handshake timeout.
     pub async fn dial(&self) -> Result<Box<Ws>, ErrorKind> {
+        self.dial_explained().await.map_err(|(kind, _)| kind)
+    }
+
+    /// [`Dialer::dial`], with what went wrong in words (the server's status and reason
+    /// when it refused the upgrade): for the pre-flight connection's exit-3 message.
+    pub async fn dial_explained(&self) -> Result<Box<Ws>, (ErrorKind, String)> {
+        let plain = |kind: ErrorKind| (kind, describe(kind).to_string());
         let attempt = async {
             let tcp = TcpStream::connect(self.addr)
                 .await
-                .map_err(|err| classify_io(&err))?;
+                .map_err(|err| plain(classify_io(&err)))?;
             // Chat messages are small and latency is what we measure: never wait to coalesce.
-            tcp.set_nodelay(true).map_err(|_| ErrorKind::ConnectIo)?;
+            tcp.set_nodelay(true)
+                .map_err(|_| plain(ErrorKind::ConnectIo))?;
             let stream = match &self.tls {
                 Some((connector, name)) => {
                     let tls = connector
                         .connect(name.clone(), tcp)
                         .await
-                        .map_err(|err| classify_io(&err))?;
+                        .map_err(|err| plain(classify_io(&err)))?;
                     Stream::Tls(Box::new(tls))
                 }
                 None => Stream::Plain(tcp),
             };
-            let ws = upgrade(stream, self.request()?, ws_config())
-                .await
-                .map_err(|failed| match failed {
-                    Failed::Io(err) => classify_io(&err),
-                    Failed::Refused(_) => ErrorKind::Handshake,
-                })?;
+            let request = self.request().map_err(plain)?;
+            let ws =
+                upgrade(stream, request, ws_config())
+                    .await
+                    .map_err(|failed| match failed {
+                        Failed::Io(err) => plain(classify_io(&err)),
+                        Failed::Refused(why) => (
+                            ErrorKind::Handshake,
+                            format!("the server did not accept the WebSocket upgrade: {why}"),
+                        ),
+                    })?;
             // Boxed: a session holds it for its whole life, so it stays out of the future.
             Ok(Box::new(ws))
         };
         timeout(self.handshake_timeout, attempt)
             .await
-            .unwrap_or(Err(ErrorKind::ConnectTimeout))
+            .unwrap_or_else(|_| Err(plain(ErrorKind::ConnectTimeout)))
     }
 
     fn request(&self) -> Result<Request, ErrorKind> {
@@ -235,7 +266,11 @@ fn classify_io(err: &io::Error) -> ErrorKind {
 /// The kind of an error on an open connection.
 pub fn classify(err: &WsError) -> ErrorKind {
     match err {
-        WsError::ConnectionClosed | WsError::AlreadyClosed => ErrorKind::Closed,
+        // The stream ending without a close frame is the server closing (or dying), not a
+        // protocol violation: counted `closed`, with close code 1006.
+        WsError::ConnectionClosed
+        | WsError::AlreadyClosed
+        | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => ErrorKind::Closed,
         WsError::Io(io) => match classify_io(io) {
             ErrorKind::ConnectIo | ErrorKind::ConnectRefused | ErrorKind::ConnectTimeout => {
                 ErrorKind::Reset

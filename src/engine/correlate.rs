@@ -37,8 +37,10 @@ pub struct Slot {
 pub enum Match<'a> {
     /// An outstanding request.
     Pending(&'a mut Slot),
-    /// A request already answered or timed out.
+    /// A request that timed out (or was answered too long ago to tell).
     Late,
+    /// A request already answered completely: a second reply.
+    Duplicate,
     /// No request of this user has that seq.
     Unknown,
 }
@@ -52,7 +54,16 @@ pub struct Pending {
     base: u64,
     /// One slot per seq from `base`; `None` once answered.
     slots: VecDeque<Option<Slot>>,
+    /// Which of the last [`ANSWERED_WINDOW`] seqs were answered completely (bit `seq %
+    /// 128`), so a second reply is told from a late one; 16 bytes a session.
+    answered: u128,
+    /// The highest seq pushed (the window is the 128 seqs up to it).
+    newest: u64,
 }
+
+/// How many recent requests a session remembers as answered. A reply to an older one is
+/// counted late: it cannot be told from a late reply any more.
+pub const ANSWERED_WINDOW: u64 = 128;
 
 impl Pending {
     /// An empty table with room for `capacity` requests in flight before it grows.
@@ -60,6 +71,8 @@ impl Pending {
         Pending {
             base: 1,
             slots: VecDeque::with_capacity(capacity),
+            answered: 0,
+            newest: 0,
         }
     }
 
@@ -78,25 +91,40 @@ impl Pending {
             msg,
             frames: 0,
         }));
+        self.newest = seq;
+        self.answered &= !(1u128 << (seq % ANSWERED_WINDOW));
+    }
+
+    /// Whether `seq` is one of the recent requests answered completely.
+    fn was_answered(&self, seq: u64) -> bool {
+        seq <= self.newest
+            && self.newest - seq < ANSWERED_WINDOW
+            && self.answered & (1u128 << (seq % ANSWERED_WINDOW)) != 0
     }
 
     /// Looks request `seq` up, leaving it in the table.
     pub fn get(&mut self, seq: u64) -> Match<'_> {
+        let gone = if self.was_answered(seq) {
+            Match::Duplicate
+        } else {
+            Match::Late
+        };
         let Some(offset) = seq.checked_sub(self.base) else {
-            return Match::Late;
+            return gone;
         };
         match usize::try_from(offset)
             .ok()
             .and_then(|i| self.slots.get_mut(i))
         {
             Some(Some(slot)) => Match::Pending(slot),
-            Some(None) => Match::Late,
+            Some(None) => gone,
             None => Match::Unknown,
         }
     }
 
     /// Removes request `seq` (its reply is complete).
     pub fn finish(&mut self, seq: u64) {
+        self.answered |= 1u128 << (seq % ANSWERED_WINDOW);
         if let Some(slot) = seq
             .checked_sub(self.base)
             .and_then(|o| usize::try_from(o).ok())
@@ -176,7 +204,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn out_of_order_replies_match_and_duplicates_are_late() {
+    async fn out_of_order_replies_match_and_second_replies_are_duplicates() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut p = Pending::with_capacity(4);
@@ -185,10 +213,10 @@ mod tests {
         }
         assert_eq!(at(&mut p, 2), Some(t0 + ms(2)));
         p.finish(2);
-        assert_eq!(p.get(2), Match::Late);
+        assert_eq!(p.get(2), Match::Duplicate);
         assert_eq!(at(&mut p, 1), Some(t0 + ms(1)));
         p.finish(1);
-        assert_eq!(p.get(1), Match::Late);
+        assert_eq!(p.get(1), Match::Duplicate);
         assert_eq!(p.get(9), Match::Unknown);
         assert_eq!(p.outstanding(), 1);
         p.finish(3);
@@ -229,5 +257,37 @@ mod tests {
         assert_eq!(p.clear(), 1);
         p.push(4, 0, t0);
         assert_eq!(at(&mut p, 4), Some(t0));
+    }
+
+    #[test]
+    fn a_second_reply_is_a_duplicate_and_a_reply_after_the_timeout_is_late() {
+        let now = Instant::now();
+        let mut p = Pending::with_capacity(4);
+        for seq in 1..=3 {
+            p.push(seq, 0, now);
+        }
+        p.finish(2);
+        assert_eq!(
+            p.get(2),
+            Match::Duplicate,
+            "answered, still behind an open one"
+        );
+        p.finish(1);
+        assert_eq!(p.get(1), Match::Duplicate, "answered and popped");
+        let mut expired = 0;
+        p.expire(
+            now + Duration::from_secs(10),
+            Duration::from_secs(5),
+            |_| expired += 1,
+        );
+        assert_eq!(expired, 1);
+        assert_eq!(p.get(3), Match::Late, "timed out, never answered");
+        // Far behind the window: no longer known, counted late.
+        for seq in 4..=300 {
+            p.push(seq, 0, now);
+            p.finish(seq);
+        }
+        assert_eq!(p.get(299), Match::Duplicate);
+        assert_eq!(p.get(2), Match::Late);
     }
 }

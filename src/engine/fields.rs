@@ -50,7 +50,12 @@ impl Found<'_> {
     /// An id: a non-negative integer, or a string of digits (servers often echo ids as strings).
     pub fn id(&self) -> Option<u64> {
         match self {
-            Found::Number(n) => n.as_u64(),
+            // `5000000012.0` is the same id: a server in JavaScript or Python may send it so.
+            Found::Number(n) => n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && (0.0..9.007e15).contains(f))
+                    .map(|f| f as u64)
+            }),
             Found::Str(s) => s.trim().parse().ok(),
             _ => None,
         }

@@ -177,10 +177,11 @@ impl Session {
                 }
                 () = wait_until(end_of_life), if drain_until.is_none() => break (Disconnect::Churned, 0),
                 intended = pacing.next_send(), if drain_until.is_none() => {
-                    if let Err(kind) = self.send(intended, &mut ws, config).await {
-                        break (Disconnect::Lost(kind), ABNORMAL_CLOSE);
+                    match self.send(intended, &mut ws, config, cancel).await {
+                        Ok(true) => pacing.sent(),
+                        Ok(false) => break (Disconnect::Stopped, 0),
+                        Err(kind) => break (Disconnect::Lost(kind), ABNORMAL_CLOSE),
                     }
-                    pacing.sent();
                 }
             }
         };
@@ -204,7 +205,11 @@ impl Session {
                 let code = frame.map_or(ABNORMAL_CLOSE, |f| u16::from(f.code));
                 return Some((Disconnect::Lost(ErrorKind::Closed), code));
             }
-            Some(Ok(_)) => {} // pongs, binary and raw frames carry no reply
+            Some(Ok(Message::Binary(_))) => config.recorder.record(Sample::Error {
+                kind: ErrorKind::Binary,
+                user: self.user,
+            }),
+            Some(Ok(_)) => {} // pings, pongs and raw frames carry no reply
             Some(Err(err)) => return Some((Disconnect::Lost(classify(&err)), ABNORMAL_CLOSE)),
             None => return Some((Disconnect::Lost(ErrorKind::Closed), ABNORMAL_CLOSE)),
         }
@@ -225,13 +230,17 @@ impl Session {
         }
     }
 
-    /// Sends the next message, due at `intended` (latency is measured from there).
+    /// Sends the next message, due at `intended` (latency is measured from there). A send
+    /// the socket does not take within the reply timeout (a server that stopped reading) is
+    /// a `send_timeout` and ends the connection; `Ok(false)` when the user was stopped while
+    /// the send waited — the run's end is never held up by a server that does not read.
     async fn send(
         &mut self,
         intended: Instant,
         ws: &mut Ws,
         config: &SessionConfig,
-    ) -> Result<(), ErrorKind> {
+        cancel: &CancellationToken,
+    ) -> Result<bool, ErrorKind> {
         self.seq += 1;
         let random = self.rng.next();
         let msg = config.pick(random >> 32);
@@ -243,11 +252,19 @@ impl Session {
         self.pending.push(self.seq, msg, intended);
         // Rendered from `&str` pieces only, so always UTF-8.
         let text = Utf8Bytes::try_from(self.out.split().freeze()).unwrap_or_default();
-        ws.send(Message::Text(text))
-            .await
-            .map_err(|err| classify(&err))?;
+        tokio::select! {
+            biased;
+            () = config.stop_now.cancelled() => return Ok(false),
+            () = cancel.cancelled() => return Ok(false),
+            sent = timeout(config.reply_timeout, ws.send(Message::Text(text))) => match sent {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => return Err(classify(&err)),
+                // Counted once, as the connection's loss (`Disconnect::Lost`).
+                Err(_) => return Err(ErrorKind::SendTimeout),
+            },
+        }
         config.recorder.record(Sample::Sent { msg });
-        Ok(())
+        Ok(true)
     }
 
     /// Attributes one text frame received at `now` to its request by the correlation pointer.
@@ -281,6 +298,12 @@ impl Session {
         let slot = match self.pending.get(seq) {
             Match::Pending(slot) => slot,
             Match::Late => return rec.record(Sample::LateReply),
+            Match::Duplicate => {
+                return rec.record(Sample::Error {
+                    kind: ErrorKind::Duplicate,
+                    user: self.user,
+                });
+            }
             Match::Unknown => {
                 return rec.record(Sample::Error {
                     kind: ErrorKind::Unmatched,

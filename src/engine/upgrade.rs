@@ -83,7 +83,18 @@ pub async fn upgrade(
 /// The client's checks of RFC 6455 §4.1 on the server's response.
 fn check(response: &Response, accept: &str, offered: &[String]) -> Result<(), String> {
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return Err(format!("HTTP {} instead of 101", response.status()));
+        // `HTTP 500 Internal Server Error`, and where a redirect points (`ws://` URLs are
+        // not followed: the server wants a different URL, and the user should know which).
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .map(|l| format!(" (Location: {})", crate::redact::url(l)))
+            .unwrap_or_default();
+        return Err(format!(
+            "HTTP {} instead of 101{location}",
+            response.status()
+        ));
     }
     let headers = response.headers();
     let has = |name: &str, token: &str| {

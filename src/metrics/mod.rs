@@ -44,11 +44,18 @@ pub enum ErrorKind {
     Unparsable,
     /// A reply's id matched no request of this user.
     Unmatched,
+    /// A binary frame arrived: soak reads replies from text frames only.
+    Binary,
+    /// A second complete reply to a request already answered (a server bug).
+    Duplicate,
+    /// A send could not be handed to the connection within the reply timeout (the server
+    /// stopped reading: its receive window and soak's buffer are full).
+    SendTimeout,
 }
 
 impl ErrorKind {
     /// Every kind, in the order of the counter array.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::Handshake,
@@ -60,6 +67,9 @@ impl ErrorKind {
         ErrorKind::Protocol,
         ErrorKind::Unparsable,
         ErrorKind::Unmatched,
+        ErrorKind::Binary,
+        ErrorKind::Duplicate,
+        ErrorKind::SendTimeout,
     ];
 
     /// The name used in files.
@@ -76,6 +86,9 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::Unparsable => "unparsable",
             ErrorKind::Unmatched => "unmatched",
+            ErrorKind::Binary => "binary",
+            ErrorKind::Duplicate => "duplicate",
+            ErrorKind::SendTimeout => "send_timeout",
         }
     }
 

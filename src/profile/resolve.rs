@@ -49,8 +49,14 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
     let gates = gates(spec, &bad)?;
     let (llm, telegram) = mocks(spec, &bad)?;
     let watched = !matches!(process.target, TargetProcess::None);
+    // The idle baseline and the cool-down exist for the target's memory verdict: with no
+    // target process they would only idle, so they are skipped (the runner says so).
     let margin = |d: Option<Duration>, default: u64| {
-        d.unwrap_or(Duration::from_secs(if watched { default } else { 0 }))
+        if watched {
+            d.unwrap_or(Duration::from_secs(default))
+        } else {
+            Duration::ZERO
+        }
     };
     let baseline = margin(spec.process.baseline, 10);
     let cooldown = margin(spec.process.cooldown, 30);

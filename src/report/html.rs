@@ -200,6 +200,11 @@ fn error_meaning(kind: &str) -> &'static str {
         "protocol" => "the server broke the WebSocket protocol",
         "unparsable" => "a frame was not JSON or had no id at the correlation pointer",
         "unmatched" => "a reply's id matched no request in flight",
+        "binary" => "a binary frame arrived (soak reads replies from text frames)",
+        "duplicate" => "a second reply to a request already answered",
+        "send_timeout" => {
+            "a send could not be written within the reply timeout (the server stopped reading)"
+        }
         _ => "",
     }
 }

@@ -72,6 +72,12 @@ impl RunDir {
                 out.display()
             ))
         };
+        if out.exists() && !out.is_dir() {
+            return Err(could_not_run(format!(
+                "results folder {} is a file, not a folder; give --out a folder (it is created if missing)",
+                out.display()
+            )));
+        }
         fs::create_dir_all(out).map_err(not_writable)?;
         let stamp = folder_stamp(now);
         let mut path = out.join(format!("{stamp}-{profile}"));
