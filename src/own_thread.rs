@@ -1,9 +1,13 @@
 //! A server on its own OS thread and single-threaded runtime, so its work never shares the
-//! tester's workers and it behaves like one event loop; dropping the handle stops it.
+//! tester's workers and it behaves like one event loop; dropping the handle stops it (and
+//! waits for it a bounded time: a server blocked in a call — the demo's `block_per_message
+//! = "1h"` — is left to end with the process rather than hold soak up).
 
 use std::future::Future;
 use std::io;
+use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -13,7 +17,12 @@ use tokio::sync::oneshot;
 pub struct OwnThread {
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// Closed when the thread's work has ended.
+    done: Option<mpsc::Receiver<()>>,
 }
+
+/// How long dropping the handle waits for the server to stop.
+pub const STOP_WAIT: Duration = Duration::from_secs(2);
 
 impl OwnThread {
     /// Runs the future `serve` builds (inside the new runtime) on a thread named `name`,
@@ -27,9 +36,11 @@ impl OwnThread {
             .enable_all()
             .build()?;
         let (stop, stopped) = oneshot::channel::<()>();
+        let (finished, done) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
+                let _finished = finished; // dropped (the channel closes) when this ends
                 runtime.block_on(async move {
                     tokio::select! {
                         () = serve() => {}
@@ -40,6 +51,7 @@ impl OwnThread {
         Ok(OwnThread {
             stop: Some(stop),
             thread: Some(thread),
+            done: Some(done),
         })
     }
 }
@@ -49,8 +61,19 @@ impl Drop for OwnThread {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        let ended = self.done.take().is_none_or(|done| {
+            done.recv_timeout(STOP_WAIT) != Err(mpsc::RecvTimeoutError::Timeout)
+        });
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            if ended {
+                let _ = thread.join();
+            } else {
+                let name = thread.thread().name().unwrap_or("server").to_string();
+                eprintln!(
+                    "soak: {name} did not stop within {} (blocked in a call); leaving it to end with soak",
+                    crate::units::format_duration(STOP_WAIT)
+                );
+            }
         }
     }
 }

@@ -51,9 +51,12 @@ pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
             crate::units::format_duration(asked)
         );
     }
+    // Signals are watched from before the target starts: Ctrl-C while waiting for it to
+    // come up stops the wait (exit 130) and still stops the target.
+    let root = Root::watching_signals();
     let mocks = Mocks::start(config.llm.clone(), config.telegram.clone())?;
     let process = find_target(&config, &mocks.env())?.map(Arc::new);
-    let result = with_target(&config, args.quiet, process.clone(), &mocks).await;
+    let result = with_target(&config, args.quiet, (process.clone(), root), &mocks).await;
     if let Some(process) = &process {
         process.stop(config.process.stop_grace).await;
     }
@@ -75,14 +78,21 @@ fn find_target(config: &RunConfig, env: &[(String, String)]) -> Result<Option<St
 async fn with_target(
     config: &RunConfig,
     quiet: bool,
-    process: Option<Arc<Started>>,
+    (process, root): (Option<Arc<Started>>, Root),
     mocks: &Mocks,
 ) -> Result<Outcome, SoakError> {
     let (url, demo) = target_url(config, mocks)?;
     let log = process.as_ref().and_then(|p| p.log.clone());
-    let transport = transport(config, &url, mocks, process.as_deref())
-        .await
-        .map_err(|err| with_early_output(err, log.as_deref()))?;
+    // Ctrl-C while soak waits for the target or the bot to come up stops the wait (130).
+    let transport = tokio::select! {
+        ready = transport(config, &url, mocks, process.as_deref()) => {
+            ready.map_err(|err| with_early_output(err, log.as_deref()))?
+        }
+        () = root.cancel.cancelled() => {
+            eprintln!("soak: interrupted while waiting for the target to come up; nothing was sent");
+            return Ok(Outcome::Interrupted);
+        }
+    };
     let started_at = SystemTime::now();
     let dir = RunDir::create(
         &config.out_dir,
@@ -115,7 +125,6 @@ async fn with_target(
         plan,
         mocks,
     );
-    let root = Root::watching_signals();
     let abort = Abort::new(
         &config.gates,
         plan.hold_start(),

@@ -1,4 +1,4 @@
-//! Ctrl-C and SIGTERM: the root cancellation of a run, and why it was cancelled — a
+//! Ctrl-C, SIGTERM and SIGHUP: the root cancellation of a run, and why it was cancelled — a
 //! signal, the target's exit, a gate, or a panic in one of the run's own tasks (caught, so
 //! a bug in soak ends the run as a failure instead of a silent "pass").
 
@@ -32,12 +32,14 @@ pub struct Root {
 }
 
 impl Root {
-    /// A root that Ctrl-C or SIGTERM cancel.
+    /// A root that Ctrl-C, SIGTERM or SIGHUP cancel. The handlers are installed before this
+    /// returns, so a signal sent from then on is never the default "terminate at once".
     pub fn watching_signals() -> Root {
         let root = Root::default();
         let on_signal = root.clone();
+        let signals = Signals::install();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signals.wait().await;
             on_signal.stop(Stop::Interrupted);
         });
         root
@@ -77,20 +79,49 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| String::from("a panic with no message"))
 }
 
-/// Waits for Ctrl-C or SIGTERM.
+/// Waits for Ctrl-C, SIGTERM or SIGHUP (the terminal closed: a soak left running in a
+/// closed SSH session stops cleanly and writes its results).
 pub async fn wait_for_signal() {
+    Signals::install().wait().await;
+}
+
+/// The stopping signals, their handlers installed.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    streams: Option<[tokio::signal::unix::Signal; 3]>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(int), Ok(term), Ok(hup)) => Some([int, term, hup]),
+                _ => None,
+            };
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some([mut int, mut term, mut hup]) = self.streams {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
+                _ = hup.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[cfg(test)]

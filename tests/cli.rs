@@ -240,3 +240,145 @@ fn data_and_profile_files_that_are_not_regular_files_are_exit_2_at_once() {
         );
     }
 }
+
+/// Whether process `pid` is gone, waiting up to `within` (it is not ours to wait for: it
+/// is soak's child, so its exit can only be seen in /proc).
+fn gone_within(pid: &str, within: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Gone, or a zombie waiting for its (dead) parent's reaper.
+        if state.is_empty() || state.split(' ').nth(2) == Some("Z") {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn a_started_target_dies_with_soak_even_after_kill_9() {
+    let out = tempfile::tempdir().unwrap();
+    let pidfile = out.path().join("target.pid");
+    let port = closed_port();
+    let bin = env!("CARGO_BIN_EXE_soak");
+    let target = format!(
+        "echo $$ > {}; exec {bin} mock --demo --listen 127.0.0.1:{port}",
+        pidfile.display()
+    );
+    let mut child = soak_bin()
+        .args([
+            "--url",
+            &format!("ws://127.0.0.1:{port}/ws"),
+            "--users",
+            "2",
+        ])
+        .args([
+            "--duration",
+            "60s",
+            "--baseline",
+            "0s",
+            "--interval",
+            "100ms",
+        ])
+        .arg("--target-cmd")
+        .arg(&target)
+        .arg("--out")
+        .arg(out.path().join("r"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.contains("users"), "the run is under way: {first}");
+    let pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    child.kill().unwrap(); // SIGKILL: soak gets no chance to stop it
+    child.wait().unwrap();
+    assert!(
+        gone_within(&pid, std::time::Duration::from_secs(10)),
+        "the target (pid {pid}) outlived soak"
+    );
+}
+
+#[test]
+fn ctrl_c_while_waiting_for_the_target_is_exit_130_and_stops_it() {
+    let out = tempfile::tempdir().unwrap();
+    let pidfile = out.path().join("target.pid");
+    let port = closed_port();
+    // A target that never accepts connections: soak waits for it (30 s by default).
+    let target = format!("echo $$ > {}; exec sleep 60", pidfile.display());
+    let mut child = soak_bin()
+        .args([
+            "--url",
+            &format!("ws://127.0.0.1:{port}/ws"),
+            "--duration",
+            "20s",
+        ])
+        .arg("--target-cmd")
+        .arg(&target)
+        .arg("--out")
+        .arg(out.path().join("r"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The pid file exists once soak has started the target, after its signal handlers.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let pid = loop {
+        if let Ok(pid) = std::fs::read_to_string(&pidfile)
+            && !pid.trim().is_empty()
+        {
+            break pid.trim().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the target never started"
+        );
+        std::thread::yield_now();
+    };
+    let started = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(exit.code(), Some(130));
+    assert!(
+        gone_within(&pid, std::time::Duration::from_secs(10)),
+        "the target was stopped"
+    );
+}
+
+#[test]
+fn a_demo_target_blocked_for_an_hour_does_not_hold_soak_up() {
+    let out = tempfile::tempdir().unwrap();
+    let profile = out.path().join("stuck.toml");
+    std::fs::write(&profile, "[demo]\nblock_per_message = \"1h\"\n").unwrap();
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = code(
+        soak_bin()
+            .args(["--profile", profile.to_str().unwrap(), "--users", "1"])
+            .args(["--duration", "2s", "--ramp-up", "0s", "--ramp-down", "0s"])
+            .args(["--reply-timeout", "1s", "--probes", "0", "--quiet", "--out"])
+            .arg(out.path().join("r")),
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        code, 1,
+        "every reply timed out: the default gates fail: {stderr}"
+    );
+    assert!(stderr.contains("did not stop"), "{stderr}");
+}

@@ -5,6 +5,7 @@ mod artefacts;
 mod cli;
 mod clients;
 mod common;
+mod hostile;
 mod memory;
 mod morning;
 mod run;

@@ -24,6 +24,9 @@ pub struct Started {
     child: Mutex<Option<Child>>,
     /// Its output, when soak started it.
     pub log: Option<Arc<TargetLog>>,
+    /// The watchdog that stops the target's process group if soak itself dies (see
+    /// [`spawn`]); stopped by soak first when soak ends normally.
+    watchdog: Mutex<Option<Child>>,
 }
 
 impl Started {
@@ -73,6 +76,18 @@ impl Started {
             let _ = child.kill();
             let _ = child.wait();
         }
+        self.stop_watchdog();
+    }
+
+    /// Kills the watchdog (soak's own child, by PID) before its pipe closes, so it never
+    /// signals a process group that is gone (and whose number could be reused).
+    fn stop_watchdog(&self) {
+        if let Ok(mut guard) = self.watchdog.lock()
+            && let Some(mut dog) = guard.take()
+        {
+            let _ = dog.kill();
+            let _ = dog.wait();
+        }
     }
 
     fn reaped(&self) -> bool {
@@ -103,6 +118,7 @@ pub fn by_pid(pid: u32) -> Result<Started, SoakError> {
         pid,
         child: Mutex::new(None),
         log: None,
+        watchdog: Mutex::new(None),
     })
 }
 
@@ -144,6 +160,7 @@ pub fn by_name(name: &str) -> Result<Started, SoakError> {
             pid: root.as_u32(),
             child: Mutex::new(None),
             log: None,
+            watchdog: Mutex::new(None),
         }),
         [] => Err(usage(format!(
             "--target-name {name}: no running process has that name"
@@ -201,11 +218,33 @@ pub fn spawn(cmd: &str, env: &[(String, String)], console: bool) -> Result<Start
     if let Some(err) = child.stderr.take() {
         log.follow(err);
     }
+    let watchdog = watchdog(child.id());
     Ok(Started {
         pid: child.id(),
         child: Mutex::new(Some(child)),
         log: Some(log),
+        watchdog: Mutex::new(watchdog),
     })
+}
+
+/// If soak is killed (`kill -9`, a crash), nothing stops the target it started: it would be
+/// orphaned, holding its port. So soak starts a watchdog beside it — `sh` reading a pipe
+/// only soak writes to; when soak dies, the kernel closes the pipe, the read ends, and the
+/// watchdog sends SIGTERM to the target's process group, then SIGKILL 5 s later. (A
+/// parent-death signal would need `unsafe` in soak.) When soak ends normally it stops the
+/// target itself and kills the watchdog first. `None` if the watchdog cannot start: the
+/// run goes on without it.
+fn watchdog(group: u32) -> Option<Child> {
+    Command::new("sh")
+        .arg("-c")
+        // `kill -SIG -PGID` without `--`: dash's kill takes no `--`.
+        .arg("cat >/dev/null; kill -TERM -\"$0\" 2>/dev/null; sleep 5; kill -KILL -\"$0\" 2>/dev/null")
+        .arg(group.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
 }
 
 /// Waits until the target accepts WebSocket connections, or fails (exit 3) when it exits
