@@ -143,14 +143,21 @@ async fn with_target(
     if let (Some(log), Some(bar)) = (&log, progress.bar()) {
         log.above(bar.clone());
     }
-    let writer = Writer::spawn(dir, meta, progress, abort)?;
+    let fail: StopRun = {
+        let root = root.clone();
+        Box::new(move |why: String| {
+            eprintln!("soak: cannot write the results ({why}); stopping the run");
+            root.stop(Stop::WriteFailed(why));
+        })
+    };
+    let writer = Writer::spawn(dir, meta, progress, abort, fail)?;
     let totals = soak_it(config, plan, transport, &writer, &root, process).await;
     let status = match root.why() {
         None => Status::Completed,
         Some(Stop::Interrupted) => Status::Interrupted,
         Some(Stop::TargetExited(_)) => Status::TargetExited,
         Some(Stop::Aborted(_)) => Status::Aborted,
-        Some(Stop::Panicked(_)) => Status::Failed,
+        Some(Stop::Panicked(_) | Stop::WriteFailed(_)) => Status::Failed,
     };
     let summary = writer.finish(totals, status)?;
     drop(demo);
@@ -159,6 +166,9 @@ async fn with_target(
         None => Ok(Outcome::Passed),
         Some(Stop::Interrupted) => Ok(Outcome::Interrupted),
         Some(Stop::Aborted(_)) => Ok(Outcome::GateFailed),
+        Some(Stop::WriteFailed(why)) => Err(could_not_run(format!(
+            "the results could not be written ({why}); the run was stopped at once and {shown} keeps what was written before"
+        ))),
         Some(Stop::Panicked(why)) => Err(could_not_run(format!(
             "internal error, a bug in soak — please report it: {why}; the run was stopped and the results so far are in {shown}"
         ))),

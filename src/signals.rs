@@ -21,6 +21,8 @@ pub enum Stop {
     Aborted(String),
     /// One of the run's tasks or threads panicked (a bug in soak): where and why.
     Panicked(String),
+    /// A results file could not be written (a full disk): which and why.
+    WriteFailed(String),
 }
 
 /// The root token of a run and the first reason it was cancelled.

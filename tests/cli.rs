@@ -382,3 +382,57 @@ fn a_demo_target_blocked_for_an_hour_does_not_hold_soak_up() {
     );
     assert!(stderr.contains("did not stop"), "{stderr}");
 }
+
+/// A 64 KiB tmpfs for the results (root only); unmounted when dropped.
+struct TinyDisk(std::path::PathBuf, tempfile::TempDir);
+
+impl TinyDisk {
+    fn mount() -> Option<TinyDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(&path)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+            return None;
+        }
+        Some(TinyDisk(path, dir))
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_the_run_at_once_with_exit_3_and_keeps_what_was_written() {
+    let Some(disk) = TinyDisk::mount() else { return };
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = code(
+        soak_bin()
+            .args(["--users", "5", "--rate", "20/s", "--duration", "60s", "--interval", "100ms"])
+            .args(["--ramp-up", "0s", "--ramp-down", "0s", "--quiet", "--out"])
+            .arg(&disk.0),
+    );
+    assert_eq!(code, 3, "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "went on for {:?}", started.elapsed());
+    assert!(stderr.contains("No space left"), "{stderr}");
+    assert!(stderr.contains("stopping the run"), "said at once: {stderr}");
+    let dir = std::fs::read_dir(&disk.0)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.file_type().unwrap().is_dir())
+        .unwrap()
+        .path();
+    assert!(!dir.join(".summary.json.tmp").exists(), "no temporary file left");
+    let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    let s: serde_json::Value = serde_json::from_str(&text).expect("the last complete summary");
+    assert!(s["totals"]["sent"].as_u64().unwrap() > 0);
+}

@@ -165,12 +165,18 @@ impl RunDir {
 
     fn write_summary(&self, summary: &Summary) -> io::Result<()> {
         let tmp = self.path.join(".summary.json.tmp");
-        let mut file = BufWriter::new(File::create(&tmp)?);
-        summary::render(summary, &mut file)?;
-        file.into_inner()
-            .map_err(io::IntoInnerError::into_error)?
-            .sync_data()?;
-        fs::rename(tmp, self.path.join("summary.json"))
+        let written = (|| {
+            let mut file = BufWriter::new(File::create(&tmp)?);
+            summary::render(summary, &mut file)?;
+            file.into_inner()
+                .map_err(io::IntoInnerError::into_error)?
+                .sync_data()?;
+            fs::rename(&tmp, self.path.join("summary.json"))
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp); // the last complete summary.json stays
+        }
+        written
     }
 }
 
@@ -222,8 +228,11 @@ pub fn rerender(dir: &Path) -> Result<serde_json::Value, SoakError> {
 /// Writes through a temporary file and a rename, so a reader never sees half a file.
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes)?;
-    fs::rename(tmp, path)
+    let written = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Points `<out>/latest` at the run folder (a relative symlink, replaced atomically), so
@@ -277,6 +286,7 @@ impl Writer {
         meta: RunMeta,
         mut progress: Progress,
         mut abort: Option<(Abort, StopRun)>,
+        fail: StopRun,
     ) -> Result<Writer, SoakError> {
         let (tx, rx) = mpsc::channel::<Msg>();
         let thread = std::thread::Builder::new()
@@ -286,10 +296,18 @@ impl Writer {
                 let mut serializer = V2DeflateSerializer::new();
                 let mut last: Option<RunTotals> = None;
                 let shown = dir.path.display().to_string();
+                // The first failed write (a full disk, a folder removed) is reported at once
+                // and ends the run: going on would measure what can no longer be kept.
+                let mut fail = Some(fail);
                 let mut keep = |r: io::Result<()>, what: &str| {
-                    if let Err(err) = r {
-                        first_error
-                            .get_or_insert_with(|| format!("writing {what} in {shown}: {err}"));
+                    if let Err(err) = r
+                        && first_error.is_none()
+                    {
+                        let why = format!("writing {what} in {shown}: {err}");
+                        if let Some(mut stop) = fail.take() {
+                            stop(why.clone());
+                        }
+                        first_error = Some(why);
                     }
                 };
                 for msg in rx {
