@@ -18,6 +18,12 @@ pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
 /// `soak mock`: serve the demo target until Ctrl-C, on its own single-threaded event loop
 /// (so its blocking modes block the whole server, as in a single-loop chat server).
 pub async fn mock(args: MockArgs) -> Result<Outcome, SoakError> {
+    if !args.listen.ip().is_loopback() {
+        eprintln!(
+            "soak: WARNING: listening on {} — not loopback: anyone who can reach this machine can call the mocks and the demo target (the default is 127.0.0.1)",
+            args.listen.ip()
+        );
+    }
     let llm = if args.llm {
         Some(llm_config(&args)?)
     } else {

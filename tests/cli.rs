@@ -383,8 +383,9 @@ fn a_demo_target_blocked_for_an_hour_does_not_hold_soak_up() {
     assert!(stderr.contains("did not stop"), "{stderr}");
 }
 
-/// A 64 KiB tmpfs for the results (root only); unmounted when dropped.
-struct TinyDisk(std::path::PathBuf, tempfile::TempDir);
+/// A 64 KiB tmpfs for the results (root only); unmounted when dropped, then its mount
+/// point's temporary folder goes.
+struct TinyDisk(std::path::PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
 impl TinyDisk {
     fn mount() -> Option<TinyDisk> {
@@ -413,26 +414,68 @@ impl Drop for TinyDisk {
 
 #[test]
 fn a_full_disk_stops_the_run_at_once_with_exit_3_and_keeps_what_was_written() {
-    let Some(disk) = TinyDisk::mount() else { return };
+    let Some(disk) = TinyDisk::mount() else {
+        return;
+    };
     let started = std::time::Instant::now();
     let (code, _, stderr) = code(
         soak_bin()
-            .args(["--users", "5", "--rate", "20/s", "--duration", "60s", "--interval", "100ms"])
+            .args([
+                "--users",
+                "5",
+                "--rate",
+                "20/s",
+                "--duration",
+                "60s",
+                "--interval",
+                "100ms",
+            ])
             .args(["--ramp-up", "0s", "--ramp-down", "0s", "--quiet", "--out"])
             .arg(&disk.0),
     );
     assert_eq!(code, 3, "{stderr}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(30), "went on for {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "went on for {:?}",
+        started.elapsed()
+    );
     assert!(stderr.contains("No space left"), "{stderr}");
-    assert!(stderr.contains("stopping the run"), "said at once: {stderr}");
+    assert!(
+        stderr.contains("stopping the run"),
+        "said at once: {stderr}"
+    );
     let dir = std::fs::read_dir(&disk.0)
         .unwrap()
         .map(|e| e.unwrap())
         .find(|e| e.file_type().unwrap().is_dir())
         .unwrap()
         .path();
-    assert!(!dir.join(".summary.json.tmp").exists(), "no temporary file left");
+    assert!(
+        !dir.join(".summary.json.tmp").exists(),
+        "no temporary file left"
+    );
     let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
     let s: serde_json::Value = serde_json::from_str(&text).expect("the last complete summary");
     assert!(s["totals"]["sent"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn mock_on_every_interface_says_so() {
+    let mut child = soak_bin()
+        .args(["mock", "--demo", "--listen", "0.0.0.0:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("listening"), "{line}");
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("WARNING") && stderr.contains("not loopback"),
+        "{stderr}"
+    );
 }

@@ -202,7 +202,12 @@ pub async fn serve(
     } else {
         blocker(config.block_for, config.block_every)
     };
-    let server = axum::serve(listener, router(config)).with_graceful_shutdown(shutdown);
+    let server = crate::listen::serve(
+        listener,
+        router(config),
+        shutdown,
+        crate::listen::Limits::websocket(),
+    );
     tokio::select! {
         result = server => result,
         () = blocker => Ok(()),

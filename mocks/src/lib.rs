@@ -9,5 +9,6 @@
 //! - [`demo`]: the demo chat target (`{"id", "text"}` in, `{"id", "reply"}` out).
 
 pub mod demo;
+pub mod listen;
 pub mod llm;
 pub mod telegram;

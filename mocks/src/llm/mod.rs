@@ -120,9 +120,13 @@ pub async fn serve(
     llm: Arc<Llm>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(listener, router(llm))
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::listen::serve(
+        listener,
+        router(llm),
+        shutdown,
+        crate::listen::Limits::default(),
+    )
+    .await
 }
 
 /// Counts every request by endpoint and status, SDK retries, and adds `x-request-id`.

@@ -234,23 +234,8 @@ fn set_webhook(tg: &Arc<Telegram>, token: &str, params: &Params) -> Response {
         tg.with_bot(token, |bot| bot.webhook = None);
         return ok(json!(true));
     }
-    let host = url
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split(['/', '?']).next())
-        .unwrap_or("");
-    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-        if port.chars().all(|c| c.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
-    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") || !url.starts_with("http") {
-        return err(
-            400,
-            "Bad Request: bad webhook: the mock delivers to loopback addresses only (127.0.0.1, localhost, [::1])",
-        );
+    if let Err(why) = webhook::target(&url) {
+        return err(400, &format!("Bad Request: bad webhook: {why}"));
     }
     let secret = params.str("secret_token");
     let first = tg.with_bot(token, |bot| {

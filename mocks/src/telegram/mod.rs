@@ -271,9 +271,13 @@ pub async fn serve(
     telegram: Arc<Telegram>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(listener, router(telegram))
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::listen::serve(
+        listener,
+        router(telegram),
+        shutdown,
+        crate::listen::Limits::default(),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -52,22 +52,71 @@ pub async fn deliver(tg: Arc<Telegram>, token: String) {
     }
 }
 
+/// Where a webhook URL delivers: the address to connect to, the `Host` header, the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `127.0.0.1:8443` or `[::1]:8443`.
+    pub connect: String,
+    /// The URL's authority, for the `Host` header.
+    pub authority: String,
+    /// The path and query, from `/`.
+    pub path: String,
+}
+
+/// Parses a webhook URL the one way both `setWebhook`'s check and the delivery use, so
+/// what is checked is what is delivered to: `http://` only, no user info, a loopback host
+/// (`127.0.0.1`, `localhost`, `[::1]`), a numeric port (80 by default).
+pub fn target(url: &str) -> Result<Target, &'static str> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("the mock delivers over http:// only")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if authority.contains('@') {
+        return Err("user info in the URL is not allowed");
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => (h, p),
+        _ => (authority, "80"),
+    };
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or("the port must be a number from 1 to 65535")?;
+    let ip = match host {
+        "127.0.0.1" | "localhost" => "127.0.0.1",
+        "[::1]" => "[::1]",
+        _ => {
+            return Err(
+                "the mock delivers to loopback addresses only (127.0.0.1, localhost, [::1])",
+            );
+        }
+    };
+    let path = match tail.split('#').next().unwrap_or("") {
+        "" => String::from("/"),
+        p if p.starts_with('?') => format!("/{p}"),
+        p => p.to_string(),
+    };
+    Ok(Target {
+        connect: format!("{ip}:{port}"),
+        authority: authority.to_string(),
+        path,
+    })
+}
+
 /// One POST; true on a 2xx answer.
 async fn post(url: &str, secret: Option<&str>, body: &str) -> bool {
-    let rest = url.split("://").nth(1).unwrap_or("");
-    let (authority, path) = rest
-        .split_once('/')
-        .map_or((rest, String::from("/")), |(a, p)| (a, format!("/{p}")));
-    let addr = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
+    let Ok(Target {
+        connect,
+        authority,
+        path,
+    }) = target(url)
+    else {
+        return false;
     };
-    let Ok(Ok(stream)) = tokio::time::timeout(
-        Duration::from_secs(5),
-        TcpStream::connect(addr.replace("localhost", "127.0.0.1")),
-    )
-    .await
+    let Ok(Ok(stream)) =
+        tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(connect)).await
     else {
         return false;
     };
@@ -77,7 +126,7 @@ async fn post(url: &str, secret: Option<&str>, body: &str) -> bool {
     };
     tokio::spawn(conn);
     let mut request = Request::post(path)
-        .header("host", authority)
+        .header("host", authority.as_str())
         .header("content-type", "application/json");
     if let Some(secret) = secret {
         request = request.header("x-telegram-bot-api-secret-token", secret);
@@ -86,4 +135,37 @@ async fn post(url: &str, secret: Option<&str>, body: &str) -> bool {
         return false;
     };
     matches!(tokio::time::timeout(Duration::from_secs(10), sender.send_request(request)).await, Ok(Ok(r)) if r.status().is_success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_check_and_the_delivery_read_a_url_alike() {
+        let t = target("http://127.0.0.1:8443/hook?x=1").unwrap();
+        assert_eq!(t.connect, "127.0.0.1:8443");
+        assert_eq!(t.path, "/hook?x=1");
+        assert_eq!(target("http://localhost/").unwrap().connect, "127.0.0.1:80");
+        assert_eq!(target("http://[::1]:9/p").unwrap().connect, "[::1]:9");
+        assert_eq!(target("http://localhost?q").unwrap().path, "/?q");
+        for bad in [
+            "http://localhost?@10.0.0.1:80/",
+            "http://localhost@10.0.0.1/",
+            "http://10.0.0.1/",
+            "http://localhost:99999/",
+            "http://localhost:80x/",
+            "https://localhost/",
+            "http://localhost.evil.com/",
+        ] {
+            match target(bad) {
+                Err(_) => {}
+                // Parsed: then it must deliver to loopback, whatever the string looked like.
+                Ok(t) => assert!(
+                    t.connect.starts_with("127.0.0.1:") || t.connect.starts_with("[::1]:"),
+                    "{bad}: {t:?}"
+                ),
+            }
+        }
+    }
 }
