@@ -8,6 +8,7 @@ mod common;
 mod hostile;
 mod memory;
 mod morning;
+mod props;
 mod run;
 mod sessions;
 mod stalls;

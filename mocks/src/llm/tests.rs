@@ -445,3 +445,35 @@ async fn a_body_over_the_limit_gets_the_apis_error_shape() {
         assert_eq!(err["error"]["code"], "request_too_large", "{path}");
     }
 }
+
+use proptest::strategy::Strategy as _;
+
+proptest::proptest! {
+    /// Any body to the OpenAI endpoints: an answer in the API's shape (200 or 4xx with an
+    /// `error` object), never a 5xx without a fault configured, never a panic.
+    #[test]
+    fn any_request_body_gets_an_api_shaped_answer(
+        body in proptest::prop_oneof![
+            proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..300),
+            "\\{\"model\": \"[a-z0-9-]{0,8}\", \"(messages|input|max_tokens|stream|dimensions|encoding_format|n)\": (null|true|-1|1e9|\"x\"|\\[\\]|\\{\\}|\\[\"a\"\\]|\\[\\{\"role\": \"user\", \"content\": \"hi\"\\}\\])\\}"
+                .prop_map(String::into_bytes),
+        ],
+        path in proptest::sample::select(vec!["/v1/chat/completions", "/v1/embeddings"]),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (status, _, text) = runtime.block_on(async {
+            let (_, app) = mock(LlmConfig::fast());
+            let req = Request::post(path)
+                .header("authorization", "Bearer sk-test")
+                .header("content-type", "application/json")
+                .body(Body::from(body.clone()))
+                .unwrap();
+            send(&app, req).await
+        });
+        proptest::prop_assert!(status.as_u16() < 500, "{status} for {:?}: {text}", String::from_utf8_lossy(&body));
+        if status.as_u16() >= 400 {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            proptest::prop_assert!(v["error"]["message"].is_string(), "{text}");
+        }
+    }
+}

@@ -361,3 +361,38 @@ async fn invented_methods_and_tokens_cannot_grow_the_counters() {
     let stats = serde_json::to_string(&s).unwrap();
     assert!(stats.len() < 1000, "{} bytes of stats", stats.len());
 }
+
+proptest::proptest! {
+    /// Any parameters in any of the four encodings to any method: the Bot API envelope
+    /// (`ok` true, or false with `error_code` and `description`), never a 5xx, never a panic.
+    #[test]
+    fn any_call_gets_the_bot_api_envelope(
+        method in proptest::sample::select(vec!["sendMessage", "getUpdates", "setWebhook", "editMessageText", "sendChatAction", "deleteMessage", "getMe", "x"]),
+        encoding in 0usize..4,
+        key in "(chat_id|text|timeout|offset|url|message_id|reply_parameters|limit|[a-z]{1,4})",
+        value in "[ -~]{0,24}",
+        raw in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..120),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (status, v) = runtime.block_on(async {
+            let (_, app) = app();
+            let path = format!("/bot{TOKEN}/{method}");
+            let pair = serde_urlencoded::to_string([(key.as_str(), value.as_str())]).unwrap();
+            let req = match encoding {
+                0 => get(&format!("{path}?{pair}")),
+                1 => post(&path, "application/x-www-form-urlencoded", pair),
+                2 => post(&path, "application/json", raw.clone()),
+                _ => post(&path, "multipart/form-data; boundary=XyZ", raw.clone()),
+            };
+            // A long poll with a timeout would wait: the mock's bound is 50 s, too long here.
+            tokio::time::timeout(Duration::from_secs(2), call(&app, req))
+                .await
+                .unwrap_or((200, json!({"ok": true, "long_poll": true})))
+        });
+        proptest::prop_assert!(status < 500, "{status}: {v}");
+        proptest::prop_assert!(v["ok"].is_boolean(), "{v}");
+        if v["ok"] == false {
+            proptest::prop_assert!(v["error_code"].is_number() && v["description"].is_string(), "{v}");
+        }
+    }
+}
