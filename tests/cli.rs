@@ -99,6 +99,16 @@ fn nothing_listening_at_the_url_exits_3_with_nothing_written() {
 
 #[test]
 fn sigint_mid_run_exits_130_with_results_written() {
+    signal_mid_run_exits_130_with_results_written("-INT");
+}
+
+#[test]
+fn sighup_mid_run_exits_130_with_results_written() {
+    // The terminal of an SSH session closed: the run stops and keeps its results.
+    signal_mid_run_exits_130_with_results_written("-HUP");
+}
+
+fn signal_mid_run_exits_130_with_results_written(signal: &str) {
     let out = tempfile::tempdir().unwrap();
     let mut child = soak_bin()
         .args([
@@ -120,13 +130,13 @@ fn sigint_mid_run_exits_130_with_results_written() {
     stdout.read_line(&mut first).unwrap();
     assert!(first.contains("users"), "{first}");
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let rest: Vec<String> = stdout.lines().map(Result::unwrap).collect();
     let exit = child.wait().unwrap();
-    assert_eq!(exit.code(), Some(130), "{rest:?}");
+    assert_eq!(exit.code(), Some(130), "{signal}: {rest:?}");
     let s = summary(out.path());
     assert_eq!(s["run"]["status"], "interrupted");
     assert_eq!(s["verdict"]["result"], "interrupted");
