@@ -489,3 +489,87 @@ fn mock_on_every_interface_says_so() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_bad_port_or_header_is_bad_usage_and_an_out_file_says_so() {
+    let out = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (
+            vec!["--url", "ws://127.0.0.1:99999/ws"],
+            "not a port number",
+        ),
+        (vec!["--url", "ws://127.0.0.1:0/ws"], "not a port number"),
+        (
+            vec!["--header", "X-Bad: a\u{7}b"],
+            "characters a header cannot carry",
+        ),
+        (vec!["--header", "Bad Name: x"], "not a valid header name"),
+    ] {
+        let (code, _, stderr) = code(
+            soak_bin()
+                .args(&args)
+                .args(["--duration", "20s", "--quiet", "--out"])
+                .arg(out.path().join("r")),
+        );
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let file = out.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let (code, _, stderr) = code(
+        soak_bin()
+            .args([
+                "--duration",
+                "2s",
+                "--ramp-up",
+                "0s",
+                "--ramp-down",
+                "0s",
+                "--quiet",
+                "--out",
+            ])
+            .arg(&file),
+    );
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("is a file, not a folder"), "{stderr}");
+}
+
+#[test]
+fn a_soak_profile_without_a_target_process_skips_its_baseline_and_cool_down() {
+    let out = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = code(
+        soak_bin()
+            .args([
+                "--profile",
+                "soak-1h",
+                "--duration",
+                "2s",
+                "--ramp-up",
+                "0s",
+            ])
+            .args(["--ramp-down", "0s", "--users", "2", "--out"])
+            .arg(out.path()),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("baseline and cool-down") && stderr.contains("skipped"),
+        "{stderr}"
+    );
+    let s = summary(out.path());
+    let phases: Vec<&str> = s["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(
+        !phases.contains(&"baseline") && !phases.contains(&"cool-down"),
+        "{phases:?}"
+    );
+}

@@ -39,11 +39,20 @@ async fn a_sessions_future_stays_small() {
         CancellationToken::new(),
     ));
     let future = run(0, shared, CancellationToken::new());
+    let unguarded = std::mem::size_of_val(&future);
     // Every byte here is held by each of up to 19,000 sessions. 1,288 bytes measured on
     // 2026-11-23 (it was 11 KB while the handshake future and the stream sat inline).
     let size = std::mem::size_of_val(&future);
+    // The panic guard every session runs under must not copy the future: an `async` block
+    // there doubled it (2,700 bytes).
+    let guarded = crate::signals::Root::default().guard(future);
+    let size = std::mem::size_of_val(&guarded).max(size);
     assert!(
         size <= SESSION_FUTURE_BUDGET,
         "a session's future is {size} bytes, budget {SESSION_FUTURE_BUDGET}"
+    );
+    assert!(
+        size <= unguarded + 64,
+        "guarded {size} bytes, {unguarded} without the guard"
     );
 }
