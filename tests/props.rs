@@ -66,10 +66,10 @@ proptest! {
     fn pointers_and_completion_rules_never_panic(text in typed()) {
         let mut fields = Fields::default();
         let _ = fields.add(&text);
-        if let Ok(rule) = Complete::parse(&text) {
-            if let Some(p) = rule.pointer() {
-                prop_assert!(p.is_empty() || p.starts_with('/'), "{p}");
-            }
+        if let Ok(rule) = Complete::parse(&text)
+            && let Some(p) = rule.pointer()
+        {
+            prop_assert!(p.is_empty() || p.starts_with('/'), "{p}");
         }
     }
 
