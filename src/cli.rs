@@ -177,6 +177,10 @@ pub struct RunArgs {
     /// connections, samples it, and stops it at the end.
     #[arg(long, env = "SOAK_TARGET_CMD", value_name = "'CMD …'")]
     pub target_cmd: Option<String>,
+    /// A cgroup folder to sample as the target (a container's, v2 or v1): the leak verdict
+    /// judges its anonymous memory; page cache is reported apart.
+    #[arg(long, env = "SOAK_TARGET_CGROUP", value_name = "PATH", conflicts_with_all = ["target_pid", "target_name", "target_cmd"])]
+    pub target_cgroup: Option<PathBuf>,
     /// Where a --target-cmd's output goes: `log` (target.log in the results folder) or
     /// `console` (also printed above the progress bar).
     #[arg(long, env = "SOAK_TARGET_OUTPUT", value_name = "WHERE")]

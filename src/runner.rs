@@ -32,7 +32,7 @@ use crate::report::timeseries::Columns;
 use crate::report::{RunDir, StopRun, Writer};
 use crate::sampler::target::{self, Started};
 use crate::sampler::target_log::TargetLog;
-use crate::sampler::{ProcMsg, Sampler};
+use crate::sampler::{ProcMsg, Sampler, Source};
 use crate::signals::{Root, Stop, panic_message};
 
 /// Readings in flight from the sampler thread to the aggregator.
@@ -72,6 +72,7 @@ fn find_target(config: &RunConfig, env: &[(String, String)]) -> Result<Option<St
         TargetProcess::Pid(pid) => Some(target::by_pid(*pid)?),
         TargetProcess::Name(name) => Some(target::by_name(name)?),
         TargetProcess::Cmd(cmd) => Some(target::spawn(cmd, env, console)?),
+        TargetProcess::Cgroup(_) => None, // sampled from its files, see `source`
     })
 }
 
@@ -265,8 +266,15 @@ async fn soak_it(
         Box::new(move |why: String| root.stop(Stop::Panicked(format!("the sampler: {why}"))))
     };
     // Without a sampler the run goes on; the summary then has no memory figures.
+    let source = match &config.process.target {
+        // Opened when the profile was resolved; a cgroup removed since is the target gone.
+        TargetProcess::Cgroup(path) => crate::sampler::cgroup::Cgroup::open(path)
+            .ok()
+            .map(Source::Cgroup),
+        _ => process.map(Source::Tree),
+    };
     let sampler = Sampler::spawn(
-        process,
+        source,
         config.process.interval,
         started,
         proc_tx,
@@ -371,6 +379,10 @@ fn meta(
             TargetProcess::Pid(pid) => Some(format!("pid {pid}")),
             TargetProcess::Name(name) => Some(format!("name {name}")),
             TargetProcess::Cmd(cmd) => Some(format!("cmd {}", crate::redact::command(cmd))),
+            TargetProcess::Cgroup(path) => Some(format!(
+                "cgroup {} (anonymous memory; page cache apart)",
+                path.display()
+            )),
         },
         gates: config.gates.clone(),
         llm: mocks

@@ -137,3 +137,172 @@ fn a_missing_pid_is_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no running process"));
 }
+
+/// A memory cgroup made for a test (v1's memory controller, or v2 where it has one);
+/// the processes put in it are killed and the group removed when dropped.
+struct TestCgroup(std::path::PathBuf);
+
+impl TestCgroup {
+    fn make(name: &str) -> Option<TestCgroup> {
+        let tag = format!("soak-test-{}-{name}", std::process::id());
+        let v2_has_memory = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .is_ok_and(|c| c.split_whitespace().any(|x| x == "memory"));
+        let parent = if v2_has_memory {
+            "/sys/fs/cgroup"
+        } else {
+            "/sys/fs/cgroup/memory"
+        };
+        let path = std::path::Path::new(parent).join(tag);
+        match std::fs::create_dir(&path) {
+            Ok(()) => Some(TestCgroup(path)),
+            Err(err) => {
+                let why = format!("cannot create a memory cgroup under {parent}: {err}");
+                assert!(std::env::var_os("CI").is_none(), "{why} (CI runs as root)");
+                eprintln!("skipped: {why}");
+                None
+            }
+        }
+    }
+
+    /// Puts process `pid` in the group.
+    fn add(&self, pid: u32) {
+        std::fs::write(self.0.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let procs = std::fs::read_to_string(self.0.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines() {
+            let _ = Command::new("kill").args(["-KILL", pid]).status();
+        }
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20)); // the kernel reaps first
+        }
+    }
+}
+
+/// A demo target (leaking `leak` bytes a message) and a page-cache writer (80 MB over the
+/// run, into a file) in a fresh cgroup; soak samples the cgroup. (exit code, out dir).
+fn run_in_cgroup(name: &str, leak: u64) -> Option<(i32, tempfile::TempDir)> {
+    let group = TestCgroup::make(name)?;
+    let port = free_port();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_soak"))
+        .args(["mock", "--demo", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--demo-leak-per-message", &leak.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    group.add(demo.id());
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(demo.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.contains("listening"), "{line}");
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("cache.bin");
+    let writer = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {procs}; sleep 1.5; i=0; while [ $i -lt 40 ]; do dd if=/dev/zero of={f} bs=1M count=2 oflag=append conv=notrunc status=none; i=$((i+1)); sleep 0.1; done",
+            procs = group.0.join("cgroup.procs").display(),
+            f = file.display()
+        ))
+        .spawn()
+        .unwrap();
+    let args = format!(
+        "--url ws://127.0.0.1:{port}/ws --users 10 --rate 10/s --duration 8s --ramp-up 500ms --ramp-down 500ms \
+         --baseline 1s --cooldown 1s --sample-interval 100ms --probes 0 --quiet"
+    );
+    let status = soak_bin()
+        .args(args.split_whitespace())
+        .arg("--target-cgroup")
+        .arg(&group.0)
+        .arg("--out")
+        .arg(out.path().join("r"))
+        .status()
+        .unwrap();
+    let mut writer = writer;
+    let _ = writer.kill();
+    let _ = writer.wait();
+    let _ = demo.kill();
+    let _ = demo.wait();
+    drop(group);
+    Some((status.code().unwrap_or(-1), out))
+}
+
+/// The run's target page cache at its first and last reading, MB.
+fn cache_growth(out: &std::path::Path) -> f64 {
+    let text = std::fs::read_to_string(run_dir(out).join("memory.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = header.iter().position(|h| *h == "target_cache_mb").unwrap();
+    let cells: Vec<f64> = lines
+        .filter_map(|l| l.split(',').nth(at).and_then(|c| c.parse().ok()))
+        .collect();
+    cells.last().unwrap_or(&0.0) - cells.first().unwrap_or(&0.0)
+}
+
+#[test]
+fn a_leak_in_a_cgroup_is_judged_on_anonymous_memory_not_page_cache() {
+    // 20 KB kept per message × 100 messages/s: about 7 GB/h of anonymous memory; the page
+    // cache grows 80 MB in 6 s beside it (about 48 GB/h), which must not count.
+    let Some((code, out)) = run_in_cgroup("leak", 20_000) else {
+        return;
+    };
+    assert_eq!(code, 0);
+    let out = out.path().join("r");
+    let s = summary(&out);
+    let m = &s["memory"];
+    assert_eq!(m["verdict"], "leak", "{m}");
+    let slope = m["slope_mb_per_hour"].as_f64().unwrap();
+    assert!(
+        (2_000.0..20_000.0).contains(&slope),
+        "slope {slope} MB/h: the leak's, without the cache"
+    );
+    assert!(m["process"].as_str().unwrap().starts_with("cgroup "), "{m}");
+    assert!(
+        cache_growth(&out) > 40.0,
+        "the page cache grew: {}",
+        cache_growth(&out)
+    );
+}
+
+#[test]
+fn growing_page_cache_in_a_cgroup_is_not_a_leak() {
+    let Some((code, out)) = run_in_cgroup("cache", 0) else {
+        return;
+    };
+    assert_eq!(code, 0);
+    let out = out.path().join("r");
+    let s = summary(&out);
+    assert_ne!(s["memory"]["verdict"], "leak", "{}", s["memory"]);
+    assert!(
+        cache_growth(&out) > 40.0,
+        "the page cache grew: {}",
+        cache_growth(&out)
+    );
+}
+
+#[test]
+fn a_path_that_is_not_a_cgroup_is_exit_2_before_any_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = soak_bin()
+        .args(["--target-cgroup"])
+        .arg(dir.path())
+        .args(["--duration", "20s", "--quiet", "--out"])
+        .arg(dir.path().join("r"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("not a cgroup") && stderr.contains("--target-cgroup"),
+        "{stderr}"
+    );
+}

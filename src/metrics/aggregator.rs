@@ -173,11 +173,13 @@ impl State {
             ProcMsg::Reading {
                 at_ms,
                 target,
+                charged,
                 tester,
             } => {
                 self.interval_readings.push(ProcRow {
                     at_ms,
                     target,
+                    charged,
                     tester,
                 });
                 if self.tester_readings.len() < MAX_READINGS {

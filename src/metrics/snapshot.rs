@@ -255,6 +255,8 @@ pub struct ProcRow {
     pub at_ms: u32,
     /// The target's process tree.
     pub target: Option<crate::sampler::Reading>,
+    /// A cgroup target's page cache and charged memory.
+    pub charged: Option<crate::sampler::Charged>,
     /// Soak itself.
     pub tester: crate::sampler::Reading,
 }

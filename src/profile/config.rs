@@ -146,6 +146,8 @@ pub enum TargetProcess {
     Name(String),
     /// A shell command soak starts and stops.
     Cmd(String),
+    /// A cgroup (a container's): its anonymous memory, CPU, processes.
+    Cgroup(std::path::PathBuf),
 }
 
 /// The sampler and the memory verdict.

@@ -86,6 +86,7 @@ fn process(args: &RunArgs, process: &mut ProcessSpec) {
     put(&mut process.pid, args.target_pid.map(Some));
     put(&mut process.name, args.target_name.clone().map(Some));
     put(&mut process.cmd, args.target_cmd.clone().map(Some));
+    put(&mut process.cgroup, args.target_cgroup.clone().map(Some));
     put(&mut process.interval, args.sample_interval);
     put(&mut process.output, args.target_output);
     put(&mut process.baseline, args.baseline.map(Some));

@@ -14,15 +14,25 @@ fn target_process(
     target: &Target,
     bad: &impl Fn(&str, String) -> SoakError,
 ) -> Result<TargetProcess, SoakError> {
-    let given = [p.pid.is_some(), p.name.is_some(), p.cmd.is_some()]
-        .iter()
-        .filter(|g| **g)
-        .count();
+    let given = [
+        p.pid.is_some(),
+        p.name.is_some(),
+        p.cmd.is_some(),
+        p.cgroup.is_some(),
+    ]
+    .iter()
+    .filter(|g| **g)
+    .count();
     if given > 1 {
         return Err(bad(
-            "process.pid / process.name / process.cmd (--target-pid, --target-name, --target-cmd)",
+            "process.pid / process.name / process.cmd / process.cgroup (--target-pid, --target-name, --target-cmd, --target-cgroup)",
             "give at most one".into(),
         ));
+    }
+    if let Some(path) = &p.cgroup {
+        crate::sampler::cgroup::Cgroup::open(path)
+            .map_err(|why| bad("process.cgroup (--target-cgroup)", why))?;
+        return Ok(TargetProcess::Cgroup(path.clone()));
     }
     let which = match (&p.pid, &p.name, &p.cmd) {
         (Some(pid), _, _) => TargetProcess::Pid(*pid),

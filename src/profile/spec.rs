@@ -329,6 +329,8 @@ pub struct ProcessSpec {
     pub name: Option<String>,
     /// Start this shell command as the target, sample it, and stop it at the end.
     pub cmd: Option<String>,
+    /// Sample this cgroup (v2 or v1 folder, e.g. a container's) instead of a process.
+    pub cgroup: Option<PathBuf>,
     /// Time between readings.
     #[serde(with = "serde_units::duration")]
     pub interval: Duration,
@@ -378,6 +380,7 @@ impl Default for ProcessSpec {
             pid: None,
             name: None,
             cmd: None,
+            cgroup: None,
             interval: Duration::from_secs(1),
             baseline: None,
             cooldown: None,

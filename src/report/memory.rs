@@ -8,7 +8,9 @@ use crate::plan::PhaseSpan;
 use crate::report::summary::timestamp;
 
 /// The header row.
-pub const HEADER: &str = "time,elapsed_s,phase,target_rss_mb,target_cpu_pct,target_fds,target_threads,target_procs,tester_rss_mb,tester_cpu_pct,tester_fds,tester_threads";
+/// With a cgroup target, `target_rss_mb` is its anonymous memory (the verdict's) and the last
+/// two columns its page cache and all it is charged; they are empty for a process tree.
+pub const HEADER: &str = "time,elapsed_s,phase,target_rss_mb,target_cpu_pct,target_fds,target_threads,target_procs,tester_rss_mb,tester_cpu_pct,tester_fds,tester_threads,target_cache_mb,target_charged_mb";
 
 /// Writes the header row.
 pub fn write_header<W: Write>(mut out: W) -> io::Result<()> {
@@ -46,14 +48,23 @@ pub fn write_row<W: Write>(
         None => write!(out, ",,,,,")?,
     }
     let me = row.tester;
-    writeln!(
+    write!(
         out,
         "{:.3},{:.1},{},{}",
         me.rss_mb(),
         me.cpu_pct,
         me.fds,
         me.threads
-    )
+    )?;
+    match row.charged {
+        Some(c) => writeln!(
+            out,
+            ",{:.3},{:.3}",
+            c.cache_bytes as f64 / 1e6,
+            c.charged_bytes as f64 / 1e6
+        ),
+        None => writeln!(out, ",,"),
+    }
 }
 
 #[cfg(test)]
@@ -81,6 +92,10 @@ mod tests {
             SystemTime::UNIX_EPOCH,
             &phases,
             &ProcRow {
+                charged: Some(crate::sampler::Charged {
+                    cache_bytes: 2_500_000,
+                    charged_bytes: 20_000_000,
+                }),
                 at_ms: 1500,
                 target: Some(r),
                 tester: r,
@@ -92,6 +107,7 @@ mod tests {
             SystemTime::UNIX_EPOCH,
             &phases,
             &ProcRow {
+                charged: None,
                 at_ms: 7000,
                 target: None,
                 tester: r,
@@ -102,11 +118,11 @@ mod tests {
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(
             lines[1],
-            "1970-01-01T00:00:01.500Z,1.500,baseline,12.346,3.2,9,4,2,12.346,3.2,9,4"
+            "1970-01-01T00:00:01.500Z,1.500,baseline,12.346,3.2,9,4,2,12.346,3.2,9,4,2.500,20.000"
         );
         assert_eq!(
             lines[2],
-            "1970-01-01T00:00:07.000Z,7.000,hold,,,,,,12.346,3.2,9,4"
+            "1970-01-01T00:00:07.000Z,7.000,hold,,,,,,12.346,3.2,9,4,,"
         );
         let cells = HEADER.split(',').count();
         assert!(lines.iter().all(|l| l.split(',').count() == cells));

@@ -251,6 +251,7 @@ mod tests {
             procs: 1,
         };
         let latest = ProcRow {
+            charged: None,
             at_ms: 990,
             target: Some(reading),
             tester: reading,

@@ -6,6 +6,7 @@
 //! refreshes only the watched PIDs with the minimal refresh kind (memory, CPU, tasks), and
 //! the tree of children is rediscovered only every [`DISCOVER_EVERY`] ticks.
 
+pub mod cgroup;
 pub mod target;
 pub mod target_log;
 
@@ -38,6 +39,25 @@ pub struct Reading {
     pub procs: u32,
 }
 
+/// What a cgroup target adds to a reading: the page cache charged to it (reclaimable: not
+/// judged) and all the memory charged (anonymous + cache + kernel).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Charged {
+    /// Page cache (`file` / `total_cache`), bytes.
+    pub cache_bytes: u64,
+    /// Everything charged (`memory.current` / `memory.usage_in_bytes`), bytes.
+    pub charged_bytes: u64,
+}
+
+/// What the sampler watches as the target.
+#[derive(Debug)]
+pub enum Source {
+    /// A process and its children (`--target-pid`, `--target-name`, `--target-cmd`).
+    Tree(Arc<Started>),
+    /// A cgroup (`--target-cgroup`): its anonymous memory is the verdict's.
+    Cgroup(cgroup::Cgroup),
+}
+
 impl Reading {
     /// RSS in MB (10^6 bytes, as the verdict reports it).
     pub fn rss_mb(&self) -> f64 {
@@ -54,6 +74,8 @@ pub enum ProcMsg {
         at_ms: u32,
         /// The target's tree, if one is watched.
         target: Option<Reading>,
+        /// A cgroup target's page cache and charged memory.
+        charged: Option<Charged>,
         /// Soak itself.
         tester: Reading,
     },
@@ -75,7 +97,7 @@ impl Sampler {
     /// `on_exit` is called once if the target goes away; `on_panic` if the sampler itself
     /// fails (a bug), so the run stops rather than going on without memory figures.
     pub fn spawn(
-        target: Option<Arc<Started>>,
+        target: Option<Source>,
         every: Duration,
         started: tokio::time::Instant,
         tx: mpsc::Sender<ProcMsg>,
@@ -87,7 +109,7 @@ impl Sampler {
             .name("soak-sampler".into())
             .spawn(move || {
                 let run = AssertUnwindSafe(|| {
-                    sample_loop(target.as_deref(), every, started, &tx, &stopped, on_exit);
+                    sample_loop(target, every, started, &tx, &stopped, on_exit);
                 });
                 if let Err(payload) = std::panic::catch_unwind(run) {
                     on_panic(crate::signals::panic_message(payload.as_ref()));
@@ -110,7 +132,7 @@ impl Drop for Sampler {
 }
 
 fn sample_loop(
-    target: Option<&Started>,
+    mut target: Option<Source>,
     every: Duration,
     started: Instant,
     tx: &mpsc::Sender<ProcMsg>,
@@ -119,21 +141,21 @@ fn sample_loop(
 ) {
     let mut sys = System::new().ok();
     let me = Pid::from_u32(std::process::id());
-    let mut tree: Vec<Pid> = target.iter().map(|t| Pid::from_u32(t.pid)).collect();
+    let root = match &target {
+        Some(Source::Tree(t)) => Some(Pid::from_u32(t.pid)),
+        _ => None,
+    };
+    let mut tree: Vec<Pid> = root.into_iter().collect();
     let mut on_exit = Some(on_exit);
     let mut tick: u64 = 0;
     loop {
         let Some(sys) = sys.as_mut() else { return };
-        if let Some(t) = target {
+        let mut gone = None;
+        if let (Some(Source::Tree(t)), Some(root)) = (&target, root) {
             if tick.is_multiple_of(DISCOVER_EVERY) {
-                tree = descendants(sys, Pid::from_u32(t.pid));
+                tree = descendants(sys, root);
             }
-            if let Some(how) = t.exited(sys) {
-                let _ = tx.blocking_send(ProcMsg::TargetExited(how.clone()));
-                if let Some(f) = on_exit.take() {
-                    f(how);
-                }
-            }
+            gone = t.exited(sys);
         }
         let mut watched = tree.clone();
         watched.push(me);
@@ -145,9 +167,29 @@ fn sample_loop(
                 .with_cpu()
                 .with_tasks(),
         );
+        let (reading, charged) = match &mut target {
+            Some(Source::Tree(_)) => (Some(read(sys, &tree)), None),
+            Some(Source::Cgroup(group)) => match group.read() {
+                Some((r, c)) => (Some(r), Some(c)),
+                None => {
+                    gone.get_or_insert_with(|| {
+                        format!("the cgroup {} is gone", group.path().display())
+                    });
+                    (None, None)
+                }
+            },
+            None => (None, None),
+        };
+        if let Some(how) = gone {
+            let _ = tx.blocking_send(ProcMsg::TargetExited(how.clone()));
+            if let Some(f) = on_exit.take() {
+                f(how);
+            }
+        }
         let reading = ProcMsg::Reading {
             at_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
-            target: target.map(|_| read(sys, &tree)),
+            target: reading,
+            charged,
             tester: read(sys, &[me]),
         };
         if tx.blocking_send(reading).is_err() {

@@ -137,6 +137,7 @@ fn soak_judges_its_own_memory_only_after_a_minute_of_warm_up() {
             procs: 1,
         };
         state.sampled(ProcMsg::Reading {
+            charged: None,
             at_ms: i * 200,
             target: Some(reading),
             tester: reading,
