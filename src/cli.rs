@@ -181,6 +181,10 @@ pub struct RunArgs {
     /// judges its anonymous memory; page cache is reported apart.
     #[arg(long, env = "SOAK_TARGET_CGROUP", value_name = "PATH", conflicts_with_all = ["target_pid", "target_name", "target_cmd"])]
     pub target_cgroup: Option<PathBuf>,
+    /// A running Docker or Podman container to sample (its cgroup, found with the
+    /// runtime's `inspect`; needs the docker or podman command).
+    #[arg(long, env = "SOAK_TARGET_CONTAINER", value_name = "NAME|ID", conflicts_with_all = ["target_pid", "target_name", "target_cmd", "target_cgroup"])]
+    pub target_container: Option<String>,
     /// Where a --target-cmd's output goes: `log` (target.log in the results folder) or
     /// `console` (also printed above the progress bar).
     #[arg(long, env = "SOAK_TARGET_OUTPUT", value_name = "WHERE")]

@@ -380,8 +380,14 @@ fn meta(
             TargetProcess::Name(name) => Some(format!("name {name}")),
             TargetProcess::Cmd(cmd) => Some(format!("cmd {}", crate::redact::command(cmd))),
             TargetProcess::Cgroup(path) => Some(format!(
-                "cgroup {} (anonymous memory; page cache apart)",
-                path.display()
+                "cgroup {}{} (anonymous memory; page cache apart)",
+                path.display(),
+                config
+                    .effective
+                    .process
+                    .container
+                    .as_ref()
+                    .map_or(String::new(), |c| format!(" of container {c}"))
             )),
         },
         gates: config.gates.clone(),

@@ -306,3 +306,107 @@ fn a_path_that_is_not_a_cgroup_is_exit_2_before_any_load() {
         "{stderr}"
     );
 }
+
+/// A `docker` stand-in on a PATH of its own that answers `inspect` with `answer` (or fails
+/// with `fails` on stderr): the CLI contract soak relies on, without a daemon.
+fn fake_docker(answer: &str, fails: Option<&str>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let script = match fails {
+        Some(why) => format!("#!/bin/sh\necho '{why}' >&2\nexit 1\n"),
+        None => format!("#!/bin/sh\necho '{answer}'\n"),
+    };
+    let path = dir.path().join("docker");
+    std::fs::write(&path, script).unwrap();
+    let mut perms = std::fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&path, perms).unwrap();
+    dir
+}
+
+/// `soak --target-container web` with `path_dir` first on PATH: (exit code, stderr, out).
+fn container_run(path_dir: &std::path::Path, extra: &[&str]) -> (i32, String, tempfile::TempDir) {
+    let path = format!("{}:/usr/bin:/bin", path_dir.display());
+    let out = tempfile::tempdir().unwrap();
+    let output = soak_bin()
+        .env("PATH", path)
+        .args(["--target-container", "web", "--quiet", "--out"])
+        .arg(out.path())
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        out,
+    )
+}
+
+#[test]
+fn a_container_is_found_through_the_runtime_cli_and_sampled_by_its_cgroup() {
+    let Some(group) = TestCgroup::make("container") else {
+        return;
+    };
+    let mut server = Command::new("sleep").arg("30").spawn().unwrap();
+    group.add(server.id());
+    let docker = fake_docker(&format!("{} true", server.id()), None);
+    let (code, stderr, out) = container_run(
+        docker.path(),
+        &[
+            "--duration",
+            "2s",
+            "--ramp-up",
+            "0s",
+            "--ramp-down",
+            "0s",
+            "--baseline",
+            "0s",
+            "--cooldown",
+            "0s",
+            "--sample-interval",
+            "200ms",
+        ],
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    let path = group.0.display().to_string();
+    drop(group);
+    assert_eq!(code, 0, "{stderr}");
+    let s = summary(out.path());
+    let process = s["memory"]["process"].as_str().unwrap();
+    assert!(
+        process.contains(&path) && process.contains("container web"),
+        "{process}"
+    );
+    assert!(
+        s["memory"]["samples"].as_u64().unwrap() > 3,
+        "{}",
+        s["memory"]
+    );
+}
+
+#[test]
+fn a_container_that_cannot_be_found_is_exit_2_saying_why() {
+    let stopped = fake_docker("0 false", None);
+    let (code, stderr, _) = container_run(stopped.path(), &["--duration", "20s"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not running"), "{stderr}");
+    let no_daemon = fake_docker(
+        "",
+        Some("Cannot connect to the Docker daemon at unix:///var/run/docker.sock."),
+    );
+    let (code, stderr, _) = container_run(no_daemon.path(), &["--duration", "20s"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("Cannot connect to the Docker daemon"),
+        "{stderr}"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let (code, stderr, _) = container_run(empty.path(), &["--duration", "20s"]);
+    // /usr/bin may hold a real docker client: then it is asked (and, with no daemon here,
+    // fails clearly); without one, soak says neither is installed.
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("neither docker nor podman") || stderr.contains("inspect failed"),
+        "{stderr}"
+    );
+}

@@ -87,6 +87,10 @@ fn process(args: &RunArgs, process: &mut ProcessSpec) {
     put(&mut process.name, args.target_name.clone().map(Some));
     put(&mut process.cmd, args.target_cmd.clone().map(Some));
     put(&mut process.cgroup, args.target_cgroup.clone().map(Some));
+    put(
+        &mut process.container,
+        args.target_container.clone().map(Some),
+    );
     put(&mut process.interval, args.sample_interval);
     put(&mut process.output, args.target_output);
     put(&mut process.baseline, args.baseline.map(Some));

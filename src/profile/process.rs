@@ -19,15 +19,21 @@ fn target_process(
         p.name.is_some(),
         p.cmd.is_some(),
         p.cgroup.is_some(),
+        p.container.is_some(),
     ]
     .iter()
     .filter(|g| **g)
     .count();
     if given > 1 {
         return Err(bad(
-            "process.pid / process.name / process.cmd / process.cgroup (--target-pid, --target-name, --target-cmd, --target-cgroup)",
+            "process.pid / process.name / process.cmd / process.cgroup / process.container (--target-pid, --target-name, --target-cmd, --target-cgroup, --target-container)",
             "give at most one".into(),
         ));
+    }
+    if let Some(name) = &p.container {
+        let path = crate::sampler::cgroup::of_container(name)
+            .map_err(|why| bad("process.container (--target-container)", why))?;
+        return Ok(TargetProcess::Cgroup(path));
     }
     if let Some(path) = &p.cgroup {
         crate::sampler::cgroup::Cgroup::open(path)

@@ -331,6 +331,8 @@ pub struct ProcessSpec {
     pub cmd: Option<String>,
     /// Sample this cgroup (v2 or v1 folder, e.g. a container's) instead of a process.
     pub cgroup: Option<PathBuf>,
+    /// Sample this running Docker or Podman container (its cgroup, found through the CLI).
+    pub container: Option<String>,
     /// Time between readings.
     #[serde(with = "serde_units::duration")]
     pub interval: Duration,
@@ -381,6 +383,7 @@ impl Default for ProcessSpec {
             name: None,
             cmd: None,
             cgroup: None,
+            container: None,
             interval: Duration::from_secs(1),
             baseline: None,
             cooldown: None,

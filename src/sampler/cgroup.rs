@@ -168,9 +168,100 @@ impl Cgroup {
     }
 }
 
+/// The cgroup folder of a running Docker or Podman container, through the runtime's CLI
+/// (`inspect` for its PID, then `/proc/PID/cgroup`): an error (one line) when neither CLI is
+/// installed, the runtime cannot be reached, or the container is not running.
+pub fn of_container(name: &str) -> Result<PathBuf, String> {
+    let runtime = ["docker", "podman"]
+        .into_iter()
+        .find(|cli| on_path(cli))
+        .ok_or_else(|| {
+            format!(
+                "--target-container {name}: neither docker nor podman is installed; give the container's cgroup with --target-cgroup PATH"
+            )
+        })?;
+    let output = std::process::Command::new(runtime)
+        .args([
+            "inspect",
+            "--format",
+            "{{.State.Pid}} {{.State.Running}}",
+            name,
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|err| format!("--target-container {name}: cannot run {runtime}: {err}"))?;
+    if !output.status.success() {
+        let why = String::from_utf8_lossy(&output.stderr);
+        let why = why
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no reason given");
+        return Err(format!(
+            "--target-container {name}: {runtime} inspect failed: {why}"
+        ));
+    }
+    let answer = String::from_utf8_lossy(&output.stdout);
+    let mut words = answer.split_whitespace();
+    let (pid, running) = (words.next(), words.next());
+    let pid: u32 = match (pid.and_then(|p| p.parse().ok()), running) {
+        (Some(pid), Some("true")) if pid > 0 => pid,
+        _ => {
+            return Err(format!(
+                "--target-container {name}: the container is not running ({runtime} says `{}`)",
+                answer.trim()
+            ));
+        }
+    };
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|err| format!("--target-container {name}: /proc/{pid}/cgroup: {err}"))?;
+    let path = cgroup_of(&cgroups).ok_or_else(|| {
+        format!("--target-container {name}: no memory cgroup in /proc/{pid}/cgroup")
+    })?;
+    Cgroup::open(&path).map_err(|why| format!("--target-container {name}: {why}"))?;
+    Ok(path)
+}
+
+/// The memory cgroup folder named in a `/proc/PID/cgroup` text: v1's `memory` line, else
+/// the v2 line (`0::/…`).
+fn cgroup_of(text: &str) -> Option<PathBuf> {
+    let line = |want: &dyn Fn(&str) -> bool| {
+        text.lines().find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            want(controllers).then(|| path.trim_start_matches('/').to_string())
+        })
+    };
+    if let Some(path) = line(&|c| c.split(',').any(|c| c == "memory")) {
+        return Some(Path::new("/sys/fs/cgroup/memory").join(path));
+    }
+    line(&|c| c.is_empty()).map(|path| Path::new("/sys/fs/cgroup").join(path))
+}
+
+fn on_path(cli: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(cli).is_file()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memory_cgroup_of_a_process_is_found_in_v1_and_v2_texts() {
+        let v1 = "9:name=systemd:/\n4:memory:/docker/abc123\n2:cpuacct:/\n0::/\n";
+        assert_eq!(
+            cgroup_of(v1),
+            Some(PathBuf::from("/sys/fs/cgroup/memory/docker/abc123"))
+        );
+        let v2 = "0::/system.slice/docker-abc123.scope\n";
+        assert_eq!(
+            cgroup_of(v2),
+            Some(PathBuf::from(
+                "/sys/fs/cgroup/system.slice/docker-abc123.scope"
+            ))
+        );
+        assert_eq!(cgroup_of("3:cpu:/x\n"), None);
+    }
 
     #[test]
     fn a_folder_that_is_not_a_cgroup_is_refused_clearly() {
