@@ -133,37 +133,54 @@ async fn with_target(
         plan.total(),
     )
     .map(|watch| {
-        let root = root.clone();
-        let stop: StopRun = Box::new(move |why: String| {
-            eprintln!("soak: ending the run early (--abort-on-fail): {why}");
-            root.stop(Stop::Aborted(why));
-        });
+        let stop = stopper(
+            &root,
+            "ending the run early (--abort-on-fail)",
+            Stop::Aborted,
+        );
         (watch, stop)
     });
     let progress = Progress::new(quiet, plan.total(), plan.users());
     if let (Some(log), Some(bar)) = (&log, progress.bar()) {
         log.above(bar.clone());
     }
-    let fail: StopRun = {
-        let root = root.clone();
-        Box::new(move |why: String| {
-            eprintln!("soak: cannot write the results ({why}); stopping the run");
-            root.stop(Stop::WriteFailed(why));
-        })
-    };
+    let fail = stopper(
+        &root,
+        "cannot write the results; stopping the run",
+        Stop::WriteFailed,
+    );
     let writer = Writer::spawn(dir, meta, progress, abort, fail)?;
     let totals = soak_it(config, plan, transport, &writer, &root, process).await;
-    let status = match root.why() {
+    let why = root.why();
+    let summary = writer.finish(totals, status_of(why.as_ref()))?;
+    drop(demo);
+    ending(why, summary.verdict.result, &shown)
+}
+
+/// A callback that prints `saying` with the reason and stops the run for it.
+fn stopper(root: &Root, saying: &'static str, stop: fn(String) -> Stop) -> StopRun {
+    let root = root.clone();
+    Box::new(move |why: String| {
+        eprintln!("soak: {saying}: {why}");
+        root.stop(stop(why));
+    })
+}
+
+/// The run's status from why it stopped (`None`: it ran to its end).
+fn status_of(why: Option<&Stop>) -> Status {
+    match why {
         None => Status::Completed,
         Some(Stop::Interrupted) => Status::Interrupted,
         Some(Stop::TargetExited(_)) => Status::TargetExited,
         Some(Stop::Aborted(_)) => Status::Aborted,
         Some(Stop::Panicked(_) | Stop::WriteFailed(_)) => Status::Failed,
-    };
-    let summary = writer.finish(totals, status)?;
-    drop(demo);
-    match root.why() {
-        None if summary.verdict.result == "fail" => Ok(Outcome::GateFailed),
+    }
+}
+
+/// How the run ended, as an outcome or an exit-3 error naming the results folder.
+fn ending(why: Option<Stop>, verdict: &str, shown: &str) -> Result<Outcome, SoakError> {
+    match why {
+        None if verdict == "fail" => Ok(Outcome::GateFailed),
         None => Ok(Outcome::Passed),
         Some(Stop::Interrupted) => Ok(Outcome::Interrupted),
         Some(Stop::Aborted(_)) => Ok(Outcome::GateFailed),

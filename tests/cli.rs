@@ -261,6 +261,7 @@ fn gone_within(pid: &str, within: std::time::Duration) -> bool {
         if state.is_empty() || state.split(' ').nth(2) == Some("Z") {
             return true;
         }
+        // No event to wait on: the process is soak's child (or an orphan), not ours.
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     false

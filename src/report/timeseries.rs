@@ -157,22 +157,13 @@ mod tests {
         let mut s = IntervalSnapshot {
             start: Duration::from_millis(500),
             end: Duration::from_millis(1000),
-            wall_end: SystemTime::UNIX_EPOCH,
-            phase: Phase::Hold,
             active_users: 3,
             open_connections: 2,
             counters: Counters {
                 sent: 5,
                 ..Counters::default()
             },
-            latency: None,
-            ttff: None,
-            messages: vec![],
-            histograms: vec![],
-            events: vec![],
-            probe: None,
-            lag_max_ms: 0.0,
-            readings: vec![],
+            ..quiet_second()
         };
         let columns = Columns::default();
         let mut out = Vec::new();
