@@ -271,6 +271,9 @@ pub struct MockArgs {
     /// Bytes the demo keeps forever per message received (a leak for soak to find).
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
     pub demo_leak_per_message: u64,
+    /// Bytes the demo keeps forever per connection that closed (a leak found under churn).
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    pub demo_leak_per_close: u64,
 }
 
 #[cfg(test)]

@@ -157,6 +157,9 @@ pub fn end_of_run(summary: &Summary, dir: &Path, colour: bool) -> String {
             "soak: memory verdict {} — {}",
             m.report.verdict.verdict, m.report.verdict.reason
         );
+        if let Some(a) = &m.report.attribution {
+            let _ = writeln!(out, "soak: what leaks: {}", a.reason);
+        }
     }
     if let Some(stalls) = &summary.stalls {
         print_stalls(&mut out, stalls);

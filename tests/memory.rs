@@ -21,8 +21,13 @@ fn run_with_target(target_flags: &str, wrap: &str, extra: &str) -> (i32, tempfil
     let bin = env!("CARGO_BIN_EXE_soak");
     let cmd = format!("{wrap}{bin} mock --demo --listen 127.0.0.1:{port} {target_flags}");
     let out = tempfile::tempdir().unwrap();
+    let rate = if extra.contains("--rate") {
+        ""
+    } else {
+        "--rate 10/s"
+    };
     let args = format!(
-        "--url ws://127.0.0.1:{port}/ws --users 10 --rate 10/s --duration 7s --ramp-up 500ms --ramp-down 500ms \
+        "--url ws://127.0.0.1:{port}/ws --users 10 {rate} --duration 7s --ramp-up 500ms --ramp-down 500ms \
          --baseline 1s --cooldown 1s --sample-interval 100ms --probes 0 --quiet {extra}"
     );
     let status = soak_bin()
@@ -39,11 +44,34 @@ fn run_with_target(target_flags: &str, wrap: &str, extra: &str) -> (i32, tempfil
 #[test]
 fn a_leaking_target_is_judged_a_leak() {
     // 20 KB kept per message × 100 messages/s: about 7 GB/h, far above the floors.
-    let (code, out) = run_with_target("--demo-leak-per-message 20000", "", "");
-    assert_eq!(code, 0);
+    let (code, out) = run_with_target(
+        "--demo-leak-per-message 20000",
+        "",
+        "--gate leak_per_message_kb<1 --gate leak_per_connection_kb<1",
+    );
     let s = summary(out.path());
     let m = &s["memory"];
     assert_eq!(m["verdict"], "leak", "{m}");
+    // What leaks: per message, within 25 % of the 20,000 bytes (19.5 KiB) the demo keeps.
+    let a = &m["attribution"];
+    assert_eq!(a["cause"], "message", "{a}");
+    let kib = a["kib_per_unit"].as_f64().unwrap();
+    assert!(
+        (kib - 19.53).abs() < 19.53 * 0.25,
+        "{kib} KiB per message for 19.5: {a}"
+    );
+    assert!(a["reason"].as_str().unwrap().contains("per message"), "{a}");
+    assert_eq!(m["leak_per_message_kb"], a["kib_per_unit"]);
+    assert_eq!(m["leak_per_connection_kb"], 0.0);
+    // The per-message gate fails the run (exit 1); the per-connection one passes.
+    assert_eq!(code, 1);
+    let gates = s["gates"].as_array().unwrap();
+    let passed =
+        |metric: &str| gates.iter().find(|g| g["metric"] == metric).unwrap()["passed"].clone();
+    assert_eq!(passed("leak_per_message_kb"), false, "{gates:?}");
+    assert_eq!(passed("leak_per_connection_kb"), true, "{gates:?}");
+    let verdict = s["verdict"]["reasons"].to_string();
+    assert!(verdict.contains("retained per message"), "{verdict}");
     let slope = m["slope_mb_per_hour"].as_f64().unwrap();
     assert!(slope > 3000.0, "slope {slope} MB/h for about 7200");
     // 20 KB × 100 messages/s over about 6 s of load stay behind: about 12 MB.
@@ -65,11 +93,45 @@ fn a_leaking_target_is_judged_a_leak() {
 
 #[test]
 fn the_same_target_without_a_leak_is_not_a_leak() {
-    let (code, out) = run_with_target("", "", "");
+    let (code, out) = run_with_target("", "", "--gate leak_per_message_kb<1");
     assert_eq!(code, 0);
     let m = &summary(out.path())["memory"];
     assert_ne!(m["verdict"], "leak", "{m}");
     assert!(m["samples"].as_u64().unwrap() > 50);
+    // No leak, so nothing is attributed and nothing is kept per message.
+    assert!(m["attribution"].is_null(), "{m}");
+    assert_eq!(m["leak_per_message_kb"], 0.0);
+}
+
+#[test]
+fn memory_kept_per_closed_connection_under_churn_is_attributed_to_closed_connections() {
+    // No messages; each connection lives 200 ms; the demo keeps 100,000 bytes (97.7 KiB)
+    // per connection that closed: about 50 closes/s × 100 KB.
+    let (code, out) = run_with_target(
+        "--demo-leak-per-close 100000",
+        "",
+        "--rate 0/s --lifetime 200ms",
+    );
+    assert_eq!(code, 0);
+    let m = &summary(out.path())["memory"];
+    assert_eq!(m["verdict"], "leak", "{m}");
+    let a = &m["attribution"];
+    assert_eq!(a["cause"], "closed_connection", "{a}");
+    let kib = a["kib_per_unit"].as_f64().unwrap();
+    assert!(
+        (kib - 97.66).abs() < 97.66 * 0.25,
+        "{kib} KiB per closed connection for 97.7: {a}"
+    );
+    assert!(
+        a["fits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["cause"] != "message"),
+        "no messages were sent, so none is fitted: {a}"
+    );
+    assert_eq!(m["leak_per_message_kb"], 0.0);
+    assert_eq!(m["leak_per_connection_kb"], a["kib_per_unit"]);
 }
 
 #[test]

@@ -69,9 +69,10 @@ impl Demo {
         }
     }
 
-    /// Keeps `leak_per_message` bytes forever (written, so they are resident).
-    fn leak(&self) {
-        let n = usize::try_from(self.config.leak_per_message).unwrap_or(0);
+    /// Keeps `bytes` forever (written, so they are resident): per message received
+    /// (`leak_per_message`) or per connection closed (`leak_per_close`).
+    fn leak(&self, bytes: u64) {
+        let n = usize::try_from(bytes).unwrap_or(0);
         if n > 0
             && let Ok(mut leaked) = self.leaked.lock()
         {
@@ -237,7 +238,10 @@ async fn upgrade(State(demo): State<Arc<Demo>>, ws: WebSocketUpgrade) -> Respons
             let drop_at = (n < demo.config.drop_first_connections)
                 .then(|| Instant::now() + demo.config.drop_after);
             let (sink, stream) = socket.split();
-            chat(sink, stream, demo, drop_at)
+            async move {
+                chat(sink, stream, Arc::clone(&demo), drop_at).await;
+                demo.leak(demo.config.leak_per_close);
+            }
         })
 }
 
@@ -267,7 +271,7 @@ where
         tokio::select! {
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
-                    demo.leak();
+                    demo.leak(demo.config.leak_per_message);
                     for (at, frame) in take(&demo, &text, &back_tx) {
                         schedule(&mut due, at, frame);
                     }

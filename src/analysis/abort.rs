@@ -62,7 +62,10 @@ impl Abort {
             if elapsed < self.from || reason.is_some() {
                 continue;
             }
-            let memory = matches!(result.metric, "memory" | "leak" | "slope_mb_h");
+            let memory = matches!(
+                result.metric,
+                "memory" | "leak" | "slope_mb_h" | "leak_per_message_kb" | "leak_per_connection_kb"
+            );
             let remaining_h = self.total.saturating_sub(elapsed).as_secs_f64() / 3600.0;
             let why = if gate.failed_for_good(result) {
                 Some("it can no longer pass")

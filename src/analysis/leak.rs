@@ -254,6 +254,16 @@ pub fn hours_to_limit(now_mb: f64, slope_mb_per_hour: f64, limit_mb: f64) -> Opt
 
 /// The series cut into blocks, each reduced to (mid time, minimum); and the block length.
 pub fn block_minima(series: &[(f64, f64)]) -> (Vec<(f64, f64)>, f64) {
+    let (blocks, block_s) = block_minima_at(series);
+    (
+        blocks.into_iter().map(|(t, v, _)| (t, v)).collect(),
+        block_s,
+    )
+}
+
+/// [`block_minima`] with the index in `series` of each block's minimum (so what else was
+/// known at that reading, like the run's counts, can be read beside it).
+pub fn block_minima_at(series: &[(f64, f64)]) -> (Vec<(f64, f64, usize)>, f64) {
     if series.len() < 2 {
         return (Vec::new(), 0.0);
     }
@@ -263,26 +273,29 @@ pub fn block_minima(series: &[(f64, f64)]) -> (Vec<(f64, f64)>, f64) {
         .max(step * MIN_SAMPLES_PER_BLOCK as f64)
         .min(MAX_BLOCK_S.max(step * MIN_SAMPLES_PER_BLOCK as f64));
     let start = series[0].0;
-    let mut blocks: Vec<(f64, f64, usize)> = Vec::new();
-    for &(t, v) in series {
+    // (mid time, minimum, index of the minimum, readings)
+    let mut blocks: Vec<(f64, f64, usize, usize)> = Vec::new();
+    for (i, &(t, v)) in series.iter().enumerate() {
         let k = ((t - start) / block_s).floor() as usize;
         match blocks.get_mut(k) {
             Some(b) => {
-                b.1 = b.1.min(v);
-                b.2 += 1;
+                if v < b.1 {
+                    (b.1, b.2) = (v, i);
+                }
+                b.3 += 1;
             }
             None => {
                 while blocks.len() < k {
-                    blocks.push((f64::NAN, f64::NAN, 0));
+                    blocks.push((f64::NAN, f64::NAN, 0, 0));
                 }
-                blocks.push((start + (k as f64 + 0.5) * block_s, v, 1));
+                blocks.push((start + (k as f64 + 0.5) * block_s, v, i, 1));
             }
         }
     }
     let full = blocks
         .into_iter()
-        .filter(|b| b.2 >= MIN_SAMPLES_PER_BLOCK)
-        .map(|b| (b.0, b.1))
+        .filter(|b| b.3 >= MIN_SAMPLES_PER_BLOCK)
+        .map(|b| (b.0, b.1, b.2))
         .collect();
     (full, block_s)
 }

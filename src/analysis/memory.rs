@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::analysis::attribution::{self, Attribution, Work};
 use crate::analysis::leak::{self, LeakRule, LeakVerdict, MemorySeries};
 use crate::plan::{Phase, Plan};
 use crate::sampler::Reading;
@@ -42,19 +43,38 @@ pub struct MemoryReport {
     pub cpu_pct_mean: Option<f64>,
     /// CPU while users ran, highest reading, % of one core.
     pub cpu_pct_max: Option<f64>,
+    /// What a leak is made of (per message, per closed connection, or no single cause);
+    /// `None` unless the verdict is `leak`.
+    pub attribution: Option<Attribution>,
+    /// KiB the target kept per message: the claimed per-message figure, 0 when there is
+    /// no leak or it is put down to another cause, the message line's slope when no single
+    /// cause is claimed (as if all were per message); `None` without a verdict.
+    pub leak_per_message_kb: Option<f64>,
+    /// The same per closed connection.
+    pub leak_per_connection_kb: Option<f64>,
 }
 
-/// The report for `readings` (ms from the run's start, reading).
+/// The report for `readings` (ms from the run's start, reading) and the run's cumulative
+/// `work` at each (empty: no attribution).
 pub fn report(
-    readings: &[(u32, Reading)],
+    (readings, work): (&[(u32, Reading)], &[Work]),
     windows: Windows,
     rule: LeakRule,
     limit_mb: Option<f64>,
 ) -> MemoryReport {
     let plan = windows.plan;
     let phase = |at_ms: u32| plan.phase_at(Duration::from_millis(u64::from(at_ms)));
-    let series = Series::split(readings, windows);
+    let series = Series::split(readings, work, windows);
     let verdict = leak::verdict(&series.as_memory(), rule);
+    let attribution = (verdict.verdict == "leak" && !work.is_empty())
+        .then(|| attribution::attribute(&series.hold, &series.hold_work));
+    let per = |cause: &str| match (&attribution, verdict.verdict) {
+        (_, "insufficient-data") => None,
+        _ if work.is_empty() => None,
+        (Some(a), _) => Some(a.kib_per(cause)),
+        (None, _) => Some(0.0),
+    };
+    let (leak_per_message_kb, leak_per_connection_kb) = (per("message"), per("closed_connection"));
     let at_baseline = readings
         .iter()
         .filter(|(at, _)| phase(*at) == Phase::Baseline);
@@ -85,6 +105,9 @@ pub fn report(
         thread_peak: readings.iter().map(|(_, r)| r.threads).max(),
         hours_to_limit,
         verdict,
+        attribution,
+        leak_per_message_kb,
+        leak_per_connection_kb,
     }
 }
 
@@ -93,28 +116,36 @@ struct Series {
     baseline: Vec<(f64, f64)>,
     /// The hold after its warm-up: what the verdict is made from.
     hold: Vec<(f64, f64)>,
+    /// The run's work at each `hold` reading (empty without work).
+    hold_work: Vec<Work>,
     cooldown: Vec<(f64, f64)>,
     all: Vec<(f64, f64)>,
 }
 
 impl Series {
-    fn split(readings: &[(u32, Reading)], windows: Windows) -> Series {
+    fn split(readings: &[(u32, Reading)], work: &[Work], windows: Windows) -> Series {
         let plan = windows.plan;
         let verdict_from = plan.hold_start() + windows.warmup;
         let hold_end = plan.hold_start() + plan.hold();
         let mut series = Series {
             baseline: Vec::new(),
             hold: Vec::new(),
+            hold_work: Vec::new(),
             cooldown: Vec::new(),
             all: Vec::with_capacity(readings.len()),
         };
-        for &(at_ms, r) in readings {
+        for (i, &(at_ms, r)) in readings.iter().enumerate() {
             let t = Duration::from_millis(u64::from(at_ms));
             let point = (t.as_secs_f64(), r.rss_mb());
             series.all.push(point);
             match plan.phase_at(t) {
                 Phase::Baseline => series.baseline.push(point),
-                Phase::Hold if t >= verdict_from && t < hold_end => series.hold.push(point),
+                Phase::Hold if t >= verdict_from && t < hold_end => {
+                    series.hold.push(point);
+                    if let Some(w) = work.get(i) {
+                        series.hold_work.push(*w);
+                    }
+                }
                 Phase::CoolDown | Phase::Done => series.cooldown.push(point),
                 _ => {}
             }
@@ -177,7 +208,7 @@ mod tests {
             })
             .collect();
         let r = report(
-            &readings,
+            (&readings, &[]),
             Windows {
                 plan,
                 warmup: s(10),

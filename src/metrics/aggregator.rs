@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 use tokio_util::sync::CancellationToken;
 
+use crate::analysis::attribution::Work;
 use crate::analysis::leak::LeakRule;
 use crate::analysis::memory::Windows;
 use crate::analysis::stall::{Bin, Bins, StallRule};
@@ -120,6 +121,8 @@ struct State {
     abnormal_closes: Vec<u32>,
     interval_readings: Vec<ProcRow>,
     target_readings: Vec<(u32, Reading)>,
+    /// The run's cumulative work at each target reading, for the leak's attribution.
+    target_work: Vec<Work>,
     tester_readings: Vec<(u32, Reading)>,
 }
 
@@ -163,6 +166,7 @@ impl State {
             abnormal_closes: Vec::new(),
             interval_readings: Vec::new(),
             target_readings: Vec::new(),
+            target_work: Vec::new(),
             tester_readings: Vec::new(),
         }
     }
@@ -186,6 +190,11 @@ impl State {
                     self.tester_readings.push((at_ms, tester));
                     if let Some(t) = target {
                         self.target_readings.push((at_ms, t));
+                        self.target_work.push(Work {
+                            messages: self.totals.sent,
+                            opened: self.totals.connects,
+                            closed: self.totals.disconnects,
+                        });
                     }
                 }
             }

@@ -374,6 +374,7 @@ fn target(spec: &ProfileSpec) -> Result<Target, String> {
             block_per_message: d.block_per_message,
             separate_handler: d.separate_handler,
             leak_per_message: d.leak_per_message,
+            leak_per_close: d.leak_per_close,
             ..DemoConfig::default()
         }));
     }

@@ -425,6 +425,8 @@ pub struct DemoSpec {
     pub separate_handler: bool,
     /// Keep this many bytes per message received, forever (a leak to find).
     pub leak_per_message: u64,
+    /// Keep this many bytes per connection closed, forever (a leak to find under churn).
+    pub leak_per_close: u64,
 }
 
 /// `[output]`: the results folder and the timeseries interval.

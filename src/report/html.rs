@@ -250,10 +250,40 @@ fn memory_table(page: &mut String, summary: &Value) {
                 format!("{} {u}", show(Some(v))).trim().to_string()
             })
     };
+    let fits = m
+        .pointer("/attribution/fits")
+        .and_then(Value::as_array)
+        .map_or(String::from("–"), |fits| {
+            let each: Vec<String> = fits
+                .iter()
+                .map(|f| {
+                    format!(
+                        "per {}: {} KiB (R² {})",
+                        f.get("cause")
+                            .and_then(Value::as_str)
+                            .unwrap_or("?")
+                            .replace('_', " "),
+                        show(f.get("kib_per_unit")),
+                        show(f.get("r2"))
+                    )
+                })
+                .collect();
+            if each.is_empty() {
+                String::from("nothing changed during the hold")
+            } else {
+                each.join("; ")
+            }
+        });
+    let what = m
+        .pointer("/attribution/reason")
+        .and_then(Value::as_str)
+        .map_or(String::from("–"), str::to_string);
     let rows = [
         ("process", unit("process", "")),
         ("verdict", unit("verdict", "")),
         ("why", unit("reason", "")),
+        ("what leaks", what),
+        ("fits of the block minima", fits),
         ("slope", unit("slope_mb_per_hour", "MB/h")),
         ("slope, 95 % band", band),
         ("trend p-value", unit("p_value", "")),

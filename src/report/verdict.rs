@@ -63,8 +63,12 @@ pub(super) fn verdict(status: Status, totals: &RunTotals) -> Verdict {
     reasons.extend(cpu_line(totals));
     if let Some(m) = &totals.memory {
         reasons.push(format!(
-            "memory verdict: {} — {}",
-            m.verdict.verdict, m.verdict.reason
+            "memory verdict: {} — {}{}",
+            m.verdict.verdict,
+            m.verdict.reason,
+            m.attribution
+                .as_ref()
+                .map_or(String::new(), |a| format!("; {}", a.reason))
         ));
     }
     let t = tester(totals);

@@ -35,6 +35,9 @@ pub struct DemoConfig {
     pub separate_handler: bool,
     /// Keep this many bytes per message received, forever: a leak for soak to find.
     pub leak_per_message: u64,
+    /// Keep this many bytes per connection that closed, forever: the leak of a server that
+    /// forgets to free a connection's state (found under `--lifetime` churn).
+    pub leak_per_close: u64,
     /// Answer each message by calling this mock LLM (a streamed chat completion through its
     /// HTTP router) and relaying its tokens as `{"id", "delta", "done": false}` frames, then
     /// `{"id", "reply", "done": true}`: an LLM-backed chat server, end to end.

@@ -131,6 +131,20 @@ pub(super) const METRICS: &[Metric] = &[
         per_message: None,
     },
     Metric {
+        name: "leak_per_message_kb",
+        kind: Kind::Number,
+        pointer: "/memory/leak_per_message_kb",
+        grows: false,
+        per_message: None,
+    },
+    Metric {
+        name: "leak_per_connection_kb",
+        kind: Kind::Number,
+        pointer: "/memory/leak_per_connection_kb",
+        grows: false,
+        per_message: None,
+    },
+    Metric {
         name: "retained_mb",
         kind: Kind::Number,
         pointer: "/memory/retained_mb",

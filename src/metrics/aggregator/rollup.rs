@@ -13,7 +13,6 @@ use crate::metrics::events::{Event, Record};
 use crate::metrics::snapshot::{
     IntervalSnapshot, LatencyStats, MsgCounters, MsgStats, RunTotals, Tagged, new_histogram,
 };
-use crate::sampler::Reading;
 
 impl PerMsg {
     /// Ends this message's interval: its figures, its histograms added to the interval's
@@ -105,8 +104,9 @@ impl State {
         (snapshot, self.totals(end))
     }
 
-    fn memory(&self, readings: &[(u32, Reading)]) -> MemoryReport {
+    fn memory(&self) -> MemoryReport {
         let m = self.setup.memory;
+        let readings = (&self.target_readings[..], &self.target_work[..]);
         memory::report(readings, m.windows, m.rule, m.limit_mb)
     }
 
@@ -120,7 +120,7 @@ impl State {
             warmup: m.windows.warmup.max(TESTER_WARMUP),
             ..m.windows
         };
-        memory::report(&self.tester_readings, windows, m.rule, None)
+        memory::report((&self.tester_readings, &[]), windows, m.rule, None)
     }
 
     /// Stalls in the probe bins so far, with abnormal closes noted beside them, and how
@@ -169,11 +169,7 @@ impl State {
             probe: LatencyStats::of(&self.run_probe),
             lag: LatencyStats::of(&self.lag),
             stalls,
-            memory: self
-                .setup
-                .memory
-                .target
-                .then(|| self.memory(&self.target_readings)),
+            memory: self.setup.memory.target.then(|| self.memory()),
             tester_memory: (!self.tester_readings.is_empty()).then(|| self.tester_memory()),
             tester_bound,
             connect_time: LatencyStats::of(&self.connect),
