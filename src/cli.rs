@@ -185,6 +185,11 @@ pub struct RunArgs {
     /// runtime's `inspect`; needs the docker or podman command).
     #[arg(long, env = "SOAK_TARGET_CONTAINER", value_name = "NAME|ID", conflicts_with_all = ["target_pid", "target_name", "target_cmd", "target_cgroup"])]
     pub target_container: Option<String>,
+    /// The target's Prometheus / OpenMetrics endpoint (`http://HOST:PORT/metrics`), scraped
+    /// each sample interval for resident memory, CPU and open files: a server soak cannot
+    /// see (another machine, a pod). A failed scrape is a counted gap.
+    #[arg(long, env = "SOAK_TARGET_METRICS", value_name = "URL", conflicts_with_all = ["target_pid", "target_name", "target_cmd", "target_cgroup", "target_container"])]
+    pub target_metrics: Option<String>,
     /// Where a --target-cmd's output goes: `log` (target.log in the results folder) or
     /// `console` (also printed above the progress bar).
     #[arg(long, env = "SOAK_TARGET_OUTPUT", value_name = "WHERE")]

@@ -160,6 +160,14 @@ pub fn end_of_run(summary: &Summary, dir: &Path, colour: bool) -> String {
         if let Some(a) = &m.report.attribution {
             let _ = writeln!(out, "soak: what leaks: {}", a.reason);
         }
+        if m.report.gaps > 0 {
+            let _ = writeln!(
+                out,
+                "soak: {} readings of the target failed (gaps in memory.csv, left out of the verdict); the last: {}",
+                m.report.gaps,
+                m.report.last_gap.as_deref().unwrap_or("?")
+            );
+        }
     }
     if let Some(stalls) = &summary.stalls {
         print_stalls(&mut out, stalls);

@@ -72,7 +72,8 @@ fn find_target(config: &RunConfig, env: &[(String, String)]) -> Result<Option<St
         TargetProcess::Pid(pid) => Some(target::by_pid(*pid)?),
         TargetProcess::Name(name) => Some(target::by_name(name)?),
         TargetProcess::Cmd(cmd) => Some(target::spawn(cmd, env, console)?),
-        TargetProcess::Cgroup(_) => None, // sampled from its files, see `source`
+        // Sampled from their files or their endpoint, see `source`.
+        TargetProcess::Cgroup(_) | TargetProcess::Metrics { .. } => None,
     })
 }
 
@@ -288,6 +289,24 @@ async fn soak_it(
         TargetProcess::Cgroup(path) => crate::sampler::cgroup::Cgroup::open(path)
             .ok()
             .map(Source::Cgroup),
+        // Checked when the profile was resolved; if it went down since, the run starts
+        // anyway and each failed scrape is a gap.
+        TargetProcess::Metrics { url, names } => {
+            match crate::sampler::scrape::Scraper::open(url, names.clone(), config.process.interval)
+            {
+                Ok(scraper) => Some(Source::Metrics(scraper)),
+                Err(why) => {
+                    eprintln!("soak: {why}; sampling goes on, each failed scrape a gap");
+                    crate::sampler::scrape::Scraper::unchecked(
+                        url,
+                        names.clone(),
+                        config.process.interval,
+                    )
+                    .ok()
+                    .map(Source::Metrics)
+                }
+            }
+        }
         _ => process.map(Source::Tree),
     };
     let sampler = Sampler::spawn(
@@ -396,6 +415,11 @@ fn meta(
             TargetProcess::Pid(pid) => Some(format!("pid {pid}")),
             TargetProcess::Name(name) => Some(format!("name {name}")),
             TargetProcess::Cmd(cmd) => Some(format!("cmd {}", crate::redact::command(cmd))),
+            TargetProcess::Metrics { url, names } => Some(format!(
+                "metrics {} ({})",
+                crate::redact::url(url),
+                names.memory
+            )),
             TargetProcess::Cgroup(path) => Some(format!(
                 "cgroup {}{} (anonymous memory; page cache apart)",
                 path.display(),

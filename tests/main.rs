@@ -9,6 +9,7 @@ mod hostile;
 mod memory;
 mod morning;
 mod props;
+mod remote;
 mod run;
 mod sessions;
 mod stalls;

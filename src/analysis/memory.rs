@@ -52,6 +52,11 @@ pub struct MemoryReport {
     pub leak_per_message_kb: Option<f64>,
     /// The same per closed connection.
     pub leak_per_connection_kb: Option<f64>,
+    /// Readings of the target that failed (a metrics endpoint that timed out or went
+    /// away): gaps in `memory.csv`, left out of the verdict.
+    pub gaps: u64,
+    /// Why the last failed reading failed.
+    pub last_gap: Option<String>,
 }
 
 /// The report for `readings` (ms from the run's start, reading) and the run's cumulative
@@ -79,9 +84,10 @@ pub fn report(
         .iter()
         .filter(|(at, _)| phase(*at) == Phase::Baseline);
     let last = readings.last().map(|(_, r)| *r);
-    let growth = |f: fn(&Reading) -> u32| {
-        let base = at_baseline.clone().map(|(_, r)| f(r)).min();
-        base.zip(last).map(|(b, l)| i64::from(f(&l)) - i64::from(b))
+    let growth = |f: fn(&Reading) -> Option<u32>| {
+        let base = at_baseline.clone().filter_map(|(_, r)| f(r)).min();
+        base.zip(last.as_ref().and_then(f))
+            .map(|(b, l)| i64::from(l) - i64::from(b))
     };
     let hours_to_limit = match (limit_mb, verdict.slope_mb_per_hour, series.hold.last()) {
         (Some(limit), Some(slope), Some(&(_, now))) if verdict.verdict == "leak" => {
@@ -99,15 +105,17 @@ pub fn report(
         cpu_pct_max,
         warmup_s: windows.warmup.as_secs_f64(),
         samples: readings.len(),
-        fd_growth: growth(|r| r.fds),
+        fd_growth: growth(|r| Some(r.fds)),
         thread_growth: growth(|r| r.threads),
         fd_peak: readings.iter().map(|(_, r)| r.fds).max(),
-        thread_peak: readings.iter().map(|(_, r)| r.threads).max(),
+        thread_peak: readings.iter().filter_map(|(_, r)| r.threads).max(),
         hours_to_limit,
         verdict,
         attribution,
         leak_per_message_kb,
         leak_per_connection_kb,
+        gaps: 0,
+        last_gap: None,
     }
 }
 
@@ -187,7 +195,7 @@ mod tests {
             rss_bytes: (mb * 1e6) as u64,
             cpu_pct: 1.0,
             fds,
-            threads: 4,
+            threads: Some(4),
             procs: 1,
         }
     }

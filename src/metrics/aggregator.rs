@@ -123,6 +123,8 @@ struct State {
     target_readings: Vec<(u32, Reading)>,
     /// The run's cumulative work at each target reading, for the leak's attribution.
     target_work: Vec<Work>,
+    /// Target readings that failed (gaps), and why the last did; whether one is under way.
+    target_gaps: (u64, Option<String>, bool),
     tester_readings: Vec<(u32, Reading)>,
 }
 
@@ -167,6 +169,7 @@ impl State {
             interval_readings: Vec::new(),
             target_readings: Vec::new(),
             target_work: Vec::new(),
+            target_gaps: (0, None, false),
             tester_readings: Vec::new(),
         }
     }
@@ -189,6 +192,7 @@ impl State {
                 if self.tester_readings.len() < MAX_READINGS {
                     self.tester_readings.push((at_ms, tester));
                     if let Some(t) = target {
+                        self.target_gaps.2 = false;
                         self.target_readings.push((at_ms, t));
                         self.target_work.push(Work {
                             messages: self.totals.sent,
@@ -197,6 +201,18 @@ impl State {
                         });
                     }
                 }
+            }
+            ProcMsg::Gap(why) => {
+                let (count, last, under_way) = &mut self.target_gaps;
+                *count += 1;
+                if !*under_way {
+                    *under_way = true;
+                    self.events.out.push(Record {
+                        at: self.setup.started.elapsed(),
+                        event: Event::TargetGap { why: why.clone() },
+                    });
+                }
+                *last = Some(why);
             }
             ProcMsg::TargetExited(how) => {
                 let at = self.setup.started.elapsed();

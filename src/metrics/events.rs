@@ -52,6 +52,11 @@ pub enum Event {
         /// How it ended (exit status or signal).
         how: String,
     },
+    /// Readings of the target began failing (a metrics scrape): the first of a run of gaps.
+    TargetGap {
+        /// Why the reading failed.
+        why: String,
+    },
     /// A stall: most probes late at once (written when the run ends).
     Stall(crate::analysis::stall::Stall),
     /// Repeats of one kind of record, counted instead of logged.

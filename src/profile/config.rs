@@ -148,6 +148,13 @@ pub enum TargetProcess {
     Cmd(String),
     /// A cgroup (a container's): its anonymous memory, CPU, processes.
     Cgroup(std::path::PathBuf),
+    /// A Prometheus / OpenMetrics endpoint the server exposes: its resident memory.
+    Metrics {
+        /// The `http://` URL.
+        url: String,
+        /// The metric names read.
+        names: crate::sampler::scrape::MetricNames,
+    },
 }
 
 /// The sampler and the memory verdict.

@@ -91,6 +91,7 @@ fn process(args: &RunArgs, process: &mut ProcessSpec) {
         &mut process.container,
         args.target_container.clone().map(Some),
     );
+    put(&mut process.metrics, args.target_metrics.clone().map(Some));
     put(&mut process.interval, args.sample_interval);
     put(&mut process.output, args.target_output);
     put(&mut process.baseline, args.baseline.map(Some));

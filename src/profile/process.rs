@@ -20,13 +20,14 @@ fn target_process(
         p.cmd.is_some(),
         p.cgroup.is_some(),
         p.container.is_some(),
+        p.metrics.is_some(),
     ]
     .iter()
     .filter(|g| **g)
     .count();
     if given > 1 {
         return Err(bad(
-            "process.pid / process.name / process.cmd / process.cgroup / process.container (--target-pid, --target-name, --target-cmd, --target-cgroup, --target-container)",
+            "process.pid / process.name / process.cmd / process.cgroup / process.container / process.metrics (--target-pid, --target-name, --target-cmd, --target-cgroup, --target-container, --target-metrics)",
             "give at most one".into(),
         ));
     }
@@ -34,6 +35,16 @@ fn target_process(
         let path = crate::sampler::cgroup::of_container(name)
             .map_err(|why| bad("process.container (--target-container)", why))?;
         return Ok(TargetProcess::Cgroup(path));
+    }
+    if let Some(url) = &p.metrics {
+        // One scrape now: an endpoint that is down or serves no memory figure is exit 2
+        // before any load, not an hour of gaps.
+        crate::sampler::scrape::Scraper::open(url, p.metric_names.clone(), p.interval)
+            .map_err(|why| bad("process.metrics (--target-metrics)", why))?;
+        return Ok(TargetProcess::Metrics {
+            url: url.clone(),
+            names: p.metric_names.clone(),
+        });
     }
     if let Some(path) = &p.cgroup {
         crate::sampler::cgroup::Cgroup::open(path)

@@ -333,6 +333,11 @@ pub struct ProcessSpec {
     pub cgroup: Option<PathBuf>,
     /// Sample this running Docker or Podman container (its cgroup, found through the CLI).
     pub container: Option<String>,
+    /// Sample the target through the Prometheus / OpenMetrics endpoint it exposes
+    /// (`http://HOST:PORT/metrics`): a server soak cannot see, in a pod on another machine.
+    pub metrics: Option<String>,
+    /// The metric names read from `metrics`.
+    pub metric_names: crate::sampler::scrape::MetricNames,
     /// Time between readings.
     #[serde(with = "serde_units::duration")]
     pub interval: Duration,
@@ -384,6 +389,8 @@ impl Default for ProcessSpec {
             cmd: None,
             cgroup: None,
             container: None,
+            metrics: None,
+            metric_names: crate::sampler::scrape::MetricNames::default(),
             interval: Duration::from_secs(1),
             baseline: None,
             cooldown: None,

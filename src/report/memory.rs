@@ -42,7 +42,7 @@ pub fn write_row<W: Write>(
             t.rss_mb(),
             t.cpu_pct,
             t.fds,
-            t.threads,
+            Cell(t.threads),
             t.procs
         )?,
         None => write!(out, ",,,,,")?,
@@ -54,7 +54,7 @@ pub fn write_row<W: Write>(
         me.rss_mb(),
         me.cpu_pct,
         me.fds,
-        me.threads
+        Cell(me.threads)
     )?;
     match row.charged {
         Some(c) => writeln!(
@@ -64,6 +64,18 @@ pub fn write_row<W: Write>(
             c.charged_bytes as f64 / 1e6
         ),
         None => writeln!(out, ",,"),
+    }
+}
+
+/// A count, or an empty cell when the source does not give it.
+pub struct Cell(pub Option<u32>);
+
+impl std::fmt::Display for Cell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -82,7 +94,7 @@ mod tests {
             rss_bytes: 12_345_678,
             cpu_pct: 3.25,
             fds: 9,
-            threads: 4,
+            threads: Some(4),
             procs: 2,
         };
         let mut out = Vec::new();

@@ -87,7 +87,7 @@ pub fn write_row<W: Write>(
                 t.rss_mb(),
                 t.cpu_pct,
                 t.fds,
-                t.threads
+                crate::report::memory::Cell(t.threads)
             )?,
             None => write!(out, ",,,,")?,
         }
@@ -238,7 +238,7 @@ mod tests {
             rss_bytes: 42_000_000,
             cpu_pct: 12.5,
             fds: 17,
-            threads: 4,
+            threads: Some(4),
             procs: 1,
         };
         let latest = ProcRow {

@@ -70,6 +70,13 @@ pub(super) fn verdict(status: Status, totals: &RunTotals) -> Verdict {
                 .as_ref()
                 .map_or(String::new(), |a| format!("; {}", a.reason))
         ));
+        if m.gaps > 0 {
+            reasons.push(format!(
+                "{} readings of the target failed and are gaps in memory.csv (the last: {})",
+                m.gaps,
+                m.last_gap.as_deref().unwrap_or("?")
+            ));
+        }
     }
     let t = tester(totals);
     if t.bottleneck {

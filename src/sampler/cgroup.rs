@@ -88,7 +88,7 @@ impl Cgroup {
                 rss_bytes: anon,
                 cpu_pct: self.cpu_pct(),
                 fds,
-                threads: threads.unwrap_or(pids.len() as u32),
+                threads: Some(threads.unwrap_or(pids.len() as u32)),
                 procs: pids.len() as u32,
             },
             Charged {
@@ -293,7 +293,7 @@ mod tests {
             (r.rss_bytes, c.cache_bytes, c.charged_bytes),
             (100_000_000, 190_000_000, 300_000_000)
         );
-        assert_eq!((r.procs, r.threads), (1, 3));
+        assert_eq!((r.procs, r.threads), (1, Some(3)));
         assert!(r.fds >= 3, "this process's open files: {r:?}");
 
         let v1 = tempfile::tempdir().unwrap();

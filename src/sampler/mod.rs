@@ -7,6 +7,7 @@
 //! the tree of children is rediscovered only every [`DISCOVER_EVERY`] ticks.
 
 pub mod cgroup;
+pub mod scrape;
 pub mod target;
 pub mod target_log;
 
@@ -33,8 +34,9 @@ pub struct Reading {
     pub cpu_pct: f32,
     /// Open file descriptors summed over the tree.
     pub fds: u32,
-    /// Threads summed over the tree.
-    pub threads: u32,
+    /// Threads summed over the tree (`None` when the source does not say: a metrics
+    /// endpoint without a threads metric).
+    pub threads: Option<u32>,
     /// Processes in the tree.
     pub procs: u32,
 }
@@ -49,13 +51,15 @@ pub struct Charged {
     pub charged_bytes: u64,
 }
 
-/// What the sampler watches as the target.
+/// What the sampler watches as the target: three sources feeding the same readings.
 #[derive(Debug)]
 pub enum Source {
     /// A process and its children (`--target-pid`, `--target-name`, `--target-cmd`).
     Tree(Arc<Started>),
     /// A cgroup (`--target-cgroup`): its anonymous memory is the verdict's.
     Cgroup(cgroup::Cgroup),
+    /// A metrics endpoint (`--target-metrics`): the resident memory it reports.
+    Metrics(scrape::Scraper),
 }
 
 impl Reading {
@@ -81,6 +85,9 @@ pub enum ProcMsg {
     },
     /// The target process is gone: how it ended.
     TargetExited(String),
+    /// A reading of the target failed this tick (a scrape that timed out or was refused):
+    /// a gap in `memory.csv`, counted, never a zero.
+    Gap(String),
 }
 
 /// Called once with what happened (the target's exit, the sampler's own failure).
@@ -178,6 +185,15 @@ fn sample_loop(
                     (None, None)
                 }
             },
+            Some(Source::Metrics(scraper)) => match scraper.read() {
+                Ok(r) => (Some(r), None),
+                Err(why) => {
+                    if tx.blocking_send(ProcMsg::Gap(why)).is_err() {
+                        return;
+                    }
+                    (None, None)
+                }
+            },
             None => (None, None),
         };
         if let Some(how) = gone {
@@ -238,9 +254,10 @@ fn read(sys: &System, pids: &[Pid]) -> Reading {
             r.fds += p
                 .open_files()
                 .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX));
-            r.threads += p
+            let threads = p
                 .tasks()
                 .map_or(1, |t| u32::try_from(t.len()).unwrap_or(u32::MAX).max(1));
+            r.threads = Some(r.threads.unwrap_or(0).saturating_add(threads));
             r.procs += 1;
         }
     }
@@ -267,7 +284,7 @@ mod tests {
         assert_eq!(r.procs, 1);
         assert!(r.rss_bytes > 1_000_000, "{r:?}");
         assert!(r.fds >= 3, "{r:?}");
-        assert!(r.threads >= 1, "{r:?}");
+        assert!(r.threads >= Some(1), "{r:?}");
     }
 
     #[test]

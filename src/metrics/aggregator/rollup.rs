@@ -107,7 +107,9 @@ impl State {
     fn memory(&self) -> MemoryReport {
         let m = self.setup.memory;
         let readings = (&self.target_readings[..], &self.target_work[..]);
-        memory::report(readings, m.windows, m.rule, m.limit_mb)
+        let mut report = memory::report(readings, m.windows, m.rule, m.limit_mb);
+        (report.gaps, report.last_gap) = (self.target_gaps.0, self.target_gaps.1.clone());
+        report
     }
 
     /// soak's own memory report. Its warm-up is at least [`TESTER_WARMUP`]: histograms,

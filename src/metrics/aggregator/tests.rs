@@ -133,7 +133,7 @@ fn soak_judges_its_own_memory_only_after_a_minute_of_warm_up() {
             rss_bytes: 10_000_000 + u64::from(i) * 50_000,
             cpu_pct: 10.0,
             fds: 10,
-            threads: 4,
+            threads: Some(4),
             procs: 1,
         };
         state.sampled(ProcMsg::Reading {
