@@ -138,6 +138,11 @@ pub struct RunArgs {
     /// Close and reopen each connection after this long (churn).
     #[arg(long, env = "SOAK_LIFETIME", value_name = "DUR", value_parser = parse_duration)]
     pub lifetime: Option<Duration>,
+    /// Alternate all users between talking (sending, connections kept) and churning
+    /// (--lifetime reconnects, nothing sent), this long each: separates per-message from
+    /// per-connection leaks (the leak-hunt profile).
+    #[arg(long, env = "SOAK_ALTERNATE", value_name = "DUR", value_parser = parse_duration)]
+    pub alternate: Option<Duration>,
     /// Extra handshake header, `'Name: value'` (repeatable).
     #[arg(long = "header", env = "SOAK_HEADER", value_name = "'K: V'")]
     pub headers: Vec<String>,

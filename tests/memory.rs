@@ -134,6 +134,54 @@ fn memory_kept_per_closed_connection_under_churn_is_attributed_to_closed_connect
     assert_eq!(m["leak_per_connection_kb"], a["kib_per_unit"]);
 }
 
+/// The leak-hunt profile, shortened: 500 ms windows of talk (20 msg/s a user) and churn
+/// (100 ms lifetimes); the demo leaks with `flags`. The run's attribution.
+fn leak_hunt(flags: &str) -> serde_json::Value {
+    let (code, out) = run_with_target(
+        flags,
+        "",
+        "--profile leak-hunt --alternate 500ms --lifetime 100ms --rate 20/s",
+    );
+    assert_eq!(code, 1, "leak-hunt's default gate: memory != leak");
+    let m = summary(out.path())["memory"].clone();
+    assert_eq!(m["verdict"], "leak", "{m}");
+    let a = m["attribution"].clone();
+    // Both causes moved during the hold, at different times: both were fitted.
+    let fitted: Vec<&str> = a["fits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["cause"].as_str().unwrap())
+        .collect();
+    assert!(
+        fitted.contains(&"message") && fitted.contains(&"closed_connection"),
+        "{a}"
+    );
+    a
+}
+
+#[test]
+fn leak_hunt_tells_a_per_message_leak_while_connections_churn_too() {
+    let a = leak_hunt("--demo-leak-per-message 20000");
+    assert_eq!(a["cause"], "message", "{a}");
+    let kib = a["kib_per_unit"].as_f64().unwrap();
+    assert!(
+        (kib - 19.53).abs() < 19.53 * 0.25,
+        "{kib} KiB per message for 19.5: {a}"
+    );
+}
+
+#[test]
+fn leak_hunt_tells_a_per_connection_leak_while_messages_flow_too() {
+    let a = leak_hunt("--demo-leak-per-close 100000");
+    assert_eq!(a["cause"], "closed_connection", "{a}");
+    let kib = a["kib_per_unit"].as_f64().unwrap();
+    assert!(
+        (kib - 97.66).abs() < 97.66 * 0.25,
+        "{kib} KiB per closed connection for 97.7: {a}"
+    );
+}
+
 #[test]
 fn a_target_that_dies_mid_run_is_exit_3_with_results_written() {
     // `timeout` ends the target 3 s in; the run was planned for 9 s.

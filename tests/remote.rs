@@ -24,6 +24,7 @@ impl Server {
         );
         let mut child = Command::new(python)
             .arg(script)
+            .arg("--exit-with-stdin")
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -145,7 +145,14 @@ impl Session {
         let expiry = sleep_until(Instant::now());
         tokio::pin!(expiry);
         let mut armed: Option<Instant> = None;
-        let end_of_life = config.lifetime.map(|l| Instant::now() + l);
+        // Under `session.alternate`: a talk window sends and keeps the connection, a churn
+        // window sends nothing and closes it after its lifetime.
+        let mut window = config.window_at(Instant::now());
+        let churns = |window: Option<(bool, Instant)>| window.is_none_or(|(talk, _)| !talk);
+        let talks = |window: Option<(bool, Instant)>| window.is_none_or(|(talk, _)| talk);
+        let mut end_of_life = churns(window)
+            .then(|| config.lifetime.map(|l| Instant::now() + l))
+            .flatten();
         let mut drain_until: Option<Instant> = None;
         let end = loop {
             let deadline = self.pending.next_deadline(config.reply_timeout);
@@ -176,7 +183,16 @@ impl Session {
                     armed = None;
                 }
                 () = wait_until(end_of_life), if drain_until.is_none() => break (Disconnect::Churned, 0),
-                intended = pacing.next_send(), if drain_until.is_none() => {
+                () = wait_until(window.map(|w| w.1)), if drain_until.is_none() => {
+                    window = config.window_at(Instant::now());
+                    if churns(window) {
+                        end_of_life = config.lifetime.map(|l| Instant::now() + l);
+                    } else {
+                        end_of_life = None;
+                        pacing = Pacing::new(config, self.user);
+                    }
+                }
+                intended = pacing.next_send(), if drain_until.is_none() && talks(window) => {
                     match self.send(intended, &mut ws, config, cancel).await {
                         Ok(true) => pacing.sent(),
                         Ok(false) => break (Disconnect::Stopped, 0),

@@ -194,10 +194,12 @@ impl State {
                     if let Some(t) = target {
                         self.target_gaps.2 = false;
                         self.target_readings.push((at_ms, t));
+                        // The run so far: the closed intervals and the open one.
+                        let (done, now) = (&self.totals, &self.interval);
                         self.target_work.push(Work {
-                            messages: self.totals.sent,
-                            opened: self.totals.connects,
-                            closed: self.totals.disconnects,
+                            messages: done.sent + now.sent,
+                            opened: done.connects + now.connects,
+                            closed: done.disconnects + now.disconnects,
                         });
                     }
                 }

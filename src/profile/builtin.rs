@@ -14,6 +14,7 @@ const BUILTINS: &[(&str, &str)] = &[
     ),
     ("soak-1h", include_str!("../../profiles/soak-1h.toml")),
     ("soak-4h", include_str!("../../profiles/soak-4h.toml")),
+    ("leak-hunt", include_str!("../../profiles/leak-hunt.toml")),
     (
         "telegram-bot",
         include_str!("../../profiles/telegram-bot.toml"),

@@ -54,6 +54,8 @@ pub struct RunConfig {
     pub cooldown: Duration,
     /// Close and reopen connections after this long; `None`: keep them.
     pub lifetime: Option<Duration>,
+    /// Talk, then churn, this long each (`session.alternate`); `None`: both always.
+    pub alternate: Option<Duration>,
     /// First reconnect delay.
     pub reconnect_min: Duration,
     /// Longest reconnect delay.

@@ -72,6 +72,7 @@ fn session(args: &RunArgs, session: &mut SessionSpec) {
         session.data.clone_from(&args.data);
     }
     put(&mut session.lifetime, args.lifetime);
+    put(&mut session.alternate, args.alternate);
     put(&mut session.correlate, args.correlate.clone());
     put(&mut session.reply_timeout, args.reply_timeout);
 }

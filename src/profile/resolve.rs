@@ -46,6 +46,7 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         probes = None; // Telegram users have no connection to probe
     }
     let process = process(spec, &target, &bad)?;
+    let alternate = alternate(spec, &target, &bad)?;
     let gates = gates(spec, &bad)?;
     let (llm, telegram) = mocks(spec, &bad)?;
     let watched = !matches!(process.target, TargetProcess::None);
@@ -76,6 +77,7 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         reply_timeout: session.reply_timeout,
         data,
         lifetime: (!session.lifetime.is_zero()).then_some(session.lifetime),
+        alternate,
         reconnect_min: session.reconnect_min,
         reconnect_max: session.reconnect_max,
         probes,
@@ -91,6 +93,33 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         out_dir: spec.output.dir.clone(),
         effective: spec.clone(),
     })
+}
+
+/// `session.alternate`: talking and churning in turn needs both to happen.
+fn alternate(
+    spec: &ProfileSpec,
+    target: &Target,
+    bad: &impl Fn(&str, String) -> SoakError,
+) -> Result<Option<Duration>, SoakError> {
+    let s = &spec.session;
+    if s.alternate.is_zero() {
+        return Ok(None);
+    }
+    let why = if s.lifetime.is_zero() {
+        Some("needs session.lifetime (--lifetime): churn windows close connections after it")
+    } else if s.model == crate::profile::spec::Model::Open && s.rate.period().is_none() {
+        Some("needs a rate above 0/s: talk windows send at it")
+    } else if s.alternate < s.lifetime * 2 {
+        Some("must be at least twice session.lifetime, so each churn window closes connections")
+    } else if matches!(target, Target::Telegram) {
+        Some("applies to WebSocket users; Telegram users hold no connection")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(bad("session.alternate (--alternate)", why.into())),
+        None => Ok(Some(s.alternate)),
+    }
 }
 
 /// The pass/fail checks, parsed.

@@ -226,6 +226,12 @@ pub struct SessionSpec {
     pub reconnect_max: Duration,
     /// A scenario: several named messages picked by weight. Replaces `message` when given.
     pub messages: Vec<MessageSpec>,
+    /// Alternate every user in step between talking (sending at `rate`, connections kept)
+    /// and churning (connections closed after `lifetime` and reopened, nothing sent), this
+    /// long each, from the start of the load: what the leak's attribution needs to tell
+    /// per-message from per-connection leaks. `0s`: both at once, always.
+    #[serde(with = "serde_units::duration")]
+    pub alternate: Duration,
 }
 
 impl Default for SessionSpec {
@@ -245,6 +251,7 @@ impl Default for SessionSpec {
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(10),
             messages: Vec::new(),
+            alternate: Duration::ZERO,
         }
     }
 }

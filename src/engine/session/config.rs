@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::data::UserData;
@@ -60,6 +61,8 @@ pub struct SessionConfig {
     pub data: UserData,
     /// Close and reopen connections after this long.
     pub lifetime: Option<Duration>,
+    /// `session.alternate`: from when, and how long each talk or churn window lasts.
+    pub alternate: Option<(Instant, Duration)>,
     /// Reconnect back-off bounds.
     pub reconnect: (Duration, Duration),
     /// Whether any template needs the wall clock.
@@ -115,11 +118,20 @@ impl SessionConfig {
             reply_timeout: config.reply_timeout,
             data: config.data.clone(),
             lifetime: config.lifetime,
+            alternate: config.alternate.map(|every| (Instant::now(), every)),
             reconnect: (config.reconnect_min, config.reconnect_max),
             uses_clock: config.messages.iter().any(|m| m.template.uses_clock()),
             recorder,
             stop_now,
         }
+    }
+
+    /// Under `session.alternate`: whether users talk (or churn) at `now`, and until when.
+    pub(crate) fn window_at(&self, now: Instant) -> Option<(bool, Instant)> {
+        let (from, every) = self.alternate?;
+        let k = now.saturating_duration_since(from).as_nanos() / every.as_nanos().max(1);
+        let until = from + every.saturating_mul(u32::try_from(k + 1).unwrap_or(u32::MAX));
+        Some((k.is_multiple_of(2), until))
     }
 
     /// The WebSocket dialer, unless users are simulated Telegram users.

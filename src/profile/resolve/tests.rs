@@ -153,3 +153,28 @@ fn too_many_distinct_pointers_are_refused_shared_ones_are_not() {
         "{e}"
     );
 }
+
+#[test]
+fn alternating_needs_churn_and_messages_to_alternate() {
+    let s = Duration::from_secs;
+    let e = err(|p| p.session.alternate = s(60));
+    assert!(
+        e.contains("session.alternate (--alternate)") && e.contains("lifetime"),
+        "{e}"
+    );
+    let e = err(|p| {
+        p.session.alternate = s(60);
+        p.session.lifetime = s(5);
+        p.session.rate = Rate { per_second: 0.0 };
+    });
+    assert!(e.contains("rate above 0/s"), "{e}");
+    let e = err(|p| {
+        p.session.alternate = s(6);
+        p.session.lifetime = s(5);
+    });
+    assert!(e.contains("twice session.lifetime"), "{e}");
+    let mut spec = ProfileSpec::default();
+    spec.session.alternate = s(60);
+    spec.session.lifetime = s(5);
+    assert_eq!(resolve(&loaded(spec)).unwrap().alternate, Some(s(60)));
+}
