@@ -381,6 +381,13 @@ fn a_leak_in_a_cgroup_is_judged_on_anonymous_memory_not_page_cache() {
         "the page cache grew: {}",
         cache_growth(&out)
     );
+    // The report shows both: the judged anonymous memory and the page cache beside it.
+    let page = std::fs::read_to_string(run_dir(&out).join("report.html")).unwrap();
+    assert!(
+        page.contains("Target anonymous memory — verdict: leak"),
+        "title"
+    );
+    assert!(page.contains("page cache (not judged)"), "the cache series");
 }
 
 #[test]
@@ -415,6 +422,18 @@ fn a_path_that_is_not_a_cgroup_is_exit_2_before_any_load() {
         stderr.contains("not a cgroup") && stderr.contains("--target-cgroup"),
         "{stderr}"
     );
+    let missing = dir.path().join("no-such-group");
+    let output = soak_bin()
+        .arg("--target-cgroup")
+        .arg(&missing)
+        .args(["--duration", "20s", "--quiet", "--out"])
+        .arg(dir.path().join("r"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no such cgroup folder"), "{stderr}");
+    assert!(!dir.path().join("r").exists(), "no run was started");
 }
 
 /// A `docker` stand-in on a PATH of its own that answers `inspect` with `answer` (or fails

@@ -200,6 +200,47 @@ mod tests {
         }
     }
 
+    /// 10 s baseline at 50 MB, a 100 s hold, 10 s cool-down; `mb(t)` during the hold, and
+    /// 100 messages a second.
+    fn run_of(mb: impl Fn(u32) -> f64) -> MemoryReport {
+        let s = Duration::from_secs;
+        let plan = Plan::new(1, s(100), s(0), s(0)).with_margins(s(10), s(10));
+        let readings: Vec<(u32, Reading)> = (0..120u32)
+            .map(|t| {
+                let at = if t < 10 { 50.0 } else { mb(t.min(110) - 10) };
+                (t * 1000, reading(at, 10))
+            })
+            .collect();
+        let work: Vec<Work> = (0..120u64)
+            .map(|t| Work {
+                messages: t.saturating_sub(10).min(100) * 100,
+                opened: 1,
+                closed: 0,
+            })
+            .collect();
+        let windows = Windows {
+            plan,
+            warmup: s(10),
+        };
+        report((&readings, &work), windows, LeakRule::default(), None)
+    }
+
+    #[test]
+    fn a_leak_is_attributed_and_a_plateau_is_not() {
+        // 1 MB a second with 100 messages a second: 10 KB (9.8 KiB) a message.
+        let leak = run_of(|t| 50.0 + f64::from(t));
+        assert_eq!(leak.verdict.verdict, "leak");
+        let a = leak.attribution.as_ref().unwrap();
+        assert_eq!(a.cause, Some("message"), "{a:?}");
+        assert!((a.kib_per_unit.unwrap() - 9.766).abs() < 0.1, "{a:?}");
+        assert_eq!(leak.leak_per_message_kb, a.kib_per_unit);
+        // Up 30 MB in the first 20 s, then flat: a plateau, nothing attributed.
+        let plateau = run_of(|t| 50.0 + f64::from(t.min(20)) * 1.5);
+        assert_eq!(plateau.verdict.verdict, "plateau", "{plateau:?}");
+        assert!(plateau.attribution.is_none());
+        assert_eq!(plateau.leak_per_message_kb, Some(0.0));
+    }
+
     #[test]
     fn phases_split_the_readings_and_growth_is_measured_from_the_baseline() {
         // 10 s baseline, 100 s hold, 10 s cool-down; 1 MB/s during the hold, fds leak too.

@@ -237,11 +237,26 @@ fn memory_chart(
         let slope = summary
             .pointer("/memory/slope_mb_per_hour")
             .and_then(Value::as_f64);
+        // A cgroup target: the verdict's line is its anonymous memory, with the page cache
+        // (reclaimable, not judged) beside it.
+        let cache = memory.series("target_cache_mb");
+        let name = if cache.is_empty() {
+            "target RSS"
+        } else {
+            "target anonymous memory"
+        };
         let mut series = vec![Series {
-            name: "target RSS",
+            name,
             color: BLUE,
             points: rss.clone(),
         }];
+        if !cache.is_empty() {
+            series.push(Series {
+                name: "page cache (not judged)",
+                color: GREEN,
+                points: cache,
+            });
+        }
         if let Some(slope) = slope {
             series.push(Series {
                 name: "fitted slope",
@@ -250,7 +265,12 @@ fn memory_chart(
             });
         }
         let shown = slope.map_or(String::new(), |s| format!(", {s:.1} MB/h"));
-        (format!("Target RSS — verdict: {verdict}{shown}"), series)
+        let what = if name == "target RSS" {
+            "Target RSS"
+        } else {
+            "Target anonymous memory"
+        };
+        (format!("{what} — verdict: {verdict}{shown}"), series)
     };
     chart(page, &title, "MB", &series, bands, x_max);
 }
