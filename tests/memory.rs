@@ -54,12 +54,7 @@ fn a_leaking_target_is_judged_a_leak() {
     assert_eq!(m["verdict"], "leak", "{m}");
     // What leaks: per message, within 25 % of the 20,000 bytes (19.5 KiB) the demo keeps.
     let a = &m["attribution"];
-    assert_eq!(a["cause"], "message", "{a}");
-    let kib = a["kib_per_unit"].as_f64().unwrap();
-    assert!(
-        (kib - 19.53).abs() < 19.53 * 0.25,
-        "{kib} KiB per message for 19.5: {a}"
-    );
+    assert_claims(a, "message", 19.53);
     assert!(a["reason"].as_str().unwrap().contains("per message"), "{a}");
     assert_eq!(m["leak_per_message_kb"], a["kib_per_unit"]);
     assert_eq!(m["leak_per_connection_kb"], 0.0);
@@ -116,12 +111,7 @@ fn memory_kept_per_closed_connection_under_churn_is_attributed_to_closed_connect
     let m = &summary(out.path())["memory"];
     assert_eq!(m["verdict"], "leak", "{m}");
     let a = &m["attribution"];
-    assert_eq!(a["cause"], "closed_connection", "{a}");
-    let kib = a["kib_per_unit"].as_f64().unwrap();
-    assert!(
-        (kib - 97.66).abs() < 97.66 * 0.25,
-        "{kib} KiB per closed connection for 97.7: {a}"
-    );
+    assert_claims(a, "closed_connection", 97.66);
     assert!(
         a["fits"]
             .as_array()
@@ -160,26 +150,31 @@ fn leak_hunt(flags: &str) -> serde_json::Value {
     a
 }
 
+/// Asserts the attribution `a` claims `cause` at `kib` per unit, within 25 %.
+fn assert_claims(a: &serde_json::Value, cause: &str, kib: f64) {
+    assert_eq!(a["cause"], cause, "{a}");
+    let got = a["kib_per_unit"].as_f64().unwrap();
+    assert!(
+        (got - kib).abs() < kib * 0.25,
+        "{got} KiB per {cause} for {kib}: {a}"
+    );
+}
+
 #[test]
 fn leak_hunt_tells_a_per_message_leak_while_connections_churn_too() {
-    let a = leak_hunt("--demo-leak-per-message 20000");
-    assert_eq!(a["cause"], "message", "{a}");
-    let kib = a["kib_per_unit"].as_f64().unwrap();
-    assert!(
-        (kib - 19.53).abs() < 19.53 * 0.25,
-        "{kib} KiB per message for 19.5: {a}"
+    // 20,000 bytes a message: 19.5 KiB.
+    assert_claims(
+        &leak_hunt("--demo-leak-per-message 20000"),
+        "message",
+        19.53,
     );
 }
 
 #[test]
 fn leak_hunt_tells_a_per_connection_leak_while_messages_flow_too() {
+    // 100,000 bytes a closed connection: 97.7 KiB.
     let a = leak_hunt("--demo-leak-per-close 100000");
-    assert_eq!(a["cause"], "closed_connection", "{a}");
-    let kib = a["kib_per_unit"].as_f64().unwrap();
-    assert!(
-        (kib - 97.66).abs() < 97.66 * 0.25,
-        "{kib} KiB per closed connection for 97.7: {a}"
-    );
+    assert_claims(&a, "closed_connection", 97.66);
 }
 
 #[test]
