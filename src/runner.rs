@@ -118,6 +118,8 @@ async fn with_target(
             .as_ref()
             .map_or(url, |(_, a)| format!("telegram bot via http://{a}")),
         Transport::WebSocket(_) => url,
+        #[cfg(test)]
+        Transport::Memory(_) => url,
     };
     let meta = meta(
         config,

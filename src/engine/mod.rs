@@ -10,8 +10,8 @@ pub mod pacing;
 pub mod probe;
 pub mod scheduler;
 pub mod session;
-pub mod telegram_user;
 pub mod tls;
+pub mod transport;
 pub mod upgrade;
 
 use std::sync::Arc;

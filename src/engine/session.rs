@@ -1,5 +1,8 @@
-//! One simulated user: connect, one `select!` loop over cancel / frames / timeouts / churn /
-//! sends, and reconnect with back-off when the connection is lost.
+//! One simulated user — the one loop every transport runs: open a link (a WebSocket, a
+//! Telegram chat; channels in tests), one `select!` over cancel / arrivals / timeouts /
+//! churn / sends, drain on stop, and reopen with back-off when the link is lost. What is
+//! particular to a transport (dialing, sending, reading, attributing a bot's answers) is
+//! behind `transport::Link`.
 //!
 //! Memory budget per session (×19,000 connections): the socket with a 1 KiB read buffer
 //! (`upgrade.rs`) and a write buffer grown on the first send, the stream boxed, an `Arc` of the shared config, a child token,
@@ -16,31 +19,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use futures_util::{SinkExt, StreamExt};
-use tokio::time::{Instant, sleep, sleep_until, timeout};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::backoff::Backoff;
 pub(crate) use crate::engine::backoff::XorShift;
-use crate::engine::connect::{Ws, classify};
 use crate::engine::correlate::{Match, Pending, split_id};
 use crate::engine::fields::{Found, Frame};
 pub(crate) use crate::engine::pacing::Pacing;
+use crate::engine::transport::telegram::Answers;
+use crate::engine::transport::{ABNORMAL_CLOSE, Arrival, Link};
 use crate::metrics::{Disconnect, ErrorKind, Sample};
 
 /// Longest a stopping user keeps its connection open to receive the replies still in
 /// flight (never longer than the reply timeout). The plan ends a user's sending, not its
 /// requests: a reply held back by a stalled server at the end of the run is measured too.
 pub const DRAIN_MAX: Duration = Duration::from_secs(10);
-
-/// How long a stopping user waits to hand its close frame to the socket.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
-
-/// Close code recorded when a connection ends without a close frame (RFC 6455 §7.4.1).
-const ABNORMAL_CLOSE: u16 = 1006;
 
 mod config;
 pub use config::{SessionConfig, TelegramUsers, Transport};
@@ -59,9 +53,6 @@ struct Session {
 
 /// Runs user `user` until `cancel` fires.
 pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToken) {
-    let Some(dialer) = config.dialer() else {
-        return crate::engine::telegram_user::run(user, Arc::clone(&config), cancel).await;
-    };
     let rec = &config.recorder;
     rec.record(Sample::UserStarted);
     let mut session = Session::new(user, &config);
@@ -71,17 +62,10 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
         let attempt = tokio::select! {
             biased;
             () = cancel.cancelled() => break,
-            attempt = async {
-                dialer.wait_turn().await;
-                rec.record(Sample::ConnectAttempt);
-                let began = Instant::now();
-                // Boxed: the handshake future (TLS included) is large and lives only while
-                // connecting; inline, its size would stay in every session for the whole run.
-                (Box::pin(dialer.dial()).await, began.elapsed())
-            } => attempt,
+            attempt = Link::open(&config, user) => attempt,
         };
         match attempt {
-            (Ok(ws), took) => {
+            Ok((link, took)) => {
                 rec.record(Sample::Connected {
                     user,
                     micros: micros(took),
@@ -89,7 +73,7 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
                 });
                 connected_before = true;
                 backoff.reset();
-                let (cause, code) = session.converse(ws, &config, &cancel).await;
+                let (cause, code) = session.converse(link, &config, &cancel).await;
                 rec.record(Sample::Disconnected { user, cause, code });
                 let abandoned = session.pending.clear();
                 if abandoned > 0 {
@@ -101,7 +85,7 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
                     Disconnect::Lost(_) => {}
                 }
             }
-            (Err(kind), _) => rec.record(Sample::Error { kind, user }),
+            Err(kind) => rec.record(Sample::Error { kind, user }),
         }
         tokio::select! {
             biased;
@@ -130,17 +114,16 @@ impl Session {
         }
     }
 
-    /// The loop over one open connection; returns why it ended and the server's close code.
+    /// The loop over one open link; returns why it ended and the server's close code.
     async fn converse(
         &mut self,
-        ws: Box<Ws>,
+        mut link: Link,
         config: &SessionConfig,
         cancel: &CancellationToken,
     ) -> (Disconnect, u16) {
         // Not split into halves: `select!` drops its other branches before a handler runs,
-        // so the send in a handler and the read in a branch never borrow `ws` at once, and
-        // no lock (a split's `BiLock`) is taken per frame.
-        let mut ws = ws;
+        // so the send in a handler and the read in a branch never borrow the link at once,
+        // and no lock (a split's `BiLock`) is taken per frame.
         let mut pacing = Pacing::new(config, self.user);
         let expiry = sleep_until(Instant::now());
         tokio::pin!(expiry);
@@ -150,8 +133,9 @@ impl Session {
         let mut window = config.window_at(Instant::now());
         let churns = |window: Option<(bool, Instant)>| window.is_none_or(|(talk, _)| !talk);
         let talks = |window: Option<(bool, Instant)>| window.is_none_or(|(talk, _)| talk);
+        let lifetime = config.lifetime.filter(|_| link.churns());
         let mut end_of_life = churns(window)
-            .then(|| config.lifetime.map(|l| Instant::now() + l))
+            .then(|| lifetime.map(|l| Instant::now() + l))
             .flatten();
         let mut drain_until: Option<Instant> = None;
         let end = loop {
@@ -173,27 +157,27 @@ impl Session {
                     drain_until = Some(Instant::now() + config.reply_timeout.min(DRAIN_MAX));
                 }
                 () = wait_until(drain_until) => break (Disconnect::Stopped, 0),
-                frame = ws.next() => {
-                    if let Some(end) = self.received(frame, config, &mut pacing) {
+                arrival = link.next() => {
+                    if let Some(end) = self.arrived(arrival, &mut link, config, &mut pacing) {
                         break end;
                     }
                 }
                 () = &mut expiry, if armed.is_some() => {
-                    self.expire(config, &mut pacing);
+                    self.expire(&mut link, config, &mut pacing);
                     armed = None;
                 }
                 () = wait_until(end_of_life), if drain_until.is_none() => break (Disconnect::Churned, 0),
                 () = wait_until(window.map(|w| w.1)), if drain_until.is_none() => {
                     window = config.window_at(Instant::now());
                     if churns(window) {
-                        end_of_life = config.lifetime.map(|l| Instant::now() + l);
+                        end_of_life = lifetime.map(|l| Instant::now() + l);
                     } else {
                         end_of_life = None;
                         pacing = Pacing::new(config, self.user);
                     }
                 }
                 intended = pacing.next_send(), if drain_until.is_none() && talks(window) => {
-                    match self.send(intended, &mut ws, config, cancel).await {
+                    match self.send(intended, &mut link, config, cancel).await {
                         Ok(true) => pacing.sent(),
                         Ok(false) => break (Disconnect::Stopped, 0),
                         Err(kind) => break (Disconnect::Lost(kind), ABNORMAL_CLOSE),
@@ -201,39 +185,52 @@ impl Session {
                 }
             }
         };
-        if let Some(close) = close_frame(&end.0) {
-            // Boxed: needed once per connection, so it need not take room in every session.
-            let _ = Box::pin(timeout(CLOSE_GRACE, ws.send(close))).await;
-        }
+        link.close(&end.0).await;
         end
     }
 
-    /// Takes what the socket gave; `Some` with why and the close code when it ended.
-    fn received(
+    /// Takes what the link gave; `Some` with why and the close code when it ended.
+    fn arrived(
         &mut self,
-        frame: Option<Result<Message, WsError>>,
+        arrival: Arrival,
+        link: &mut Link,
         config: &SessionConfig,
         pacing: &mut Pacing,
     ) -> Option<(Disconnect, u16)> {
-        match frame {
-            Some(Ok(Message::Text(text))) => self.on_frame(&text, config, pacing, Instant::now()),
-            Some(Ok(Message::Close(frame))) => {
-                let code = frame.map_or(ABNORMAL_CLOSE, |f| u16::from(f.code));
-                return Some((Disconnect::Lost(ErrorKind::Closed), code));
+        let now = Instant::now();
+        match arrival {
+            Arrival::Text(text) => self.on_frame(&text, config, pacing, now),
+            Arrival::Bot(action) => {
+                if let Link::Telegram(chat) = link {
+                    chat.on_action(action, now, &mut self.answers(pacing, config));
+                }
             }
-            Some(Ok(Message::Binary(_))) => config.recorder.record(Sample::Error {
+            Arrival::Settled => {
+                if let Link::Telegram(chat) = link {
+                    chat.settled(&mut self.answers(pacing, config));
+                }
+            }
+            Arrival::Binary => config.recorder.record(Sample::Error {
                 kind: ErrorKind::Binary,
                 user: self.user,
             }),
-            Some(Ok(_)) => {} // pings, pongs and raw frames carry no reply
-            Some(Err(err)) => return Some((Disconnect::Lost(classify(&err)), ABNORMAL_CLOSE)),
-            None => return Some((Disconnect::Lost(ErrorKind::Closed), ABNORMAL_CLOSE)),
+            Arrival::Nothing => {}
+            Arrival::Closed(kind, code) => return Some((Disconnect::Lost(kind), code)),
         }
         None
     }
 
+    /// What a transport that attributes answers itself may touch.
+    fn answers<'a>(&'a mut self, pacing: &'a mut Pacing, config: &'a SessionConfig) -> Answers<'a> {
+        Answers {
+            pending: &mut self.pending,
+            pacing,
+            config,
+        }
+    }
+
     /// Times out the requests whose reply is overdue.
-    fn expire(&mut self, config: &SessionConfig, pacing: &mut Pacing) {
+    fn expire(&mut self, link: &mut Link, config: &SessionConfig, pacing: &mut Pacing) {
         let rec = &config.recorder;
         let mut timed_out = false;
         self.pending
@@ -241,19 +238,22 @@ impl Session {
                 rec.record(Sample::Timeout { msg });
                 timed_out = true;
             });
+        if let Link::Telegram(chat) = link {
+            chat.expired(&mut self.pending);
+        }
         if timed_out {
             pacing.reply_done(Instant::now());
         }
     }
 
     /// Sends the next message, due at `intended` (latency is measured from there). A send
-    /// the socket does not take within the reply timeout (a server that stopped reading) is
+    /// the target does not take within the reply timeout (a server that stopped reading) is
     /// a `send_timeout` and ends the connection; `Ok(false)` when the user was stopped while
     /// the send waited — the run's end is never held up by a server that does not read.
     async fn send(
         &mut self,
         intended: Instant,
-        ws: &mut Ws,
+        link: &mut Link,
         config: &SessionConfig,
         cancel: &CancellationToken,
     ) -> Result<bool, ErrorKind> {
@@ -266,18 +266,8 @@ impl Session {
         self.out.reserve(self.room);
         config.render(msg, self.user, self.seq, random, &mut self.out);
         self.pending.push(self.seq, msg, intended);
-        // Rendered from `&str` pieces only, so always UTF-8.
-        let text = Utf8Bytes::try_from(self.out.split().freeze()).unwrap_or_default();
-        tokio::select! {
-            biased;
-            () = config.stop_now.cancelled() => return Ok(false),
-            () = cancel.cancelled() => return Ok(false),
-            sent = timeout(config.reply_timeout, ws.send(Message::Text(text))) => match sent {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => return Err(classify(&err)),
-                // Counted once, as the connection's loss (`Disconnect::Lost`).
-                Err(_) => return Err(ErrorKind::SendTimeout),
-            },
+        if !link.send(&mut self.out, self.seq, config, cancel).await? {
+            return Ok(false);
         }
         config.recorder.record(Sample::Sent { msg });
         Ok(true)
@@ -350,20 +340,6 @@ impl Session {
             pacing.reply_done(now);
         }
     }
-}
-
-/// The close frame a session sends when it ends the connection itself; none when the
-/// connection was lost.
-fn close_frame(end: &Disconnect) -> Option<Message> {
-    let reason = match end {
-        Disconnect::Stopped => "soak: user stopped",
-        Disconnect::Churned => "soak: connection lifetime",
-        Disconnect::Lost(_) => return None,
-    };
-    Some(Message::Close(Some(CloseFrame {
-        code: CloseCode::Normal,
-        reason: reason.into(),
-    })))
 }
 
 async fn wait_until(at: Option<Instant>) {

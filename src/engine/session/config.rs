@@ -23,6 +23,9 @@ pub enum Transport {
     WebSocket(Dialer),
     /// Each user is a simulated Telegram user chatting with the bot through the mock.
     Telegram(TelegramUsers),
+    /// Each user connects to a unit test's stand-in server over channels.
+    #[cfg(test)]
+    Memory(crate::engine::transport::memory::Server),
 }
 
 /// The mock Telegram Bot API the simulated users talk through, and the bot's token.
@@ -139,6 +142,8 @@ impl SessionConfig {
         match &self.transport {
             Transport::WebSocket(dialer) => Some(dialer),
             Transport::Telegram(_) => None,
+            #[cfg(test)]
+            Transport::Memory(_) => None,
         }
     }
 

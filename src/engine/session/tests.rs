@@ -56,3 +56,262 @@ async fn a_sessions_future_stays_small() {
         "guarded {size} bytes, {unguarded} without the guard"
     );
 }
+
+/// The one loop on the in-memory transport, on paused time: the test is the server.
+mod on_memory {
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::engine::transport::memory::{Frame, Peer, Server};
+    use crate::profile::spec::ProfileSpec;
+
+    struct Harness {
+        samples: mpsc::Receiver<Sample>,
+        peers: mpsc::UnboundedReceiver<Peer>,
+        cancel: CancellationToken,
+        user: tokio::task::JoinHandle<()>,
+        server: Arc<SessionConfig>,
+    }
+
+    /// User 3 of a profile edited by `edit`, connecting to a fresh in-memory server.
+    fn start(edit: impl FnOnce(&mut ProfileSpec)) -> Harness {
+        let mut spec = ProfileSpec::default();
+        spec.session.reply_timeout = Duration::from_secs(2);
+        edit(&mut spec);
+        let loaded = crate::profile::Loaded {
+            name: "t".into(),
+            source: "t".into(),
+            spec,
+        };
+        let config = resolve::resolve(&loaded).unwrap();
+        let (server, peers) = Server::new();
+        let (recorder, samples, _dropped) = Recorder::channel();
+        let shared = Arc::new(SessionConfig::new(
+            &config,
+            Transport::Memory(server),
+            recorder,
+            CancellationToken::new(),
+        ));
+        let cancel = CancellationToken::new();
+        let user = tokio::spawn(run(3, Arc::clone(&shared), cancel.clone()));
+        Harness {
+            samples,
+            peers,
+            cancel,
+            user,
+            server: shared,
+        }
+    }
+
+    impl Harness {
+        async fn peer(&mut self) -> Peer {
+            self.peers.recv().await.unwrap()
+        }
+
+        /// Samples up to and including the first that `stop` accepts.
+        async fn until(&mut self, stop: impl Fn(&Sample) -> bool) -> Vec<Sample> {
+            let mut seen = Vec::new();
+            loop {
+                let s = self.samples.recv().await.unwrap();
+                seen.push(s);
+                if stop(&s) {
+                    return seen;
+                }
+            }
+        }
+
+        fn refuse(&self, n: u32) {
+            if let Transport::Memory(server) = &self.server.transport {
+                server.refuse(n);
+            }
+        }
+    }
+
+    /// The id in a default-template message: `{"id": 4000000001, ...}`.
+    fn id_of(text: &str) -> u64 {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        v["id"].as_u64().unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_by_id_is_timed_from_the_intended_send() {
+        let mut h = start(|_| {});
+        let mut peer = h.peer().await;
+        assert_eq!(peer.user, 3);
+        let sent = peer.from_user.recv().await.unwrap();
+        let id = id_of(&sent);
+        assert_eq!(split_id(id), Some((3, 1)));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        peer.to_user
+            .send(Frame::Text(format!(r#"{{"id": {id}}}"#)))
+            .unwrap();
+        let seen = h.until(|s| matches!(s, Sample::Reply { .. })).await;
+        let Some(Sample::Reply { micros, .. }) = seen.last() else {
+            panic!("{seen:?}");
+        };
+        // Paused time: the latency is the server's 40 ms plus the user's schedule offset.
+        assert!((40_000..1_040_000).contains(micros), "{micros}");
+        assert!(seen.contains(&Sample::Sent { msg: 0 }));
+        h.cancel.cancel();
+        h.user.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_message_times_out_after_the_reply_timeout() {
+        let mut h = start(|_| {});
+        let mut peer = h.peer().await;
+        let _ = peer.from_user.recv().await.unwrap();
+        let sent_at = Instant::now();
+        h.until(|s| matches!(s, Sample::Timeout { .. })).await;
+        let waited = sent_at.elapsed();
+        assert!(
+            waited >= Duration::from_secs(2) && waited < Duration::from_millis(2100),
+            "{waited:?}"
+        );
+        h.cancel.cancel();
+        h.user.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn frames_without_an_id_or_for_another_user_are_errors_not_replies() {
+        let mut h = start(|_| {});
+        let mut peer = h.peer().await;
+        let _ = peer.from_user.recv().await.unwrap();
+        peer.to_user.send(Frame::Text("not json".into())).unwrap();
+        peer.to_user
+            .send(Frame::Text(r#"{"type": "presence"}"#.into()))
+            .unwrap();
+        peer.to_user
+            .send(Frame::Text(r#"{"id": 9000000001}"#.into()))
+            .unwrap();
+        let mut kinds = Vec::new();
+        while kinds.len() < 3 {
+            if let Sample::Error { kind, .. } = h.samples.recv().await.unwrap() {
+                kinds.push(kind);
+            }
+        }
+        use crate::metrics::ErrorKind::{Unmatched, Unparsable};
+        assert_eq!(kinds, [Unparsable, Unparsable, Unmatched]);
+        h.cancel.cancel();
+        h.user.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_close_is_a_loss_with_its_code_then_a_reconnect() {
+        let mut h = start(|_| {});
+        let peer = h.peer().await;
+        peer.to_user.send(Frame::Close(4001)).unwrap();
+        let seen = h.until(|s| matches!(s, Sample::Disconnected { .. })).await;
+        assert_eq!(
+            seen.last(),
+            Some(&Sample::Disconnected {
+                user: 3,
+                cause: Disconnect::Lost(ErrorKind::Closed),
+                code: 4001
+            })
+        );
+        let _again = h.peer().await;
+        let seen = h.until(|s| matches!(s, Sample::Connected { .. })).await;
+        assert!(
+            matches!(
+                seen.last(),
+                Some(Sample::Connected {
+                    reconnect: true,
+                    ..
+                })
+            ),
+            "{seen:?}"
+        );
+        h.cancel.cancel();
+        h.user.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_connects_are_errors_retried_with_back_off() {
+        let mut h = start(|_| {});
+        h.refuse(2);
+        let began = Instant::now();
+        let _peer = h.peer().await;
+        // Two refusals, then the back-off's first two delays (100 ms, then about 200 ms).
+        assert!(
+            began.elapsed() >= Duration::from_millis(100),
+            "{:?}",
+            began.elapsed()
+        );
+        let seen = h.until(|s| matches!(s, Sample::Connected { .. })).await;
+        let refused = seen
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s,
+                    Sample::Error {
+                        kind: ErrorKind::ConnectRefused,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(refused, 2, "{seen:?}");
+        h.cancel.cancel();
+        h.user.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stopped_user_waits_for_its_reply_in_flight_then_closes() {
+        let mut h = start(|_| {});
+        let mut peer = h.peer().await;
+        let sent = peer.from_user.recv().await.unwrap();
+        h.cancel.cancel();
+        // The reply comes 300 ms after the stop: still measured (the drain).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        peer.to_user
+            .send(Frame::Text(format!(r#"{{"id": {}}}"#, id_of(&sent))))
+            .unwrap();
+        let seen = h.until(|s| matches!(s, Sample::UserStopped)).await;
+        let reply = seen.iter().position(|s| matches!(s, Sample::Reply { .. }));
+        let gone = seen.iter().position(|s| {
+            matches!(
+                s,
+                Sample::Disconnected {
+                    cause: Disconnect::Stopped,
+                    ..
+                }
+            )
+        });
+        assert!(reply.is_some() && reply < gone, "{seen:?}");
+        h.user.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lifetime_churns_the_connection_and_reopens_it_at_once() {
+        let mut h = start(|s| s.session.lifetime = Duration::from_secs(5));
+        let _first = h.peer().await;
+        let opened = Instant::now();
+        let _second = h.peer().await;
+        let lived = opened.elapsed();
+        assert!(
+            lived >= Duration::from_secs(5) && lived < Duration::from_millis(5100),
+            "{lived:?}"
+        );
+        let seen = h
+            .until(|s| {
+                matches!(
+                    s,
+                    Sample::Disconnected {
+                        cause: Disconnect::Churned,
+                        ..
+                    }
+                )
+            })
+            .await;
+        assert!(
+            !seen.iter().any(|s| matches!(s, Sample::Error { .. })),
+            "{seen:?}"
+        );
+        h.cancel.cancel();
+        h.user.await.unwrap();
+    }
+}
