@@ -56,10 +56,38 @@ impl Found<'_> {
                     .filter(|f| f.fract() == 0.0 && (0.0..9.007e15).contains(f))
                     .map(|f| f as u64)
             }),
-            Found::Str(s) => s.trim().parse().ok(),
+            // A string that is an id, or text with the id inside it as a whole token
+            // ("hi 5000000012 from 4"): servers that echo or broadcast the user's text.
+            Found::Str(s) => s.trim().parse().ok().or_else(|| token_id(s)),
             _ => None,
         }
     }
+}
+
+/// The first run of decimal digits in `text`, bounded by non-digits, that is a message id
+/// (a user's stride and above; see `correlate.rs`). One pass, no allocation.
+fn token_id(text: &str) -> Option<u64> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        // Digits only, so this is valid UTF-8; more than 19 digits overflow and are skipped.
+        let id = text
+            .get(start..i)
+            .and_then(|run| run.parse::<u64>().ok())
+            .filter(|id| *id >= crate::engine::correlate::USER_STRIDE);
+        if id.is_some() {
+            return id;
+        }
+    }
+    None
 }
 
 /// The fields of one frame, by the index [`Fields::add`] gave their pointer.
@@ -374,6 +402,30 @@ mod tests {
         assert_eq!(id(r#"{"id": 1.5}"#), None);
         assert_eq!(id(r#"{"id": null}"#), None);
         assert_eq!(id(r#"{"id": [1]}"#), None);
+    }
+
+    #[test]
+    fn an_id_inside_a_string_is_found_as_a_whole_token() {
+        let id = |text: &str| {
+            let mut fields = Fields::default();
+            fields.add("/message");
+            let mut frame = Frame::default();
+            fields.read(text, &mut frame).ok()?;
+            frame[0].id()
+        };
+        let text = r#"{"message": "hi 5000000012 from 4"}"#;
+        assert_eq!(id(text), Some(5_000_000_012));
+        // Small numbers are not ids; the first run that is one wins.
+        let text = r#"{"message": "user 4 says 12 then 7000000003 and 8000000001"}"#;
+        assert_eq!(id(text), Some(7_000_000_003));
+        assert_eq!(id(r#"{"message": "id:5000000012!"}"#), Some(5_000_000_012));
+        // Digits glued to letters still bound the token; escapes are read through.
+        assert_eq!(id(r#"{"message": "x5000000012y"}"#), Some(5_000_000_012));
+        assert_eq!(id(r#"{"message": "\"5000000012\""}"#), Some(5_000_000_012));
+        // No id inside: none, and a run too long for any id is skipped, not wrapped.
+        assert_eq!(id(r#"{"message": "hello there 42"}"#), None);
+        assert_eq!(id(r#"{"message": "123456789012345678901234"}"#), None);
+        assert_eq!(id(r#"{"message": "é 5000000012"}"#), Some(5_000_000_012));
     }
 
     #[test]

@@ -160,6 +160,22 @@ mod on_memory {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_reply_that_only_echoes_the_text_is_matched_by_the_id_inside_it() {
+        let mut h = start(|s| {
+            s.session.message = r#"{"message": "hi {{id}} from {{user}}"}"#.into();
+            s.session.correlate = "/message".into();
+        });
+        let mut peer = h.peer().await;
+        let sent = peer.from_user.recv().await.unwrap();
+        // The Channels tutorial's shape: the text comes back, no id of its own.
+        peer.to_user.send(Frame::Text(sent)).unwrap();
+        let seen = h.until(|s| matches!(s, Sample::Reply { .. } | Sample::Error { .. })).await;
+        assert!(matches!(seen.last(), Some(Sample::Reply { .. })), "{seen:?}");
+        h.cancel.cancel();
+        h.user.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn an_unanswered_message_times_out_after_the_reply_timeout() {
         let mut h = start(|_| {});
         let mut peer = h.peer().await;
