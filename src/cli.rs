@@ -143,6 +143,14 @@ pub struct RunArgs {
     /// per-connection leaks (the leak-hunt profile).
     #[arg(long, env = "SOAK_ALTERNATE", value_name = "DUR", value_parser = parse_duration)]
     pub alternate: Option<Duration>,
+    /// A rule naming frames that are pushes, not replies (`'/type == "presence"'`;
+    /// repeatable): counted per rule, never errors.
+    #[arg(long = "push", env = "SOAK_PUSH", value_name = "RULE")]
+    pub push: Vec<String>,
+    /// A message sent when each connection opens, before any other (a subscribe or join;
+    /// repeatable, in order). Steps that wait for an answer are `[[session.on_connect]]`.
+    #[arg(long = "on-connect", env = "SOAK_ON_CONNECT", value_name = "TEMPLATE")]
+    pub on_connect: Vec<String>,
     /// Extra handshake header, `'Name: value'` (repeatable).
     #[arg(long = "header", env = "SOAK_HEADER", value_name = "'K: V'")]
     pub headers: Vec<String>,

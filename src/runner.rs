@@ -343,6 +343,7 @@ fn setup(config: &RunConfig, plan: Plan, started: Instant) -> Setup {
             .collect(),
         correct_micros: correction(config)
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+        steps: config.on_connect.iter().map(|s| s.name.clone()).collect(),
         stall_rule: config.stall_rule,
         memory: MemorySetup {
             windows: Windows {
@@ -370,6 +371,7 @@ fn columns(config: &RunConfig) -> Columns {
             Vec::new()
         },
         target: !matches!(config.process.target, TargetProcess::None),
+        pushes: !config.pushes.is_empty(),
     }
 }
 

@@ -5,6 +5,7 @@ mod artefacts;
 mod cli;
 mod clients;
 mod common;
+mod conversations;
 mod hostile;
 mod memory;
 mod morning;

@@ -10,6 +10,7 @@ pub mod pacing;
 pub mod probe;
 pub mod scheduler;
 pub mod session;
+pub mod steps;
 pub mod tls;
 pub mod transport;
 pub mod upgrade;

@@ -19,6 +19,8 @@ use crate::engine::connect::Ws;
 use crate::engine::correlate::{message_id, split_id};
 use crate::engine::fields::{Fields, Frame};
 use crate::engine::session::SessionConfig;
+use crate::engine::steps::{Joined, join};
+use crate::engine::transport::Link;
 use crate::metrics::{Recorder, Sample};
 use crate::profile::resolve::ProbeConfig;
 use crate::template::Vars;
@@ -51,6 +53,29 @@ pub async fn run(
             biased;
             () = cancel.cancelled() => return,
             ws = dialer.dial() => ws,
+        };
+        // Probes run the connect-time steps when the profile says so (a server that
+        // closes unauthenticated sockets must still be probed). A probe's steps render as
+        // its own user, above every load user's number.
+        let ws = match ws {
+            Ok(ws) if probes.on_connect && !shared.steps.is_empty() => {
+                let mut link = Link::Ws(ws);
+                let joined = Box::pin(join(
+                    &mut link,
+                    &mut prober.out,
+                    prober.user,
+                    &shared,
+                    &cancel,
+                ))
+                .await;
+                match (joined, link) {
+                    (Joined::Passed(_), Link::Ws(ws)) => Ok(ws),
+                    (Joined::Stopped, _) => return,
+                    _ => Err(()),
+                }
+            }
+            Ok(ws) => Ok(ws),
+            Err(_) => Err(()),
         };
         let Ok(ws) = ws else {
             tokio::select! {

@@ -27,6 +27,7 @@ pub(crate) use crate::engine::backoff::XorShift;
 use crate::engine::correlate::{Match, Pending, split_id};
 use crate::engine::fields::{Found, Frame};
 pub(crate) use crate::engine::pacing::Pacing;
+use crate::engine::steps::{Joined, join};
 use crate::engine::transport::telegram::Answers;
 use crate::engine::transport::{ABNORMAL_CLOSE, Arrival, Link};
 use crate::metrics::{Disconnect, ErrorKind, Sample};
@@ -65,7 +66,31 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
             attempt = Link::open(&config, user) => attempt,
         };
         match attempt {
-            Ok((link, took)) => {
+            Ok((mut link, took)) => {
+                if !config.steps.is_empty() {
+                    // Boxed: once per connection, so its frame buffer is not in every session.
+                    let joined =
+                        Box::pin(join(&mut link, &mut session.out, user, &config, &cancel)).await;
+                    match joined {
+                        Joined::Passed(took) => rec.record(Sample::Joined {
+                            micros: micros(took),
+                        }),
+                        Joined::Failed { step, code } => {
+                            rec.record(Sample::JoinFailed { user, step, code });
+                            link.close(&Disconnect::Stopped).await;
+                            tokio::select! {
+                                biased;
+                                () = cancel.cancelled() => break,
+                                () = sleep(backoff.next_delay()) => {}
+                            }
+                            continue;
+                        }
+                        Joined::Stopped => {
+                            link.close(&Disconnect::Stopped).await;
+                            break;
+                        }
+                    }
+                }
                 rec.record(Sample::Connected {
                     user,
                     micros: micros(took),
@@ -283,6 +308,15 @@ impl Session {
                 user: self.user,
             });
             return;
+        }
+        // A push (presence, typing…) is counted under its rule, never as a reply or an error.
+        if let Some(rule) = config
+            .pushes
+            .iter()
+            .position(|(rule, at)| rule.is_complete(&fields[*at], 1))
+        {
+            let rule = u8::try_from(rule).unwrap_or(u8::MAX);
+            return rec.record(Sample::Push { rule });
         }
         let Some(id) = config.ids.iter().find_map(|&i| fields[i].id()) else {
             rec.record(Sample::Error {

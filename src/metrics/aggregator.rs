@@ -52,6 +52,8 @@ pub struct Setup {
     /// Closed model: the expected interval between one user's sends, µs, for corrected
     /// recording; `None` in the open model (its schedule already is the truth).
     pub correct_micros: Option<u64>,
+    /// The connect-time steps' names, in order (for `join_failed` events).
+    pub steps: Vec<String>,
     /// Stall detection settings (its bin is the probe period).
     pub stall_rule: StallRule,
     /// Phase windows, verdict thresholds and memory limit for the memory reports.
@@ -107,6 +109,7 @@ struct State {
     hold_ttff: Histogram<u64>,
     corrected: Histogram<u64>,
     connect: Histogram<u64>,
+    join: Histogram<u64>,
     scratch: Histogram<u64>,
     close_codes: BTreeMap<u16, u64>,
     events: EventLog,
@@ -155,6 +158,7 @@ impl State {
             hold_ttff: new_histogram(),
             corrected: new_histogram(),
             connect: new_histogram(),
+            join: new_histogram(),
             scratch: new_histogram(),
             close_codes: BTreeMap::new(),
             events: EventLog::default(),
@@ -262,6 +266,16 @@ impl State {
                 };
                 self.events.push(at, (what, "", 0), event);
             }
+            Sample::Joined { micros } => record(&mut self.join, micros.max(1)),
+            Sample::JoinFailed { user, step, code } => {
+                let name = self.setup.steps.get(usize::from(step)).cloned();
+                let event = || Event::JoinFailed {
+                    user,
+                    step: name.unwrap_or_default(),
+                    code: (code != 0).then_some(code),
+                };
+                self.events.push(at, ("join_failed", "", code), event);
+            }
             Sample::Probe { at_ms, rtt_us } => self.probe(at_ms, rtt_us),
             Sample::Lag { at_ms, lag_us } => self.lag(at_ms, lag_us),
             Sample::Disconnected { user, cause, code } => self.disconnected(user, cause, code, at),
@@ -274,6 +288,7 @@ impl State {
                 self.events.push(at, ("error", kind.label(), 0), event);
             }
             Sample::UserStarted
+            | Sample::Push { .. }
             | Sample::UserStopped
             | Sample::ConnectAttempt
             | Sample::LateReply

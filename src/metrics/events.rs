@@ -47,6 +47,16 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// A connect-time step failed (`join_failed`).
+    JoinFailed {
+        /// The user.
+        user: u32,
+        /// The step's name.
+        step: String,
+        /// The server's close code, when it closed the connection.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<u16>,
+    },
     /// The target process ended during the run.
     TargetExit {
         /// How it ended (exit status or signal).

@@ -51,11 +51,14 @@ pub enum ErrorKind {
     /// A send could not be handed to the connection within the reply timeout (the server
     /// stopped reading: its receive window and soak's buffer are full).
     SendTimeout,
+    /// A connect-time step (`session.on_connect`) failed: its `fail` rule matched, the
+    /// server closed the connection, or no frame met its `expect` rule in time.
+    JoinFailed,
 }
 
 impl ErrorKind {
     /// Every kind, in the order of the counter array.
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::Handshake,
@@ -70,6 +73,7 @@ impl ErrorKind {
         ErrorKind::Binary,
         ErrorKind::Duplicate,
         ErrorKind::SendTimeout,
+        ErrorKind::JoinFailed,
     ];
 
     /// The name used in files.
@@ -89,6 +93,7 @@ impl ErrorKind {
             ErrorKind::Binary => "binary",
             ErrorKind::Duplicate => "duplicate",
             ErrorKind::SendTimeout => "send_timeout",
+            ErrorKind::JoinFailed => "join_failed",
         }
     }
 
@@ -154,6 +159,26 @@ pub enum Sample {
         msg: u16,
         /// Time to the complete reply, µs.
         micros: u64,
+    },
+    /// Every connect-time step passed, `micros` after the handshake ended.
+    Joined {
+        /// Handshake end → last step passed, µs.
+        micros: u64,
+    },
+    /// Connect-time step `step` failed (a `join_failed` error), with the server's close
+    /// code when it closed the connection (0 otherwise).
+    JoinFailed {
+        /// The user.
+        user: u32,
+        /// Index of the step.
+        step: u8,
+        /// Close code, 0 without one.
+        code: u16,
+    },
+    /// A frame that matched push rule `rule` (`session.push`): not a reply, not an error.
+    Push {
+        /// Index of the rule.
+        rule: u8,
     },
     /// A reply to `msg` was not complete within the reply timeout.
     Timeout {

@@ -108,7 +108,12 @@ pub struct Counters {
     pub users_stopped: u64,
     /// Errors by kind, indexed by [`ErrorKind::index`].
     pub errors: [u64; ErrorKind::ALL.len()],
+    /// Frames that matched each push rule (`session.push`), by the rule's index.
+    pub pushes: [u64; MAX_PUSH_RULES],
 }
+
+/// Most push rules a profile may give.
+pub const MAX_PUSH_RULES: usize = 8;
 
 impl Counters {
     /// Counts one sample.
@@ -136,7 +141,19 @@ impl Counters {
             Sample::LateReply => self.late += 1,
             Sample::Abandoned { count } => self.abandoned += u64::from(count),
             Sample::Error { kind, .. } => self.errors[kind.index()] += 1,
+            Sample::JoinFailed { .. } => self.errors[ErrorKind::JoinFailed.index()] += 1,
+            Sample::Joined { .. } => {}
+            Sample::Push { rule } => {
+                if let Some(n) = self.pushes.get_mut(usize::from(rule)) {
+                    *n += 1;
+                }
+            }
         }
+    }
+
+    /// Frames that matched any push rule.
+    pub fn push_total(&self) -> u64 {
+        self.pushes.iter().sum()
     }
 
     /// All errors of every kind.
@@ -169,6 +186,9 @@ impl AddAssign for Counters {
         self.users_started += rhs.users_started;
         self.users_stopped += rhs.users_stopped;
         for (total, n) in self.errors.iter_mut().zip(rhs.errors) {
+            *total += n;
+        }
+        for (total, n) in self.pushes.iter_mut().zip(rhs.pushes) {
             *total += n;
         }
     }
@@ -304,6 +324,8 @@ pub struct RunTotals {
     pub tester_memory: Option<crate::analysis::memory::MemoryReport>,
     /// TCP connect + WebSocket handshake time.
     pub connect_time: Option<LatencyStats>,
+    /// Handshake end → every connect-time step passed (`session.on_connect`).
+    pub join_time: Option<LatencyStats>,
     /// Samples the aggregator never saw because its channel was full.
     pub dropped_samples: u64,
 }

@@ -56,6 +56,10 @@ pub struct RunConfig {
     pub lifetime: Option<Duration>,
     /// Talk, then churn, this long each (`session.alternate`); `None`: both always.
     pub alternate: Option<Duration>,
+    /// Rules naming pushes (`session.push`), in order.
+    pub pushes: Vec<Complete>,
+    /// Connect-time steps (`session.on_connect`), in order.
+    pub on_connect: Vec<StepConfig>,
     /// First reconnect delay.
     pub reconnect_min: Duration,
     /// Longest reconnect delay.
@@ -95,6 +99,21 @@ pub struct MessageConfig {
     pub complete: Complete,
 }
 
+/// One connect-time step, compiled.
+#[derive(Debug, Clone)]
+pub struct StepConfig {
+    /// Name in `join_failed` events.
+    pub name: String,
+    /// The message.
+    pub template: Template,
+    /// The frame that passes the step; `None`: it passes once sent.
+    pub expect: Option<Complete>,
+    /// The frame that fails it.
+    pub fail: Option<Complete>,
+    /// How long it may wait for its `expect` frame.
+    pub timeout: Duration,
+}
+
 /// The probe connections.
 #[derive(Debug, Clone)]
 pub struct ProbeConfig {
@@ -104,6 +123,8 @@ pub struct ProbeConfig {
     pub every: Duration,
     /// App-level probe: template and reply id pointer; `None` sends WebSocket pings.
     pub message: Option<(Template, String)>,
+    /// Whether probe connections run the connect-time steps first.
+    pub on_connect: bool,
 }
 
 /// How each connection is opened.

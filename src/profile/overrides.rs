@@ -73,6 +73,19 @@ fn session(args: &RunArgs, session: &mut SessionSpec) {
     }
     put(&mut session.lifetime, args.lifetime);
     put(&mut session.alternate, args.alternate);
+    if !args.push.is_empty() {
+        session.push = args.push.clone();
+    }
+    if !args.on_connect.is_empty() {
+        session.on_connect = args
+            .on_connect
+            .iter()
+            .map(|message| crate::profile::spec::StepSpec {
+                message: message.clone(),
+                ..Default::default()
+            })
+            .collect();
+    }
     put(&mut session.correlate, args.correlate.clone());
     put(&mut session.reply_timeout, args.reply_timeout);
 }

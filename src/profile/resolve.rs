@@ -47,6 +47,8 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
     }
     let process = process(spec, &target, &bad)?;
     let alternate = alternate(spec, &target, &bad)?;
+    let pushes = crate::profile::scenario::pushes(spec, &messages, &bad)?;
+    let on_connect = crate::profile::scenario::steps(spec, &data.columns, &target, &bad)?;
     let gates = gates(spec, &bad)?;
     let (llm, telegram) = mocks(spec, &bad)?;
     let watched = !matches!(process.target, TargetProcess::None);
@@ -78,6 +80,8 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         data,
         lifetime: (!session.lifetime.is_zero()).then_some(session.lifetime),
         alternate,
+        pushes,
+        on_connect,
         reconnect_min: session.reconnect_min,
         reconnect_max: session.reconnect_max,
         probes,
@@ -298,6 +302,7 @@ fn probes(
         count: p.count,
         every: p.every,
         message,
+        on_connect: p.on_connect,
     });
     Ok((config, rule))
 }

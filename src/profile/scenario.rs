@@ -82,6 +82,144 @@ fn single_message(spec: &ProfileSpec) -> &str {
     }
 }
 
+/// The push rules (`session.push`), compiled: each needs a pointer (`/type == "presence"`,
+/// `/presence exists`), and their pointers count with the messages' toward the fields one
+/// frame is read for.
+pub(crate) fn pushes(
+    spec: &ProfileSpec,
+    messages: &[MessageConfig],
+    bad: &impl Fn(&str, String) -> SoakError,
+) -> Result<Vec<Complete>, SoakError> {
+    let rules = &spec.session.push;
+    let max = crate::metrics::snapshot::MAX_PUSH_RULES;
+    if rules.len() > max {
+        return Err(bad("session.push (--push)", format!("at most {max} rules")));
+    }
+    let mut out = Vec::new();
+    for (i, text) in rules.iter().enumerate() {
+        let field = format!("session.push[{i}] (--push)");
+        let rule = Complete::parse(text).map_err(|m| bad(&field, m))?;
+        if rule.pointer().is_none() {
+            return Err(bad(
+                &field,
+                format!(
+                    "`{text}`: a push rule looks at a field, like `/type == \"presence\"` or `/typing exists`"
+                ),
+            ));
+        }
+        out.push(rule);
+    }
+    let mut fields = Fields::default();
+    let pointers = messages
+        .iter()
+        .flat_map(|m| std::iter::once(m.correlate.as_str()).chain(m.complete.pointer()))
+        .chain(out.iter().filter_map(Complete::pointer));
+    for pointer in pointers {
+        if fields.add(pointer).is_none() {
+            return Err(bad(
+                "session.push (--push)",
+                format!(
+                    "at most {MAX_FIELDS} distinct JSON pointers in `correlate`, `complete` and `push` together"
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Most connect-time steps.
+const MAX_STEPS: usize = 16;
+
+/// The connect-time steps (`session.on_connect`), compiled; each error names the step's
+/// field. Steps speak over a connection, so a Telegram run has none.
+pub(crate) fn steps(
+    spec: &ProfileSpec,
+    columns: &[String],
+    target: &crate::profile::config::Target,
+    bad: &impl Fn(&str, String) -> SoakError,
+) -> Result<Vec<crate::profile::config::StepConfig>, SoakError> {
+    let steps = &spec.session.on_connect;
+    if steps.is_empty() {
+        return Ok(Vec::new());
+    }
+    if matches!(target, crate::profile::config::Target::Telegram) {
+        return Err(bad(
+            "session.on_connect (--on-connect)",
+            "applies to WebSocket users; Telegram users hold no connection".into(),
+        ));
+    }
+    if steps.len() > MAX_STEPS {
+        return Err(bad(
+            "session.on_connect (--on-connect)",
+            format!("at most {MAX_STEPS} steps"),
+        ));
+    }
+    let mut fields = Fields::default();
+    let mut out = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        let field = |f: &str| format!("session.on_connect[{i}].{f}");
+        let mut rule = |text: &str, f: &str| -> Result<Option<Complete>, SoakError> {
+            if text.trim().is_empty() {
+                return Ok(None);
+            }
+            let rule = Complete::parse(text).map_err(|m| bad(&field(f), m))?;
+            let Some(pointer) = rule.pointer() else {
+                return Err(bad(
+                    &field(f),
+                    format!(
+                        "`{text}`: a step's rule looks at a field, like `/type == \"auth_ok\"`"
+                    ),
+                ));
+            };
+            if fields.add(pointer).is_none() {
+                return Err(bad(
+                    &field(f),
+                    format!("at most {MAX_FIELDS} distinct JSON pointers in the steps' rules"),
+                ));
+            }
+            Ok(Some(rule))
+        };
+        let expect = rule(&s.expect, "expect")?;
+        let fail = rule(&s.fail, "fail")?;
+        if fail.is_some() && expect.is_none() {
+            return Err(bad(
+                &field("fail"),
+                "needs an `expect` rule too: the step waits for the frame that passes it, failing on this one meanwhile".into(),
+            ));
+        }
+        if s.message.trim().is_empty() {
+            return Err(bad(
+                &field("message"),
+                "empty: a step sends a message".into(),
+            ));
+        }
+        let template =
+            Template::compile(&s.message, columns).map_err(|m| bad(&field("message"), m))?;
+        if s.timeout.is_zero() {
+            return Err(bad(&field("timeout"), "must be longer than 0s".into()));
+        }
+        let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if !s.name.chars().all(valid) {
+            return Err(bad(
+                &field("name"),
+                format!("`{}`: use letters, digits, `-` and `_`", s.name),
+            ));
+        }
+        out.push(crate::profile::config::StepConfig {
+            name: if s.name.is_empty() {
+                format!("step{}", i + 1)
+            } else {
+                s.name.clone()
+            },
+            template,
+            expect,
+            fail,
+            timeout: s.timeout,
+        });
+    }
+    Ok(out)
+}
+
 /// Each reply is read for these fields in one pass, into a fixed array (engine/fields.rs):
 /// at most [`MAX_FIELDS`] distinct pointers.
 fn check_fields(messages: &[MessageConfig]) -> Result<(), String> {

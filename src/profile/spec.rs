@@ -232,6 +232,43 @@ pub struct SessionSpec {
     /// per-message from per-connection leaks. `0s`: both at once, always.
     #[serde(with = "serde_units::duration")]
     pub alternate: Duration,
+    /// Rules naming frames that are not replies (presence, typing, read receipts), e.g.
+    /// `/type == "presence"`: counted per rule, never errors. Without one, a frame with no
+    /// id is `unparsable`, so an error frame is never hidden.
+    pub push: Vec<String>,
+    /// Connect-time steps, in order (`[[session.on_connect]]`): an auth message, a join…
+    /// A user is connected, and starts its schedule, once every step has passed.
+    pub on_connect: Vec<StepSpec>,
+}
+
+/// One connect-time step: a message, then (optionally) a frame it must see.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StepSpec {
+    /// Its name in `join_failed` events (default `step1`, `step2`, …).
+    pub name: String,
+    /// The message template (every template field, CSV columns like `{{token}}`).
+    pub message: String,
+    /// A rule a frame must meet for the step to pass (`/type == "auth_ok"`); empty: the
+    /// step passes once sent.
+    pub expect: String,
+    /// A rule that fails the step when a frame meets it (`/type == "error"`).
+    pub fail: String,
+    /// How long the step may wait for its `expect` frame.
+    #[serde(with = "serde_units::duration")]
+    pub timeout: Duration,
+}
+
+impl Default for StepSpec {
+    fn default() -> Self {
+        StepSpec {
+            name: String::new(),
+            message: String::new(),
+            expect: String::new(),
+            fail: String::new(),
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 impl Default for SessionSpec {
@@ -252,6 +289,8 @@ impl Default for SessionSpec {
             reconnect_max: Duration::from_secs(10),
             messages: Vec::new(),
             alternate: Duration::ZERO,
+            push: Vec::new(),
+            on_connect: Vec::new(),
         }
     }
 }
@@ -310,6 +349,9 @@ pub struct ProbesSpec {
     pub message: String,
     /// JSON pointer to the app-level probe reply's id.
     pub correlate: String,
+    /// Probe connections run `session.on_connect` first (for servers that close
+    /// unauthenticated sockets).
+    pub on_connect: bool,
 }
 
 impl Default for ProbesSpec {
@@ -321,6 +363,7 @@ impl Default for ProbesSpec {
             quorum: 0.75,
             message: String::new(),
             correlate: String::from("/id"),
+            on_connect: false,
         }
     }
 }

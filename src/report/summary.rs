@@ -95,6 +95,14 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
             .iter()
             .map(|(code, n)| (code.to_string(), *n))
             .collect(),
+        pushes: meta
+            .config
+            .session
+            .push
+            .iter()
+            .zip(totals.counters.pushes)
+            .map(|(rule, n)| (rule.clone(), n))
+            .collect(),
         probes: probes(meta, totals),
         stalls: meta.probes.as_ref().map(|_| stalls(meta, totals)),
         tester: tester(totals),
@@ -105,6 +113,7 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
             .zip(totals.memory.clone())
             .map(|(process, report)| MemorySummary { process, report }),
         connect_time_ms: totals.connect_time,
+        join_time_ms: totals.join_time,
         gates: Vec::new(),
         verdict: verdict(status, totals),
     }

@@ -91,6 +91,10 @@ pub struct Summary {
     pub messages: Vec<MessageSummary>,
     /// Close codes the server sent (1006: the connection ended without a close frame).
     pub close_codes: BTreeMap<String, u64>,
+    /// Frames counted under each push rule (`session.push`), by the rule; absent without
+    /// push rules.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub pushes: BTreeMap<String, u64>,
     /// Probe settings and round trips; `None` when probes are off.
     pub probes: Option<Probes>,
     /// Event-loop stalls of the target, as the probes saw them; `None` without probes.
@@ -106,6 +110,10 @@ pub struct Summary {
     pub mocks: Option<Value>,
     /// TCP connect + WebSocket handshake time, in ms.
     pub connect_time_ms: Option<LatencyStats>,
+    /// Handshake end → every connect-time step passed (`session.on_connect`); absent
+    /// without steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join_time_ms: Option<LatencyStats>,
     /// Every gate with its threshold, the actual value and pass/fail (evaluated when the
     /// run ends; empty in checkpoints).
     pub gates: Vec<GateResult>,
@@ -186,7 +194,7 @@ pub struct Totals {
 pub struct Connects {
     /// Attempts, reconnects included.
     pub attempts: u64,
-    /// Attempts that opened a WebSocket.
+    /// Attempts that opened a WebSocket (and passed its connect-time steps).
     pub successes: u64,
     /// Attempts that failed.
     pub failures: u64,

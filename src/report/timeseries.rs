@@ -20,6 +20,8 @@ pub struct Columns {
     pub messages: Vec<String>,
     /// Target process columns (when a target process is sampled).
     pub target: bool,
+    /// A `pushes_per_s` column (when the profile names push rules).
+    pub pushes: bool,
 }
 
 /// Writes the header row.
@@ -36,6 +38,9 @@ pub fn write_header<W: Write>(mut out: W, columns: &Columns) -> io::Result<()> {
             out,
             ",{name}_sent_per_s,{name}_received_per_s,{name}_timeouts_per_s,{name}_p50_ms,{name}_p99_ms"
         )?;
+    }
+    if columns.pushes {
+        write!(out, ",pushes_per_s")?;
     }
     writeln!(out)
 }
@@ -102,6 +107,9 @@ pub fn write_row<W: Write>(
         for m in &s.messages {
             message_cells(&mut out, m, secs)?;
         }
+    }
+    if columns.pushes {
+        write!(out, ",{:.2}", per_s(s.counters.push_total()))?;
     }
     writeln!(out)
 }
@@ -200,6 +208,7 @@ mod tests {
             ttff: true,
             messages: vec!["chat".into(), "history".into()],
             target: true,
+            pushes: true,
         };
         let stats = |sent| MsgStats {
             counters: MsgCounters {

@@ -14,7 +14,8 @@ use crate::engine::fields::Fields;
 use crate::metrics::Recorder;
 use crate::profile::resolve::{MessageConfig, RunConfig};
 use crate::profile::spec::Model;
-use crate::template::Vars;
+use crate::template::{Template, Vars};
+use bytes::BytesMut;
 
 /// How users reach the target.
 #[derive(Debug)]
@@ -52,6 +53,10 @@ pub struct SessionConfig {
     pub(super) ids: Vec<usize>,
     /// Per message: the field its completion rule looks at.
     pub(super) complete_at: Vec<Option<usize>>,
+    /// The connect-time steps.
+    pub steps: crate::engine::steps::Steps,
+    /// The push rules, each with the field it looks at.
+    pub(super) pushes: Vec<(crate::engine::complete::Complete, usize)>,
     /// Open or closed model.
     pub model: Model,
     /// Open model: time between sends; `None` sends nothing.
@@ -100,6 +105,12 @@ impl SessionConfig {
             .iter()
             .map(|m| m.complete.pointer().and_then(|p| fields.add(p)))
             .collect();
+        // Checked with the messages' pointers when the profile was resolved.
+        let pushes = config
+            .pushes
+            .iter()
+            .filter_map(|rule| Some((rule.clone(), fields.add(rule.pointer()?)?)))
+            .collect();
         let cumulative = config
             .messages
             .iter()
@@ -115,6 +126,8 @@ impl SessionConfig {
             fields,
             ids,
             complete_at,
+            pushes,
+            steps: crate::engine::steps::Steps::new(&config.on_connect),
             model: config.model,
             period: config.period,
             think: config.think,
@@ -123,7 +136,8 @@ impl SessionConfig {
             lifetime: config.lifetime,
             alternate: config.alternate.map(|every| (Instant::now(), every)),
             reconnect: (config.reconnect_min, config.reconnect_max),
-            uses_clock: config.messages.iter().any(|m| m.template.uses_clock()),
+            uses_clock: config.messages.iter().any(|m| m.template.uses_clock())
+                || config.on_connect.iter().any(|s| s.template.uses_clock()),
             recorder,
             stop_now,
         }
@@ -168,6 +182,20 @@ impl SessionConfig {
         self.messages[usize::from(msg)]
             .template
             .render_into(vars, out);
+    }
+
+    /// Renders connect-time step `template` for `user` into `out` (its `{{id}}` is the
+    /// user's message 0, which no scenario message uses).
+    pub(crate) fn render_step(&self, template: &Template, user: u32, out: &mut BytesMut) {
+        let vars = Vars {
+            user,
+            seq: 0,
+            id: message_id(user, 0),
+            now_ms: if self.uses_clock { unix_ms() } else { 0 },
+            random: 0,
+            row: self.data.row(user),
+        };
+        template.render_into(vars, out);
     }
 
     /// The message index a random draw picks, by weight.

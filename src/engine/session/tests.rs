@@ -169,8 +169,201 @@ mod on_memory {
         let sent = peer.from_user.recv().await.unwrap();
         // The Channels tutorial's shape: the text comes back, no id of its own.
         peer.to_user.send(Frame::Text(sent)).unwrap();
-        let seen = h.until(|s| matches!(s, Sample::Reply { .. } | Sample::Error { .. })).await;
-        assert!(matches!(seen.last(), Some(Sample::Reply { .. })), "{seen:?}");
+        let seen = h
+            .until(|s| matches!(s, Sample::Reply { .. } | Sample::Error { .. }))
+            .await;
+        assert!(
+            matches!(seen.last(), Some(Sample::Reply { .. })),
+            "{seen:?}"
+        );
+        h.cancel.cancel();
+        h.user.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pushes_are_counted_under_their_rule_and_replies_still_match() {
+        let mut h = start(|s| {
+            s.session.push = vec![r#"/type == "presence""#.into(), "/typing exists".into()];
+        });
+        let mut peer = h.peer().await;
+        let sent = peer.from_user.recv().await.unwrap();
+        for frame in [
+            r#"{"type": "presence", "user": 7}"#.to_string(),
+            r#"{"typing": 7}"#.to_string(),
+            r#"{"type": "presence", "user": 8}"#.to_string(),
+            format!(r#"{{"id": {}}}"#, id_of(&sent)),
+        ] {
+            peer.to_user.send(Frame::Text(frame)).unwrap();
+        }
+        let seen = h.until(|s| matches!(s, Sample::Reply { .. })).await;
+        let pushes: Vec<&Sample> = seen
+            .iter()
+            .filter(|s| matches!(s, Sample::Push { .. }))
+            .collect();
+        assert_eq!(
+            pushes,
+            [
+                &Sample::Push { rule: 0 },
+                &Sample::Push { rule: 1 },
+                &Sample::Push { rule: 0 }
+            ]
+        );
+        assert!(
+            !seen.iter().any(|s| matches!(s, Sample::Error { .. })),
+            "{seen:?}"
+        );
+        // A frame no rule names is still an error: an error frame is never hidden.
+        peer.to_user
+            .send(Frame::Text(r#"{"type": "error"}"#.into()))
+            .unwrap();
+        let seen = h.until(|s| matches!(s, Sample::Error { .. })).await;
+        assert!(
+            matches!(
+                seen.last(),
+                Some(Sample::Error {
+                    kind: ErrorKind::Unparsable,
+                    ..
+                })
+            ),
+            "{seen:?}"
+        );
+        h.cancel.cancel();
+        h.user.await.unwrap();
+    }
+
+    /// An auth step waiting for `auth_ok` (failing on `error`), then a join step.
+    fn with_steps(s: &mut ProfileSpec) {
+        use crate::profile::spec::StepSpec;
+        s.session.on_connect = vec![
+            StepSpec {
+                name: "auth".into(),
+                message: r#"{"type": "auth", "user": {{user}}}"#.into(),
+                expect: r#"/type == "auth_ok""#.into(),
+                fail: r#"/type == "error""#.into(),
+                timeout: Duration::from_secs(3),
+            },
+            StepSpec {
+                message: r#"{"type": "join", "room": "r1"}"#.into(),
+                ..StepSpec::default()
+            },
+        ];
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn steps_pass_before_the_user_counts_as_connected_and_sends() {
+        let mut h = start(with_steps);
+        let mut peer = h.peer().await;
+        let auth = peer.from_user.recv().await.unwrap();
+        assert_eq!(auth, r#"{"type": "auth", "user": 3}"#);
+        // A banner meets neither rule: let pass. Then the answer the step waits for.
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        for frame in [r#"{"type": "welcome"}"#, r#"{"type": "auth_ok"}"#] {
+            peer.to_user.send(Frame::Text(frame.into())).unwrap();
+        }
+        assert_eq!(
+            peer.from_user.recv().await.unwrap(),
+            r#"{"type": "join", "room": "r1"}"#
+        );
+        let first = peer.from_user.recv().await.unwrap();
+        assert_eq!(split_id(id_of(&first)), Some((3, 1)), "then the schedule");
+        let seen = h.until(|s| matches!(s, Sample::Sent { .. })).await;
+        let joined = seen.iter().position(|s| matches!(s, Sample::Joined { .. }));
+        let connected = seen
+            .iter()
+            .position(|s| matches!(s, Sample::Connected { .. }));
+        assert!(joined.is_some() && joined < connected, "{seen:?}");
+        let Some(Sample::Joined { micros }) = joined.map(|i| seen[i]) else {
+            panic!("{seen:?}");
+        };
+        assert!((25_000..30_000).contains(&micros), "{micros}");
+        assert!(
+            !seen.iter().any(|s| matches!(s, Sample::Error { .. })),
+            "{seen:?}"
+        );
+        h.cancel.cancel();
+        h.user.await.unwrap();
+    }
+
+    /// The first `JoinFailed` sample, with the samples before it.
+    async fn until_join_failed(h: &mut Harness) -> (Sample, Vec<Sample>) {
+        let seen = h.until(|s| matches!(s, Sample::JoinFailed { .. })).await;
+        (*seen.last().unwrap(), seen)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_fails_on_its_fail_rule_a_close_or_its_timeout_and_is_retried() {
+        let mut h = start(with_steps);
+        // The fail rule.
+        let mut peer = h.peer().await;
+        let _ = peer.from_user.recv().await.unwrap();
+        peer.to_user
+            .send(Frame::Text(
+                r#"{"type": "error", "why": "bad token"}"#.into(),
+            ))
+            .unwrap();
+        let (failed, seen) = until_join_failed(&mut h).await;
+        assert_eq!(
+            failed,
+            Sample::JoinFailed {
+                user: 3,
+                step: 0,
+                code: 0
+            }
+        );
+        assert!(
+            !seen.iter().any(|s| matches!(s, Sample::Connected { .. })),
+            "{seen:?}"
+        );
+        // Retried after the back-off: the server closes with 4401.
+        let mut peer = h.peer().await;
+        let _ = peer.from_user.recv().await.unwrap();
+        peer.to_user.send(Frame::Close(4401)).unwrap();
+        let (failed, _) = until_join_failed(&mut h).await;
+        assert_eq!(
+            failed,
+            Sample::JoinFailed {
+                user: 3,
+                step: 0,
+                code: 4401
+            }
+        );
+        // Then a server that never answers: the step's 3 s timeout.
+        let mut peer = h.peer().await;
+        let _ = peer.from_user.recv().await.unwrap();
+        let asked = Instant::now();
+        let (failed, _) = until_join_failed(&mut h).await;
+        assert_eq!(
+            failed,
+            Sample::JoinFailed {
+                user: 3,
+                step: 0,
+                code: 0
+            }
+        );
+        let waited = asked.elapsed();
+        assert!(
+            waited >= Duration::from_secs(3) && waited < Duration::from_millis(3100),
+            "{waited:?}"
+        );
+        h.cancel.cancel();
+        h.user.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reconnect_repeats_the_steps() {
+        let mut h = start(with_steps);
+        for round in 0..2 {
+            let mut peer = h.peer().await;
+            let auth = peer.from_user.recv().await.unwrap();
+            assert!(auth.contains(r#""type": "auth""#), "round {round}: {auth}");
+            peer.to_user
+                .send(Frame::Text(r#"{"type": "auth_ok"}"#.into()))
+                .unwrap();
+            let join = peer.from_user.recv().await.unwrap();
+            assert!(join.contains("join"), "round {round}: {join}");
+            h.until(|s| matches!(s, Sample::Connected { .. })).await;
+            peer.to_user.send(Frame::Close(1012)).unwrap();
+        }
         h.cancel.cancel();
         h.user.await.unwrap();
     }

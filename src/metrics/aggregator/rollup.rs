@@ -175,6 +175,7 @@ impl State {
             tester_memory: (!self.tester_readings.is_empty()).then(|| self.tester_memory()),
             tester_bound,
             connect_time: LatencyStats::of(&self.connect),
+            join_time: LatencyStats::of(&self.join),
             dropped_samples: self.dropped.load(Ordering::Relaxed),
         }
     }

@@ -178,3 +178,36 @@ fn alternating_needs_churn_and_messages_to_alternate() {
     spec.session.lifetime = s(5);
     assert_eq!(resolve(&loaded(spec)).unwrap().alternate, Some(s(60)));
 }
+
+#[test]
+fn push_rules_need_a_field_and_fit_the_field_budget() {
+    let e = err(|p| p.session.push = vec!["frames 2".into()]);
+    assert!(
+        e.contains("session.push[0] (--push)") && e.contains("looks at a field"),
+        "{e}"
+    );
+    let e = err(|p| p.session.push = vec!["/type ~ 3".into()]);
+    assert!(e.contains("session.push[0]"), "{e}");
+    let e = err(|p| p.session.push = (0..9).map(|i| format!("/t{i} exists")).collect());
+    assert!(e.contains("at most 8 rules"), "{e}");
+    // 9 messages correlated at their own pointers and 8 push rules: 17 fields, one too many.
+    let e = err(|p| {
+        p.session.messages = (0..9)
+            .map(|i| MessageSpec {
+                name: format!("m{i}"),
+                weight: 1,
+                message: "{{id}}".into(),
+                correlate: Some(format!("/c{i}")),
+                complete: None,
+            })
+            .collect();
+        p.session.push = (0..8).map(|i| format!("/t{i} exists")).collect();
+    });
+    assert!(
+        e.contains("`correlate`, `complete` and `push` together"),
+        "{e}"
+    );
+    let mut spec = ProfileSpec::default();
+    spec.session.push = vec![r#"/type == "presence""#.into()];
+    assert_eq!(resolve(&loaded(spec)).unwrap().pushes.len(), 1);
+}

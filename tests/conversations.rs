@@ -1,0 +1,196 @@
+//! Chat conversations as a real server speaks them: a Node `ws` chat server (from
+//! `tests/clients/`, installed by `.ci/run` with `npm ci`) that wants an auth message with
+//! a per-user token and a join before it chats, acks the sender by id, broadcasts to the
+//! room without one, and pushes presence frames. In CI a missing `node` or `ws` fails the
+//! test; elsewhere it says what to install and passes without running.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::common::{events, soak_bin, summary, timeseries};
+
+const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
+
+/// The chat server, started; killed by its PID when dropped. `None` (skipped, outside CI)
+/// without node and `ws`.
+struct ChatServer {
+    child: Child,
+    port: u16,
+}
+
+impl ChatServer {
+    fn start() -> Option<ChatServer> {
+        let installed = Path::new(CLIENTS).join("node_modules/ws").is_dir()
+            && Command::new("node")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+        if !installed {
+            let msg =
+                "node and tests/clients/node_modules/ws are needed: run `npm ci` in tests/clients";
+            assert!(std::env::var_os("CI").is_none(), "{msg}");
+            eprintln!("skipped (not in CI): {msg}");
+            return None;
+        }
+        let mut child = Command::new("node")
+            .arg(Path::new(CLIENTS).join("chat_server.js"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        Some(ChatServer { child, port })
+    }
+}
+
+impl Drop for ChatServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A profile for the chat server: auth with the user's token, join, chat; presence and
+/// room messages are pushes.
+fn profile(dir: &Path, port: u16, tokens: &[&str]) -> std::path::PathBuf {
+    let csv = dir.join("users.csv");
+    let mut f = std::fs::File::create(&csv).unwrap();
+    writeln!(f, "token").unwrap();
+    for t in tokens {
+        writeln!(f, "{t}").unwrap();
+    }
+    let path = dir.join("chat.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[target]
+url = "ws://127.0.0.1:{port}/"
+
+[load]
+users = {users}
+duration = "3s"
+ramp_up = "0s"
+ramp_down = "0s"
+
+[session]
+rate = "5/s"
+message = '{{"type": "chat", "id": {{{{id}}}}, "text": "hi from {{{{user}}}}"}}'
+correlate = "/id"
+data = "{csv}"
+push = ['/type == "presence"', '/type == "message"']
+reconnect_min = "200ms"
+
+[[session.on_connect]]
+name = "auth"
+message = '{{"type": "auth", "token": "{{{{token}}}}"}}'
+expect = '/type == "auth_ok"'
+fail = '/type == "error"'
+timeout = "2s"
+
+[[session.on_connect]]
+name = "join"
+message = '{{"type": "join", "room": "lobby"}}'
+expect = '/type == "joined"'
+
+[probes]
+count = 0
+"#,
+            users = tokens.len(),
+            csv = csv.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run(profile: &Path, out: &Path) -> i32 {
+    soak_bin()
+        .args(["--profile"])
+        .arg(profile)
+        .args(["--quiet", "--out"])
+        .arg(out)
+        .status()
+        .unwrap()
+        .code()
+        .unwrap_or(-1)
+}
+
+#[test]
+fn auth_and_join_steps_pass_presence_is_pushes_and_acks_are_timed() {
+    let Some(server) = ChatServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = ["good-a", "good-b", "good-c", "good-d"];
+    let code = run(
+        &profile(dir.path(), server.port, &tokens),
+        &dir.path().join("r"),
+    );
+    let out = dir.path().join("r");
+    let s = summary(&out);
+    assert_eq!(code, 0, "{s}");
+    assert_eq!(s["totals"]["errors"], 0, "{s}");
+    assert_eq!(s["connects"]["successes"], 4, "{}", s["connects"]);
+    // Join time: handshake end → both steps passed, for each of the 4 connections.
+    assert_eq!(s["join_time_ms"]["count"], 4, "{}", s["join_time_ms"]);
+    // Acks by id are the replies; 4 users × 5/s × 3 s.
+    let received = s["totals"]["received"].as_u64().unwrap();
+    assert!((50..=60).contains(&received), "{received}");
+    // Presence every 500 ms to each of 4 members (about 24) and each chat message to the
+    // 3 others (about 180): pushes, never errors.
+    let pushes = &s["pushes"];
+    let presence = pushes[r#"/type == "presence""#].as_u64().unwrap();
+    let messages = pushes[r#"/type == "message""#].as_u64().unwrap();
+    assert!(presence >= 12, "{pushes}");
+    assert!(messages >= received * 3 / 2, "{pushes}");
+    let rows = timeseries(&out);
+    assert!(
+        rows.iter()
+            .any(|r| r["pushes_per_s"].parse::<f64>().unwrap_or(0.0) > 0.0)
+    );
+}
+
+#[test]
+fn a_bad_token_is_join_failed_with_the_servers_4401_and_the_run_goes_on() {
+    let Some(server) = ChatServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = ["good-a", "bad-b", "good-c"];
+    let _ = run(
+        &profile(dir.path(), server.port, &tokens),
+        &dir.path().join("r"),
+    );
+    let out = dir.path().join("r");
+    let s = summary(&out);
+    let failed = s["errors"]["join_failed"].as_u64().unwrap();
+    assert!(failed >= 2, "user 1 retried with back-off: {}", s["errors"]);
+    let records: Vec<serde_json::Value> = events(&out)
+        .into_iter()
+        .filter(|e| e["event"] == "join_failed")
+        .collect();
+    assert!(!records.is_empty());
+    assert!(
+        records
+            .iter()
+            .all(|e| e["user"] == 1 && e["step"] == "auth" && e["code"] == 4401),
+        "{records:?}"
+    );
+    // The two good users chatted the whole run.
+    assert_eq!(s["connects"]["successes"], 2, "{}", s["connects"]);
+    assert!(
+        s["totals"]["received"].as_u64().unwrap() >= 25,
+        "{}",
+        s["totals"]
+    );
+}
