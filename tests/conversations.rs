@@ -35,6 +35,7 @@ impl ChatServer {
         }
         let mut child = Command::new("node")
             .arg(Path::new(CLIENTS).join("chat_server.js"))
+            .env("EXIT_WITH_STDIN", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

@@ -54,6 +54,7 @@ pre{{background:#f6f6f6;padding:12px;overflow:auto;font-size:12px}}svg{{display:
     charts(&mut page, summary, timeseries, memory);
     errors(&mut page, summary);
     key_values(&mut page, "Close codes (count)", summary.get("close_codes"));
+    key_values(&mut page, "Pushes by rule (count)", summary.get("pushes"));
     connections(&mut page, summary);
     stalls(&mut page, summary);
     memory_table(&mut page, summary);
@@ -356,6 +357,7 @@ fn headline(page: &mut String, summary: &Value) {
         ("corrected (closed model)", "/latency_ms/corrected"),
         ("time to first frame", "/ttff_ms/run"),
         ("connect (TCP + TLS + handshake)", "/connect_time_ms"),
+        ("join (connect-time steps)", "/join_time_ms"),
         ("probe round trip", "/probes/rtt_ms"),
         ("tester timer lag", "/tester/lag_ms"),
     ];

@@ -4,12 +4,13 @@
 // {"type": "joined"}; then each {"type": "chat", "id": N, "text": …} is acked to its
 // sender by id ({"type": "ack", "id": N}) and broadcast to the room's other members
 // without one ({"type": "message", "text": …}); every member gets {"type": "presence"}
-// frames every 500 ms. Listens on 127.0.0.1, port picked by the system; prints
-// `listening PORT` first. Stops on SIGTERM or when stdin closes.
+// frames every 500 ms. Listens on 127.0.0.1, on $PORT or a port the system picks; prints
+// `listening PORT` first. Stops on SIGTERM or Ctrl-C, and with EXIT_WITH_STDIN=1 when its
+// stdin closes (so a test that dies does not leave it running).
 'use strict';
 const { WebSocketServer } = require('ws');
 
-const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+const wss = new WebSocketServer({ host: '127.0.0.1', port: Number(process.env.PORT || 0) });
 const rooms = new Map(); // room -> Set of sockets
 
 wss.on('connection', (ws) => {
@@ -73,5 +74,8 @@ const stop = () => {
   process.exit(0);
 };
 process.on('SIGTERM', stop);
-process.stdin.on('end', stop);
-process.stdin.resume();
+process.on('SIGINT', stop);
+if (process.env.EXIT_WITH_STDIN) {
+  process.stdin.on('end', stop);
+  process.stdin.resume();
+}

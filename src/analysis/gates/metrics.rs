@@ -47,6 +47,20 @@ pub(super) const METRICS: &[Metric] = &[
         per_message: None,
     },
     Metric {
+        name: "join_p99",
+        kind: Kind::Millis,
+        pointer: "/join_time_ms/p99",
+        grows: false,
+        per_message: None,
+    },
+    Metric {
+        name: "join_failed",
+        kind: Kind::Number,
+        pointer: "/errors/join_failed",
+        grows: true,
+        per_message: None,
+    },
+    Metric {
         name: "probe_p99",
         kind: Kind::Millis,
         pointer: "/probes/rtt_ms/p99",
