@@ -192,6 +192,35 @@ fn a_bad_completion_rule_exits_2() {
 }
 
 #[test]
+fn bad_steps_and_push_rules_exit_2_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    for (toml, says) in [
+        (
+            "[[session.on_connect]]\nmessage = 'hi'\nexpect = 'type == 1'\n",
+            "session.on_connect[0].expect",
+        ),
+        (
+            "[[session.on_connect]]\nmessage = 'hi'\nfail = '/type == \"error\"'\n",
+            "needs an `expect` rule too",
+        ),
+        (
+            "[[session.on_connect]]\nmessage = '{{nope}}'\n",
+            "session.on_connect[0].message",
+        ),
+        ("[session]\npush = ['frames 2']\n", "session.push[0]"),
+    ] {
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, toml).unwrap();
+        let (code, _, stderr) = code(soak_bin().arg("--profile").arg(&path));
+        assert_eq!(code, 2, "{toml}: {stderr}");
+        assert!(stderr.contains(says), "{toml}: {stderr}");
+    }
+    let (code, _, stderr) = code(soak_bin().args(["--push", "/type ~ 3"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--push"), "{stderr}");
+}
+
+#[test]
 fn out_of_range_durations_and_rates_are_exit_2_naming_the_flag() {
     let out = tempfile::tempdir().unwrap();
     let base = ["--duration", "2s", "--users", "2"];

@@ -34,6 +34,7 @@ const HEADLINE: &[(&str, &str, Better, f64)] = &[
         0.001,
     ),
     ("connect p99 ms", "/connect_time_ms/p99", Better::Lower, 1.0),
+    ("join p99 ms", "/join_time_ms/p99", Better::Lower, 1.0),
     ("stalls", "/stalls/count", Better::Lower, 0.5),
     (
         "longest stall ms",

@@ -47,6 +47,7 @@ pub fn gates(summary: &Value, margin: f64, accept: bool) -> Vec<String> {
         ("p95", "/latency_ms/run/p95"),
         ("p99", "/latency_ms/run/p99"),
         ("ttff_p99", "/ttff_ms/run/p99"),
+        ("join_p99", "/join_time_ms/p99"),
     ] {
         if let Some(v) = f(pointer) {
             gates.push(format!("{metric} < {}ms", ms(v)));
@@ -183,6 +184,21 @@ mod tests {
             results.iter().all(|r| r.passed),
             "the run it came from passes its own gates: {results:?}"
         );
+    }
+
+    #[test]
+    fn a_run_with_connect_time_steps_locks_its_join_time_too() {
+        let mut s = passing();
+        s["join_time_ms"] = json!({"p99": 12.4});
+        let g = gates(&s, 0.10, false);
+        assert!(g.contains(&String::from("join_p99 < 14ms")), "{g:?}");
+        let results = gate::evaluate(
+            &g.iter()
+                .map(|e| gate::parse(e).unwrap())
+                .collect::<Vec<_>>(),
+            &s,
+        );
+        assert!(results.iter().all(|r| r.passed), "{results:?}");
     }
 
     #[test]
