@@ -114,9 +114,12 @@ count = 0
     path
 }
 
-fn run(profile: &Path, out: &Path) -> i32 {
-    soak_bin()
-        .args(["--profile"])
+fn run(profile: &Path, out: &Path, gates: &[&str]) -> i32 {
+    let mut cmd = soak_bin();
+    for gate in gates {
+        cmd.args(["--gate", gate]);
+    }
+    cmd.args(["--profile"])
         .arg(profile)
         .args(["--quiet", "--out"])
         .arg(out)
@@ -133,9 +136,11 @@ fn auth_and_join_steps_pass_presence_is_pushes_and_acks_are_timed() {
     };
     let dir = tempfile::tempdir().unwrap();
     let tokens = ["good-a", "good-b", "good-c", "good-d"];
+    let gates = ["join_p99 < 2s", "join_failed == 0", "errors == 0"];
     let code = run(
         &profile(dir.path(), server.port, &tokens),
         &dir.path().join("r"),
+        &gates,
     );
     let out = dir.path().join("r");
     let s = summary(&out);
@@ -159,6 +164,11 @@ fn auth_and_join_steps_pass_presence_is_pushes_and_acks_are_timed() {
         rows.iter()
             .any(|r| r["pushes_per_s"].parse::<f64>().unwrap_or(0.0) > 0.0)
     );
+    let gates = s["gates"].as_array().unwrap();
+    assert_eq!(gates.len(), 3);
+    assert!(gates.iter().all(|g| g["passed"] == true), "{gates:?}");
+    let page = std::fs::read_to_string(crate::common::run_dir(&out).join("report.html")).unwrap();
+    assert!(page.contains("join (connect-time steps)") && page.contains("Pushes by rule"));
 }
 
 #[test]
@@ -168,10 +178,12 @@ fn a_bad_token_is_join_failed_with_the_servers_4401_and_the_run_goes_on() {
     };
     let dir = tempfile::tempdir().unwrap();
     let tokens = ["good-a", "bad-b", "good-c"];
-    let _ = run(
+    let code = run(
         &profile(dir.path(), server.port, &tokens),
         &dir.path().join("r"),
+        &["join_failed == 0"],
     );
+    assert_eq!(code, 1, "the join_failed gate fails the run");
     let out = dir.path().join("r");
     let s = summary(&out);
     let failed = s["errors"]["join_failed"].as_u64().unwrap();
@@ -194,4 +206,51 @@ fn a_bad_token_is_join_failed_with_the_servers_4401_and_the_run_goes_on() {
         "{}",
         s["totals"]
     );
+}
+
+#[test]
+fn a_step_nobody_answers_is_join_failed_after_its_timeout_and_every_file_is_written() {
+    // The demo target echoes the auth message back; it never says `auth_ok`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        r#"
+[load]
+users = 3
+duration = "2s"
+ramp_up = "0s"
+ramp_down = "0s"
+
+[session]
+reconnect_min = "100ms"
+
+[[session.on_connect]]
+name = "auth"
+message = '{"type": "auth"}'
+expect = '/type == "auth_ok"'
+timeout = "300ms"
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("r");
+    let code = run(&path, &out, &[]);
+    assert_eq!(code, 1, "the default gates fail: nobody connected");
+    let s = summary(&out);
+    let failed = s["errors"]["join_failed"].as_u64().unwrap();
+    // 3 users, each failing every 300 ms plus its back-off, for 2 s.
+    assert!(failed >= 6, "{}", s["errors"]);
+    assert_eq!(s["totals"]["sent"], 0, "no user started its schedule");
+    assert_eq!(s["connects"]["successes"], 0);
+    let folder = crate::common::run_dir(&out);
+    for file in [
+        "summary.json",
+        "timeseries.csv",
+        "events.jsonl",
+        "latency.hlog",
+        "report.html",
+        "junit.xml",
+    ] {
+        assert!(folder.join(file).is_file(), "{file}");
+    }
 }
