@@ -151,6 +151,10 @@ pub struct RunArgs {
     /// repeatable, in order). Steps that wait for an answer are `[[session.on_connect]]`.
     #[arg(long = "on-connect", env = "SOAK_ON_CONNECT", value_name = "TEMPLATE")]
     pub on_connect: Vec<String>,
+    /// Users per chat room: user U is in room U / N, filled into `{{room}}` in the URL's
+    /// path, connect-time steps and messages.
+    #[arg(long, env = "SOAK_ROOM_SIZE", value_name = "N")]
+    pub room_size: Option<u32>,
     /// Extra handshake header, `'Name: value'` (repeatable).
     #[arg(long = "header", env = "SOAK_HEADER", value_name = "'K: V'")]
     pub headers: Vec<String>,

@@ -505,7 +505,7 @@ async fn transport(
 
 /// One connection before any load, so an unreachable target is exit 3 with nothing sent.
 async fn preflight(dialer: &Dialer) -> Result<(), SoakError> {
-    match dialer.dial_explained().await {
+    match dialer.dial_explained(0).await {
         Ok(mut ws) => {
             let _ = ws.close(None).await;
             Ok(())

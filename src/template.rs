@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 /// The built-in placeholders, as listed in error messages.
-pub const PLACEHOLDERS: &str = "{{user}}, {{seq}}, {{id}}, {{now_ms}}, {{random}}";
+pub const PLACEHOLDERS: &str = "{{user}}, {{seq}}, {{id}}, {{now_ms}}, {{random}}, {{room}}";
 
 /// A compiled template: literal text and placeholders, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +27,8 @@ enum Part {
     Random,
     /// A column of the user's CSV row, by index.
     Column(usize),
+    /// The user's room (`[rooms] size`): user / size, 0 without rooms.
+    Room,
 }
 
 /// The values filled into one message.
@@ -44,6 +46,8 @@ pub struct Vars<'a> {
     pub random: u64,
     /// The user's CSV row (`{{column}}`); empty without a data file.
     pub row: &'a [String],
+    /// `{{room}}`
+    pub room: u32,
 }
 
 impl Template {
@@ -67,6 +71,7 @@ impl Template {
                 "id" => Part::Id,
                 "now_ms" => Part::NowMs,
                 "random" => Part::Random,
+                "room" => Part::Room,
                 other => match columns.iter().position(|c| c == other) {
                     Some(i) => Part::Column(i),
                     None => {
@@ -130,6 +135,7 @@ impl Template {
                 Part::NowMs => write!(out, "{}", vars.now_ms),
                 Part::Random => write!(out, "{}", vars.random),
                 Part::Column(i) => out.write_str(vars.row.get(*i).map_or("", String::as_str)),
+                Part::Room => write!(out, "{}", vars.room),
             };
         }
     }
@@ -152,6 +158,7 @@ mod tests {
         now_ms: 1_700_000_000_123,
         random: 99,
         row: &[],
+        room: 7,
     };
 
     #[test]
@@ -160,6 +167,7 @@ mod tests {
             render(r#"{"id": {{id}}, "u": {{user}}, "s": "{{seq}}"}"#, V),
             r#"{"id": 4000000012, "u": 3, "s": "12"}"#
         );
+        assert_eq!(render("room-{{room}}", V), "room-7");
     }
 
     #[test]
@@ -200,8 +208,11 @@ mod tests {
 
     #[test]
     fn rendering_reuses_the_buffer() {
-        let t =
-            Template::compile(r#"{"id": {{id}}, "t": {{now_ms}}, "r": {{random}}}"#, &[]).unwrap();
+        let t = Template::compile(
+            r#"{"id": {{id}}, "t": {{now_ms}}, "r": {{random}}, "room": {{room}}}"#,
+            &[],
+        )
+        .unwrap();
         let mut out = String::with_capacity(t.capacity_hint());
         let cap = out.capacity();
         for seq in 0..1000 {
@@ -213,6 +224,7 @@ mod tests {
                     now_ms: u64::MAX,
                     random: u64::MAX,
                     row: &[],
+                    room: u32::MAX,
                 },
                 &mut out,
             );

@@ -77,7 +77,7 @@ proptest! {
     fn templates_never_panic_and_plain_text_renders_as_itself(text in typed(), user in any::<u32>(), seq in any::<u64>()) {
         let columns = vec![String::from("name")];
         let row = vec![String::from("ann")];
-        let vars = Vars { user, seq, id: seq, now_ms: 0, random: seq, row: &row };
+        let vars = Vars { user, seq, id: seq, now_ms: 0, random: seq, row: &row, room: 0 };
         match Template::compile(&text, &columns) {
             Ok(t) => {
                 let mut out = String::new();

@@ -39,6 +39,9 @@ pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 /// An open client connection.
 pub type Ws = WebSocketStream<Stream>;
 
+/// The placeholder a URL may carry for the user's room (`[rooms] size`).
+pub const ROOM: &str = "{{room}}";
+
 /// Everything needed to open connections to one target, built once and shared by all
 /// sessions: the address looked up once (19,000 connects make no DNS queries), the TLS
 /// config built once, the headers parsed once, and the connect-rate limiter.
@@ -106,8 +109,10 @@ impl Dialer {
                 .map_err(|_| usage("subprotocols have characters a header cannot carry"))?;
             headers.push((HeaderName::from_static("sec-websocket-protocol"), value));
         }
-        // Check the URL once, so a connect can only fail for reasons the server controls.
-        url.into_client_request()
+        // Check the URL once, so a connect can only fail for reasons the server controls
+        // (a `{{room}}` in it is checked as room 0).
+        url.replace(ROOM, "0")
+            .into_client_request()
             .map_err(|err| usage(format!("`{}`: {err}", crate::redact::url(url))))?;
         let addr = tokio::net::lookup_host(with_port.as_str())
             .await
@@ -147,15 +152,16 @@ impl Dialer {
         self.limiter.until_ready().await;
     }
 
-    /// Opens one connection: TCP with Nagle off, TLS for `wss://`, then the upgrade, all
-    /// within the handshake timeout.
-    pub async fn dial(&self) -> Result<Box<Ws>, ErrorKind> {
-        self.dial_explained().await.map_err(|(kind, _)| kind)
+    /// Opens one connection for a user of `room` (filled into a `{{room}}` in the URL's
+    /// path): TCP with Nagle off, TLS for `wss://`, then the upgrade, all within the
+    /// handshake timeout.
+    pub async fn dial(&self, room: u32) -> Result<Box<Ws>, ErrorKind> {
+        self.dial_explained(room).await.map_err(|(kind, _)| kind)
     }
 
     /// [`Dialer::dial`], with what went wrong in words (the server's status and reason
     /// when it refused the upgrade): for the pre-flight connection's exit-3 message.
-    pub async fn dial_explained(&self) -> Result<Box<Ws>, (ErrorKind, String)> {
+    pub async fn dial_explained(&self, room: u32) -> Result<Box<Ws>, (ErrorKind, String)> {
         let plain = |kind: ErrorKind| (kind, describe(kind).to_string());
         let attempt = async {
             let tcp = TcpStream::connect(self.addr)
@@ -174,7 +180,7 @@ impl Dialer {
                 }
                 None => Stream::Plain(tcp),
             };
-            let request = self.request().map_err(plain)?;
+            let request = self.request(room).map_err(plain)?;
             let ws =
                 upgrade(stream, request, ws_config())
                     .await
@@ -193,10 +199,14 @@ impl Dialer {
             .unwrap_or_else(|_| Err(plain(ErrorKind::ConnectTimeout)))
     }
 
-    fn request(&self) -> Result<Request, ErrorKind> {
-        let mut request = self
-            .url
-            .as_str()
+    fn request(&self, room: u32) -> Result<Request, ErrorKind> {
+        let url = if self.url.contains(ROOM) {
+            std::borrow::Cow::Owned(self.url.replace(ROOM, &room.to_string()))
+        } else {
+            std::borrow::Cow::Borrowed(self.url.as_str())
+        };
+        let mut request = url
+            .as_ref()
             .into_client_request()
             .map_err(|_| ErrorKind::Handshake)?;
         for (name, value) in &self.headers {
@@ -349,9 +359,22 @@ mod tests {
         let dialer = Dialer::new("ws://127.0.0.1:1/", &config, Rate { per_second: 1.0 })
             .await
             .unwrap();
-        let request = dialer.request().unwrap();
+        let request = dialer.request(0).unwrap();
         assert_eq!(request.headers()["x-room"], "7");
         assert_eq!(request.headers()["sec-websocket-protocol"], "chat, v2");
+    }
+
+    #[tokio::test]
+    async fn a_room_in_the_url_is_filled_per_dial() {
+        let url = "ws://127.0.0.1:1/ws/chat/room-{{room}}/";
+        let dialer = Dialer::new(url, &plain(), Rate { per_second: 1.0 })
+            .await
+            .unwrap();
+        assert_eq!(dialer.request(0).unwrap().uri().path(), "/ws/chat/room-0/");
+        assert_eq!(
+            dialer.request(42).unwrap().uri().path(),
+            "/ws/chat/room-42/"
+        );
     }
 
     #[tokio::test(start_paused = true)]

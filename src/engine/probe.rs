@@ -52,7 +52,7 @@ pub async fn run(
         let ws = tokio::select! {
             biased;
             () = cancel.cancelled() => return,
-            ws = dialer.dial() => ws,
+            ws = dialer.dial(0) => ws,
         };
         // Probes run the connect-time steps when the profile says so (a server that
         // closes unauthenticated sockets must still be probed). A probe's steps render as
@@ -194,6 +194,7 @@ impl<'a> Prober<'a> {
                     now_ms: 0,
                     random: seq,
                     row: &[],
+                    room: 0,
                 };
                 template.render_into(vars, &mut self.out);
                 // Rendered from `&str` pieces only, so always UTF-8.

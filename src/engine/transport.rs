@@ -69,7 +69,7 @@ impl Link {
                 let began = Instant::now();
                 // Boxed: the handshake future (TLS included) is large and lives only while
                 // connecting; inline, its size would stay in every session for the run.
-                let ws = Box::pin(dialer.dial()).await?;
+                let ws = Box::pin(dialer.dial(config.room_of(user))).await?;
                 Ok((Link::Ws(ws), began.elapsed()))
             }
             Transport::Telegram(tg) => Ok((

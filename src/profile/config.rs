@@ -60,6 +60,8 @@ pub struct RunConfig {
     pub pushes: Vec<Complete>,
     /// Connect-time steps (`session.on_connect`), in order.
     pub on_connect: Vec<StepConfig>,
+    /// Users per room (`[rooms] size`); 0: no rooms.
+    pub room_size: u32,
     /// First reconnect delay.
     pub reconnect_min: Duration,
     /// Longest reconnect delay.

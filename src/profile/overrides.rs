@@ -21,6 +21,7 @@ pub fn apply(args: &RunArgs, spec: &mut ProfileSpec) {
     }
     put(&mut spec.output.interval, args.interval);
     put(&mut spec.output.dir, args.out.clone());
+    put(&mut spec.rooms.size, args.room_size);
 }
 
 /// Sets `field` when the flag was given.

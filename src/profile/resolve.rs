@@ -82,6 +82,7 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         alternate,
         pushes,
         on_connect,
+        room_size: rooms(spec, &bad)?,
         reconnect_min: session.reconnect_min,
         reconnect_max: session.reconnect_max,
         probes,
@@ -97,6 +98,21 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         out_dir: spec.output.dir.clone(),
         effective: spec.clone(),
     })
+}
+
+/// `[rooms] size`: at most the users (one room of everyone at most).
+fn rooms(spec: &ProfileSpec, bad: &impl Fn(&str, String) -> SoakError) -> Result<u32, SoakError> {
+    let size = spec.rooms.size;
+    if size > spec.load.users {
+        return Err(bad(
+            "rooms.size (--room-size)",
+            format!(
+                "{size} users a room, but the run has {} users",
+                spec.load.users
+            ),
+        ));
+    }
+    Ok(size)
 }
 
 /// `session.alternate`: talking and churning in turn needs both to happen.

@@ -32,6 +32,8 @@ pub struct ProfileSpec {
     pub output: OutputSpec,
     /// Pass/fail checks on the results.
     pub gates: GatesSpec,
+    /// `[rooms]`: users grouped into chat rooms.
+    pub rooms: RoomsSpec,
     /// Mock third-party APIs started in-process for the run (left out of the effective
     /// config in `summary.json` when none is enabled).
     #[serde(skip_serializing_if = "MocksSpec::is_off")]
@@ -239,6 +241,15 @@ pub struct SessionSpec {
     /// Connect-time steps, in order (`[[session.on_connect]]`): an auth message, a join…
     /// A user is connected, and starts its schedule, once every step has passed.
     pub on_connect: Vec<StepSpec>,
+}
+
+/// `[rooms]`: users grouped into chat rooms by number (`{{room}}` in the URL, steps and
+/// messages).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoomsSpec {
+    /// Users per room: user `u` is in room `u / size` (0: no rooms, `{{room}}` is 0).
+    pub size: u32,
 }
 
 /// One connect-time step: a message, then (optionally) a frame it must see.

@@ -258,7 +258,7 @@ pub async fn wait_ready(
     let sys =
         System::new().map_err(|err| could_not_run(format!("cannot read processes: {err}")))?;
     loop {
-        if dialer.dial().await.is_ok() {
+        if dialer.dial(0).await.is_ok() {
             return Ok(());
         }
         if let Some(how) = target.exited(&sys) {

@@ -55,6 +55,8 @@ pub struct SessionConfig {
     pub(super) complete_at: Vec<Option<usize>>,
     /// The connect-time steps.
     pub steps: crate::engine::steps::Steps,
+    /// Users per room (`[rooms] size`); 0: no rooms.
+    pub room_size: u32,
     /// The push rules, each with the field it looks at.
     pub(super) pushes: Vec<(crate::engine::complete::Complete, usize)>,
     /// Open or closed model.
@@ -128,6 +130,7 @@ impl SessionConfig {
             complete_at,
             pushes,
             steps: crate::engine::steps::Steps::new(&config.on_connect),
+            room_size: config.room_size,
             model: config.model,
             period: config.period,
             think: config.think,
@@ -178,6 +181,7 @@ impl SessionConfig {
             now_ms,
             random: random & 0x7FFF_FFFF_FFFF_FFFF,
             row: self.data.row(user),
+            room: self.room_of(user),
         };
         self.messages[usize::from(msg)]
             .template
@@ -194,8 +198,14 @@ impl SessionConfig {
             now_ms: if self.uses_clock { unix_ms() } else { 0 },
             random: 0,
             row: self.data.row(user),
+            room: self.room_of(user),
         };
         template.render_into(vars, out);
+    }
+
+    /// The room of `user`: `user / rooms.size`, 0 without rooms.
+    pub(crate) fn room_of(&self, user: u32) -> u32 {
+        user.checked_div(self.room_size).unwrap_or(0)
     }
 
     /// The message index a random draw picks, by weight.

@@ -369,6 +369,28 @@ mod on_memory {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn the_users_room_fills_steps_and_messages() {
+        let mut h = start(|s| {
+            s.load.users = 10;
+            s.rooms.size = 2; // user 3 is in room 1
+            s.session.on_connect = vec![crate::profile::spec::StepSpec {
+                message: r#"{"join": "room-{{room}}"}"#.into(),
+                ..Default::default()
+            }];
+            s.session.message = r#"{"id": {{id}}, "room": {{room}}}"#.into();
+        });
+        let mut peer = h.peer().await;
+        assert_eq!(
+            peer.from_user.recv().await.unwrap(),
+            r#"{"join": "room-1"}"#
+        );
+        let sent = peer.from_user.recv().await.unwrap();
+        assert!(sent.ends_with(r#""room": 1}"#), "{sent}");
+        h.cancel.cancel();
+        h.user.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn an_unanswered_message_times_out_after_the_reply_timeout() {
         let mut h = start(|_| {});
         let mut peer = h.peer().await;

@@ -155,6 +155,18 @@ fn too_many_distinct_pointers_are_refused_shared_ones_are_not() {
 }
 
 #[test]
+fn a_room_larger_than_the_run_is_refused() {
+    let e = err(|p| {
+        p.load.users = 10;
+        p.rooms.size = 11;
+    });
+    assert!(
+        e.contains("rooms.size (--room-size)") && e.contains("10 users"),
+        "{e}"
+    );
+}
+
+#[test]
 fn alternating_needs_churn_and_messages_to_alternate() {
     let s = Duration::from_secs;
     let e = err(|p| p.session.alternate = s(60));
