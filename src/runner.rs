@@ -231,8 +231,15 @@ fn target_url(
                 llm: mocks.llm.as_ref().map(|(llm, _)| Arc::clone(llm)),
                 ..demo.clone()
             };
+            let rooms = demo.rooms;
             let target = DemoTarget::start(demo)?;
-            (target.url(), Some(target))
+            // Room mode: each room is a path, as a Channels server routes them.
+            let url = if rooms {
+                format!("{}/room-{}", target.url(), crate::engine::connect::ROOM)
+            } else {
+                target.url()
+            };
+            (url, Some(target))
         }
         Target::Url(url) => (url.clone(), None),
         Target::Telegram => (String::from("telegram"), None),

@@ -254,3 +254,98 @@ timeout = "300ms"
         assert!(folder.join(file).is_file(), "{file}");
     }
 }
+
+/// A rooms profile against the demo's room mode: 12 users in rooms of 4 at 5 msg/s for
+/// 3 s, every `drop_every`-th copy left out by the server (0: none).
+fn rooms_run(drop_every: u32) -> (i32, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rooms.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[load]
+users = 12
+duration = "3s"
+ramp_up = "0s"
+ramp_down = "0s"
+
+[session]
+rate = "5/s"
+message = '{{"message": "hi {{{{id}}}} from {{{{user}}}}"}}'
+correlate = "/message"
+reply_timeout = "1s"
+
+[rooms]
+size = 4
+deliver = "/message"
+include_sender = true
+
+[demo]
+rooms = true
+room_drop_every = {drop_every}
+"#
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("r");
+    let code = run(
+        &path,
+        &out,
+        &["reach > 99%", "fanout_p99 < 1s", "lost == 0"],
+    );
+    (code, summary(&out))
+}
+
+#[test]
+fn every_member_gets_every_room_message_and_the_fan_out_is_timed() {
+    let (code, s) = rooms_run(0);
+    assert_eq!(code, 0, "{}", s["gates"]);
+    let f = &s["fanout"];
+    let sent = s["totals"]["sent"].as_u64().unwrap();
+    // Each message goes to the 4 members of its room, the sender included.
+    let expected = f["expected"].as_u64().unwrap();
+    assert!(expected > sent * 4 * 9 / 10 && expected <= sent * 4, "{f}");
+    assert_eq!(f["delivered"], f["expected"], "{f}");
+    assert_eq!(
+        (f["lost"].as_u64(), f["reach"].as_f64()),
+        (Some(0), Some(1.0)),
+        "{f}"
+    );
+    assert_eq!(
+        (f["duplicates"].as_u64(), f["out_of_order"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(f["fanout_ms"]["count"], f["delivered"]);
+    assert!(f["fanout_ms"]["p50"].as_f64().unwrap() < 50.0, "{f}");
+    // The sender's own copy is also its reply: no other member's copy is an error.
+    assert_eq!(s["totals"]["errors"], 0, "{}", s["errors"]);
+    assert_eq!(s["totals"]["received"], s["totals"]["sent"]);
+}
+
+#[test]
+fn copies_the_server_drops_are_lost_reach_falls_and_the_reach_gate_fails() {
+    let (code, s) = rooms_run(10);
+    assert_eq!(code, 1, "{}", s["gates"]);
+    let f = &s["fanout"];
+    let (expected, lost) = (f["expected"].as_u64().unwrap(), f["lost"].as_u64().unwrap());
+    // Every 10th copy: about 10 % lost, never recorded as a latency.
+    assert!(
+        lost * 100 >= expected * 8 && lost * 100 <= expected * 12,
+        "{f}"
+    );
+    let reach = f["reach"].as_f64().unwrap();
+    assert!((0.88..0.92).contains(&reach), "{f}");
+    assert_eq!(f["fanout_ms"]["count"], f["delivered"]);
+    let failed: Vec<&serde_json::Value> = s["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["passed"] == false)
+        .collect();
+    let metrics: Vec<&str> = failed
+        .iter()
+        .map(|g| g["metric"].as_str().unwrap())
+        .collect();
+    assert_eq!(metrics, ["reach", "lost"], "{failed:?}");
+}

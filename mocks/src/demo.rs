@@ -53,7 +53,14 @@ pub struct Demo {
     handler: Option<mpsc::UnboundedSender<Job>>,
     /// What the leaking mode keeps.
     leaked: std::sync::Mutex<Vec<Box<[u8]>>>,
+    /// Room mode: the members of each room (by URL path), by connection number.
+    rooms: std::sync::Mutex<std::collections::HashMap<String, Vec<(u32, Back)>>>,
+    /// Room mode: copies broadcast so far (for `room_drop_every`).
+    copies: AtomicU32,
 }
+
+/// Where a connection's frames go: (when due, frame).
+type Back = mpsc::UnboundedSender<(Instant, Message)>;
 
 impl Demo {
     /// Shared state for `config`; starts the separate message loop if the config asks.
@@ -66,6 +73,49 @@ impl Demo {
             accepted: AtomicU32::new(0),
             handler,
             leaked: std::sync::Mutex::new(Vec::new()),
+            rooms: std::sync::Mutex::new(std::collections::HashMap::new()),
+            copies: AtomicU32::new(0),
+        }
+    }
+
+    /// Room mode: connection `n` joins `room`.
+    fn join(&self, room: &str, n: u32, back: Back) {
+        if let Ok(mut rooms) = self.rooms.lock() {
+            rooms.entry(room.to_string()).or_default().push((n, back));
+        }
+    }
+
+    /// Room mode: connection `n` leaves `room`.
+    fn leave(&self, room: &str, n: u32) {
+        if let Ok(mut rooms) = self.rooms.lock()
+            && let Some(members) = rooms.get_mut(room)
+        {
+            members.retain(|(m, _)| *m != n);
+            if members.is_empty() {
+                rooms.remove(room);
+            }
+        }
+    }
+
+    /// Room mode: `text`'s `message` (or all of it) to every member of `room`.
+    fn broadcast(&self, room: &str, text: &str) {
+        let message = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v.get("message").cloned())
+            .unwrap_or_else(|| serde_json::Value::String(text.to_string()));
+        let frame = serde_json::json!({ "message": message }).to_string();
+        let now = Instant::now() + self.config.reply_delay;
+        if let Ok(rooms) = self.rooms.lock()
+            && let Some(members) = rooms.get(room)
+        {
+            let every = self.config.room_drop_every;
+            for (_, back) in members {
+                let n = self.copies.fetch_add(1, Ordering::Relaxed) + 1;
+                if every > 0 && n.is_multiple_of(every) {
+                    continue; // dropped on purpose
+                }
+                let _ = back.send((now, Message::Text(frame.clone().into())));
+            }
         }
     }
 
@@ -229,7 +279,12 @@ async fn blocker(block_for: Duration, every: Duration) {
     }
 }
 
-async fn upgrade(State(demo): State<Arc<Demo>>, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(
+    State(demo): State<Arc<Demo>>,
+    uri: axum::http::Uri,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let room = demo.config.rooms.then(|| uri.path().to_string());
     ws.read_buffer_size(BUFFER_BYTES)
         .write_buffer_size(BUFFER_BYTES)
         .max_message_size(MAX_MESSAGE_BYTES)
@@ -239,7 +294,11 @@ async fn upgrade(State(demo): State<Arc<Demo>>, ws: WebSocketUpgrade) -> Respons
                 .then(|| Instant::now() + demo.config.drop_after);
             let (sink, stream) = socket.split();
             async move {
-                chat(sink, stream, Arc::clone(&demo), drop_at).await;
+                let joined = room.map(|r| (r, n));
+                chat_in(sink, stream, Arc::clone(&demo), drop_at, joined.as_ref()).await;
+                if let Some((room, n)) = &joined {
+                    demo.leave(room, *n);
+                }
                 demo.leak(demo.config.leak_per_close);
             }
         })
@@ -250,8 +309,22 @@ async fn upgrade(State(demo): State<Arc<Demo>>, ws: WebSocketUpgrade) -> Respons
 /// Outgoing frames wait in a heap ordered by due time, so the read loop never waits on a
 /// reply and frames of concurrent streamed replies interleave as a real server's would.
 /// `drop_at`: when the server closes this connection on purpose (code 1012).
-pub async fn chat<S, R, E>(mut sink: S, mut stream: R, demo: Arc<Demo>, drop_at: Option<Instant>)
+pub async fn chat<S, R, E>(sink: S, stream: R, demo: Arc<Demo>, drop_at: Option<Instant>)
 where
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
+{
+    chat_in(sink, stream, demo, drop_at, None).await;
+}
+
+/// [`chat`], in room mode a member of `room` as connection `n`.
+async fn chat_in<S, R, E>(
+    mut sink: S,
+    mut stream: R,
+    demo: Arc<Demo>,
+    drop_at: Option<Instant>,
+    room: Option<&(String, u32)>,
+) where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
 {
@@ -266,10 +339,19 @@ where
         }));
     };
     let (back_tx, mut back_rx) = mpsc::unbounded_channel::<(Instant, Message)>();
+    if let Some((name, n)) = room {
+        demo.join(name, *n, back_tx.clone());
+    }
     loop {
         let next_due = due.peek().map(|Reverse(s)| s.due);
         tokio::select! {
             frame = stream.next() => match frame {
+                Some(Ok(Message::Text(text))) if room.is_some() => {
+                    demo.leak(demo.config.leak_per_message);
+                    if let Some((name, _)) = room {
+                        demo.broadcast(name, &text);
+                    }
+                }
                 Some(Ok(Message::Text(text))) => {
                     demo.leak(demo.config.leak_per_message);
                     for (at, frame) in take(&demo, &text, &back_tx) {

@@ -4,6 +4,7 @@ pub mod backoff;
 pub mod complete;
 pub mod connect;
 pub mod correlate;
+pub mod fanout;
 pub mod fields;
 pub mod lag;
 pub mod pacing;

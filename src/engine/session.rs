@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::backoff::Backoff;
 pub(crate) use crate::engine::backoff::XorShift;
 use crate::engine::correlate::{Match, Pending, split_id};
+use crate::engine::fanout::Seen;
 use crate::engine::fields::{Found, Frame};
 pub(crate) use crate::engine::pacing::Pacing;
 use crate::engine::steps::{Joined, join};
@@ -50,6 +51,8 @@ struct Session {
     /// Room one rendered message needs (the largest template's hint).
     room: usize,
     rng: XorShift,
+    /// With fan-out measured: what this member has seen from each other member.
+    seen: Option<Box<Seen>>,
 }
 
 /// Runs user `user` until `cancel` fires.
@@ -98,7 +101,13 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
                 });
                 connected_before = true;
                 backoff.reset();
+                if let Some(f) = &config.fanout {
+                    f.joined(user);
+                }
                 let (cause, code) = session.converse(link, &config, &cancel).await;
+                if let Some(f) = &config.fanout {
+                    f.left(user);
+                }
                 rec.record(Sample::Disconnected { user, cause, code });
                 let abandoned = session.pending.clear();
                 if abandoned > 0 {
@@ -136,6 +145,10 @@ impl Session {
             out: BytesMut::new(),
             room: largest + 64,
             rng: XorShift::new(user),
+            seen: config
+                .fanout
+                .as_ref()
+                .map(|f| Box::new(Seen::new(f.room_size))),
         }
     }
 
@@ -295,7 +308,39 @@ impl Session {
             return Ok(false);
         }
         config.recorder.record(Sample::Sent { msg });
+        if let Some(f) = &config.fanout {
+            let expected = f.sent(self.user, self.seq, intended);
+            config.recorder.record(Sample::FanoutSent { expected });
+        }
         Ok(true)
+    }
+
+    /// A copy of `sender`'s message `seq` arrived at `now`.
+    fn delivered(
+        &mut self,
+        f: &crate::engine::fanout::Fanout,
+        sender: u32,
+        seq: u64,
+        config: &SessionConfig,
+        now: Instant,
+    ) {
+        if sender == self.user && !f.include_sender {
+            return; // its own message, not a delivery: perhaps its reply
+        }
+        let (duplicate, out_of_order) = self
+            .seen
+            .as_mut()
+            .map_or((false, false), |s| s.note(sender, seq));
+        let waited = f
+            .intended(sender, seq)
+            .map(|at| now.saturating_duration_since(at));
+        let late = waited.is_none_or(|w| w > config.reply_timeout);
+        config.recorder.record(Sample::Delivery {
+            micros: waited.map_or(0, micros),
+            late,
+            duplicate,
+            out_of_order,
+        });
     }
 
     /// Attributes one text frame received at `now` to its request by the correlation pointer.
@@ -317,6 +362,17 @@ impl Session {
         {
             let rule = u8::try_from(rule).unwrap_or(u8::MAX);
             return rec.record(Sample::Push { rule });
+        }
+        // A room member's copy of a message: timed from its sender's intended send. The
+        // sender's own copy (with `include_sender`) may also be its reply, so it goes on.
+        if let Some(f) = &config.fanout
+            && let Some((sender, seq)) = fields[f.deliver_at].id().and_then(split_id)
+            && f.same_room(sender, self.user)
+        {
+            self.delivered(f, sender, seq, config, now);
+            if sender != self.user {
+                return;
+            }
         }
         let Some(id) = config.ids.iter().find_map(|&i| fields[i].id()) else {
             rec.record(Sample::Error {

@@ -110,6 +110,7 @@ struct State {
     corrected: Histogram<u64>,
     connect: Histogram<u64>,
     join: Histogram<u64>,
+    fanout: Histogram<u64>,
     scratch: Histogram<u64>,
     close_codes: BTreeMap<u16, u64>,
     events: EventLog,
@@ -159,6 +160,7 @@ impl State {
             corrected: new_histogram(),
             connect: new_histogram(),
             join: new_histogram(),
+            fanout: new_histogram(),
             scratch: new_histogram(),
             close_codes: BTreeMap::new(),
             events: EventLog::default(),
@@ -267,6 +269,12 @@ impl State {
                 self.events.push(at, (what, "", 0), event);
             }
             Sample::Joined { micros } => record(&mut self.join, micros.max(1)),
+            Sample::Delivery {
+                micros,
+                late: false,
+                duplicate: false,
+                ..
+            } => record(&mut self.fanout, micros.max(1)),
             Sample::JoinFailed { user, step, code } => {
                 let name = self.setup.steps.get(usize::from(step)).cloned();
                 let event = || Event::JoinFailed {
@@ -289,6 +297,8 @@ impl State {
             }
             Sample::UserStarted
             | Sample::Push { .. }
+            | Sample::FanoutSent { .. }
+            | Sample::Delivery { .. }
             | Sample::UserStopped
             | Sample::ConnectAttempt
             | Sample::LateReply

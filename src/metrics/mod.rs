@@ -175,6 +175,22 @@ pub enum Sample {
         /// Close code, 0 without one.
         code: u16,
     },
+    /// A room message was sent: this many members are expected to get it.
+    FanoutSent {
+        /// Copies expected.
+        expected: u32,
+    },
+    /// A member got a room message (`[rooms] deliver`).
+    Delivery {
+        /// From the message's intended send, µs (0 when it could not be timed).
+        micros: u64,
+        /// Later than the reply timeout (or untimed): counted, not recorded as latency.
+        late: bool,
+        /// A second copy of a message this member already had.
+        duplicate: bool,
+        /// Older than a message this member already had from the same sender.
+        out_of_order: bool,
+    },
     /// A frame that matched push rule `rule` (`session.push`): not a reply, not an error.
     Push {
         /// Index of the rule.

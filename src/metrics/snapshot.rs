@@ -110,6 +110,33 @@ pub struct Counters {
     pub errors: [u64; ErrorKind::ALL.len()],
     /// Frames that matched each push rule (`session.push`), by the rule's index.
     pub pushes: [u64; MAX_PUSH_RULES],
+    /// Room messages: copies expected, delivered in time, late, duplicates, out of order.
+    pub fanout: FanoutCounts,
+}
+
+/// Room deliveries counted (`[rooms] deliver`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FanoutCounts {
+    /// Copies expected: the members connected when each message was sent.
+    pub expected: u64,
+    /// First copies that arrived within the reply timeout.
+    pub delivered: u64,
+    /// First copies later than that (or that could not be timed).
+    pub late: u64,
+    /// Second copies.
+    pub duplicates: u64,
+    /// Copies older than one already seen from the same sender.
+    pub out_of_order: u64,
+}
+
+impl AddAssign for FanoutCounts {
+    fn add_assign(&mut self, rhs: FanoutCounts) {
+        self.expected += rhs.expected;
+        self.delivered += rhs.delivered;
+        self.late += rhs.late;
+        self.duplicates += rhs.duplicates;
+        self.out_of_order += rhs.out_of_order;
+    }
 }
 
 /// Most push rules a profile may give.
@@ -143,6 +170,23 @@ impl Counters {
             Sample::Error { kind, .. } => self.errors[kind.index()] += 1,
             Sample::JoinFailed { .. } => self.errors[ErrorKind::JoinFailed.index()] += 1,
             Sample::Joined { .. } => {}
+            Sample::FanoutSent { expected } => self.fanout.expected += u64::from(expected),
+            Sample::Delivery {
+                late,
+                duplicate,
+                out_of_order,
+                ..
+            } => {
+                let f = &mut self.fanout;
+                if duplicate {
+                    f.duplicates += 1;
+                } else if late {
+                    f.late += 1;
+                } else {
+                    f.delivered += 1;
+                }
+                f.out_of_order += u64::from(out_of_order);
+            }
             Sample::Push { rule } => {
                 if let Some(n) = self.pushes.get_mut(usize::from(rule)) {
                     *n += 1;
@@ -191,6 +235,7 @@ impl AddAssign for Counters {
         for (total, n) in self.pushes.iter_mut().zip(rhs.pushes) {
             *total += n;
         }
+        self.fanout += rhs.fanout;
     }
 }
 
@@ -326,6 +371,8 @@ pub struct RunTotals {
     pub connect_time: Option<LatencyStats>,
     /// Handshake end → every connect-time step passed (`session.on_connect`).
     pub join_time: Option<LatencyStats>,
+    /// Room messages: intended send → each member's copy (`[rooms] deliver`).
+    pub fanout: Option<LatencyStats>,
     /// Samples the aggregator never saw because its channel was full.
     pub dropped_samples: u64,
 }

@@ -15,6 +15,7 @@ const BUILTINS: &[(&str, &str)] = &[
     ("soak-1h", include_str!("../../profiles/soak-1h.toml")),
     ("soak-4h", include_str!("../../profiles/soak-4h.toml")),
     ("leak-hunt", include_str!("../../profiles/leak-hunt.toml")),
+    ("rooms", include_str!("../../profiles/rooms.toml")),
     (
         "telegram-bot",
         include_str!("../../profiles/telegram-bot.toml"),

@@ -62,6 +62,8 @@ pub struct RunConfig {
     pub on_connect: Vec<StepConfig>,
     /// Users per room (`[rooms] size`); 0: no rooms.
     pub room_size: u32,
+    /// Fan-out measured: the delivery pointer and whether the sender gets its own copy.
+    pub fanout: Option<(String, bool)>,
     /// First reconnect delay.
     pub reconnect_min: Duration,
     /// Longest reconnect delay.

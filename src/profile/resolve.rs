@@ -83,6 +83,7 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         pushes,
         on_connect,
         room_size: rooms(spec, &bad)?,
+        fanout: fanout(spec, &bad)?,
         reconnect_min: session.reconnect_min,
         reconnect_max: session.reconnect_max,
         probes,
@@ -113,6 +114,25 @@ fn rooms(spec: &ProfileSpec, bad: &impl Fn(&str, String) -> SoakError) -> Result
         ));
     }
     Ok(size)
+}
+
+/// `[rooms] deliver`: fan-out measured at this pointer, with or without the sender.
+fn fanout(
+    spec: &ProfileSpec,
+    bad: &impl Fn(&str, String) -> SoakError,
+) -> Result<Option<(String, bool)>, SoakError> {
+    let r = &spec.rooms;
+    if r.deliver.trim().is_empty() {
+        return Ok(None);
+    }
+    if r.size == 0 {
+        return Err(bad(
+            "rooms.deliver",
+            "needs rooms.size (--room-size): deliveries are expected at a room's members".into(),
+        ));
+    }
+    crate::profile::scenario::check_pointer(&r.deliver).map_err(|m| bad("rooms.deliver", m))?;
+    Ok(Some((r.deliver.clone(), r.include_sender)))
 }
 
 /// `session.alternate`: talking and churning in turn needs both to happen.
@@ -425,6 +445,8 @@ fn target(spec: &ProfileSpec) -> Result<Target, String> {
             separate_handler: d.separate_handler,
             leak_per_message: d.leak_per_message,
             leak_per_close: d.leak_per_close,
+            rooms: d.rooms,
+            room_drop_every: d.room_drop_every,
             ..DemoConfig::default()
         }));
     }

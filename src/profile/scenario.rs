@@ -113,7 +113,8 @@ pub(crate) fn pushes(
     let pointers = messages
         .iter()
         .flat_map(|m| std::iter::once(m.correlate.as_str()).chain(m.complete.pointer()))
-        .chain(out.iter().filter_map(Complete::pointer));
+        .chain(out.iter().filter_map(Complete::pointer))
+        .chain(Some(spec.rooms.deliver.as_str()).filter(|d| !d.trim().is_empty()));
     for pointer in pointers {
         if fields.add(pointer).is_none() {
             return Err(bad(

@@ -250,6 +250,12 @@ pub struct SessionSpec {
 pub struct RoomsSpec {
     /// Users per room: user `u` is in room `u / size` (0: no rooms, `{{room}}` is 0).
     pub size: u32,
+    /// Where another member's message shows up in a received frame (`/message`): set, and
+    /// each message is expected at every other member connected when it was sent, and
+    /// its delivery latency, reach and losses are measured. Empty: not measured.
+    pub deliver: String,
+    /// Whether the sender gets its own broadcast too (counted as a delivery).
+    pub include_sender: bool,
 }
 
 /// One connect-time step: a message, then (optionally) a frame it must see.
@@ -495,6 +501,11 @@ pub struct DemoSpec {
     pub leak_per_message: u64,
     /// Keep this many bytes per connection closed, forever (a leak to find under churn).
     pub leak_per_close: u64,
+    /// Room mode: a connection joins the room of its URL path and each `{"message"}` is
+    /// broadcast to the room (sender included) without an id.
+    pub rooms: bool,
+    /// Room mode: leave out every N-th copy of a broadcast (0: none).
+    pub room_drop_every: u32,
 }
 
 /// `[output]`: the results folder and the timeseries interval.

@@ -35,6 +35,13 @@ const HEADLINE: &[(&str, &str, Better, f64)] = &[
     ),
     ("connect p99 ms", "/connect_time_ms/p99", Better::Lower, 1.0),
     ("join p99 ms", "/join_time_ms/p99", Better::Lower, 1.0),
+    (
+        "fan-out p99 ms",
+        "/fanout/fanout_ms/p99",
+        Better::Lower,
+        1.0,
+    ),
+    ("reach", "/fanout/reach", Better::Higher, 0.001),
     ("stalls", "/stalls/count", Better::Lower, 0.5),
     (
         "longest stall ms",

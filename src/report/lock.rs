@@ -48,6 +48,7 @@ pub fn gates(summary: &Value, margin: f64, accept: bool) -> Vec<String> {
         ("p99", "/latency_ms/run/p99"),
         ("ttff_p99", "/ttff_ms/run/p99"),
         ("join_p99", "/join_time_ms/p99"),
+        ("fanout_p99", "/fanout/fanout_ms/p99"),
     ] {
         if let Some(v) = f(pointer) {
             gates.push(format!("{metric} < {}ms", ms(v)));
@@ -67,6 +68,14 @@ pub fn gates(summary: &Value, margin: f64, accept: bool) -> Vec<String> {
         gates.push(format!(
             "connect_success >= {}%",
             round(ok * (1.0 - margin / 10.0) * 100.0)
+        ));
+    }
+    // A room run locks its reach like connect success: at what it had, less a tenth of
+    // the margin.
+    if let Some(reach) = f("/fanout/reach") {
+        gates.push(format!(
+            "reach >= {}%",
+            round(reach * (1.0 - margin / 10.0) * 100.0)
         ));
     }
     match f("/stalls/count") {
@@ -184,6 +193,17 @@ mod tests {
             results.iter().all(|r| r.passed),
             "the run it came from passes its own gates: {results:?}"
         );
+    }
+
+    #[test]
+    fn a_room_run_locks_its_fan_out_and_reach() {
+        let mut s = passing();
+        s["fanout"] = json!({"fanout_ms": {"p99": 30.0}, "reach": 1.0});
+        let g = gates(&s, 0.10, false);
+        assert!(g.contains(&String::from("fanout_p99 < 33ms")), "{g:?}");
+        assert!(g.contains(&String::from("reach >= 99%")), "{g:?}");
+        let parsed: Vec<_> = g.iter().map(|e| gate::parse(e).unwrap()).collect();
+        assert!(gate::evaluate(&parsed, &s).iter().all(|r| r.passed));
     }
 
     #[test]

@@ -114,6 +114,19 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
             .map(|(process, report)| MemorySummary { process, report }),
         connect_time_ms: totals.connect_time,
         join_time_ms: totals.join_time,
+        fanout: (!meta.config.rooms.deliver.trim().is_empty()).then(|| {
+            let f = totals.counters.fanout;
+            FanoutSummary {
+                fanout_ms: totals.fanout,
+                expected: f.expected,
+                delivered: f.delivered,
+                lost: f.expected.saturating_sub(f.delivered),
+                late: f.late,
+                reach: (f.expected > 0).then(|| (f.delivered as f64 / f.expected as f64).min(1.0)),
+                duplicates: f.duplicates,
+                out_of_order: f.out_of_order,
+            }
+        }),
         gates: Vec::new(),
         verdict: verdict(status, totals),
     }

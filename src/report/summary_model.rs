@@ -110,6 +110,10 @@ pub struct Summary {
     pub mocks: Option<Value>,
     /// TCP connect + WebSocket handshake time, in ms.
     pub connect_time_ms: Option<LatencyStats>,
+    /// Room messages and their copies at the members (`[rooms] deliver`); absent when
+    /// fan-out is not measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fanout: Option<FanoutSummary>,
     /// Handshake end → every connect-time step passed (`session.on_connect`); absent
     /// without steps.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,6 +123,27 @@ pub struct Summary {
     pub gates: Vec<GateResult>,
     /// The overall verdict.
     pub verdict: Verdict,
+}
+
+/// `fanout`: what the room's members got.
+#[derive(Debug, Clone, Serialize)]
+pub struct FanoutSummary {
+    /// Intended send → each member's first copy within the reply timeout, ms.
+    pub fanout_ms: Option<LatencyStats>,
+    /// Copies expected: the members connected when each message was sent.
+    pub expected: u64,
+    /// Copies that arrived within the reply timeout.
+    pub delivered: u64,
+    /// Expected copies not delivered within the reply timeout (late or never).
+    pub lost: u64,
+    /// Of those, copies that came later (or could not be timed).
+    pub late: u64,
+    /// delivered / expected; null when nothing was expected.
+    pub reach: Option<f64>,
+    /// Second copies of a message a member already had.
+    pub duplicates: u64,
+    /// Copies older than one a member already had from the same sender.
+    pub out_of_order: u64,
 }
 
 /// `tool`

@@ -38,6 +38,13 @@ pub struct DemoConfig {
     /// Keep this many bytes per connection that closed, forever: the leak of a server that
     /// forgets to free a connection's state (found under `--lifetime` churn).
     pub leak_per_close: u64,
+    /// Room mode, in the Django Channels tutorial's shape: a connection joins the room of
+    /// its URL path, and each message `{"message": …}` is broadcast to every member of the
+    /// room, the sender included, as `{"message": …}` with no id; nothing else is answered.
+    pub rooms: bool,
+    /// Room mode: leave out every N-th copy of a broadcast (0: none) — a server that drops
+    /// messages for some members, as a full channel layer does.
+    pub room_drop_every: u32,
     /// Answer each message by calling this mock LLM (a streamed chat completion through its
     /// HTTP router) and relaying its tokens as `{"id", "delta", "done": false}` frames, then
     /// `{"id", "reply", "done": true}`: an LLM-backed chat server, end to end.

@@ -46,6 +46,23 @@ pub(super) const METRICS: &[Metric] = &[
         grows: false,
         per_message: None,
     },
+    fanout("fanout_p50", "/fanout/fanout_ms/p50"),
+    fanout("fanout_p95", "/fanout/fanout_ms/p95"),
+    fanout("fanout_p99", "/fanout/fanout_ms/p99"),
+    Metric {
+        name: "reach",
+        kind: Kind::Ratio,
+        pointer: "/fanout/reach",
+        grows: false,
+        per_message: None,
+    },
+    Metric {
+        name: "lost",
+        kind: Kind::Number,
+        pointer: "/fanout/lost",
+        grows: true,
+        per_message: None,
+    },
     Metric {
         name: "join_p99",
         kind: Kind::Millis,
@@ -180,6 +197,17 @@ pub(super) const METRICS: &[Metric] = &[
         per_message: None,
     },
 ];
+
+/// A fan-out latency (one histogram for the run: no per-message scope).
+const fn fanout(name: &'static str, pointer: &'static str) -> Metric {
+    Metric {
+        name,
+        kind: Kind::Millis,
+        pointer,
+        grows: false,
+        per_message: None,
+    }
+}
 
 const fn lat(name: &'static str, pointer: &'static str, per_message: &'static str) -> Metric {
     Metric {

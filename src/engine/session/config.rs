@@ -57,6 +57,8 @@ pub struct SessionConfig {
     pub steps: crate::engine::steps::Steps,
     /// Users per room (`[rooms] size`); 0: no rooms.
     pub room_size: u32,
+    /// Fan-out measured in rooms (`[rooms] deliver`).
+    pub fanout: Option<crate::engine::fanout::Fanout>,
     /// The push rules, each with the field it looks at.
     pub(super) pushes: Vec<(crate::engine::complete::Complete, usize)>,
     /// Open or closed model.
@@ -108,6 +110,18 @@ impl SessionConfig {
             .map(|m| m.complete.pointer().and_then(|p| fields.add(p)))
             .collect();
         // Checked with the messages' pointers when the profile was resolved.
+        let fanout = config
+            .fanout
+            .as_ref()
+            .and_then(|(deliver, include_sender)| {
+                let at = fields.add(deliver)?;
+                Some(crate::engine::fanout::Fanout::new(
+                    config.users,
+                    config.room_size,
+                    at,
+                    *include_sender,
+                ))
+            });
         let pushes = config
             .pushes
             .iter()
@@ -131,6 +145,7 @@ impl SessionConfig {
             pushes,
             steps: crate::engine::steps::Steps::new(&config.on_connect),
             room_size: config.room_size,
+            fanout,
             model: config.model,
             period: config.period,
             think: config.think,

@@ -176,6 +176,7 @@ impl State {
             tester_bound,
             connect_time: LatencyStats::of(&self.connect),
             join_time: LatencyStats::of(&self.join),
+            fanout: LatencyStats::of(&self.fanout),
             dropped_samples: self.dropped.load(Ordering::Relaxed),
         }
     }
