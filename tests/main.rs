@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod artefacts;
+mod channels;
 mod cli;
 mod clients;
 mod common;

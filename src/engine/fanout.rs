@@ -32,8 +32,9 @@ pub struct Fanout {
     pub room_size: u32,
     /// Connected members, per room.
     members: Box<[AtomicU32]>,
-    /// Per user, its last sends: `seq << 40 | µs since the epoch`.
-    sends: Box<[[AtomicU64; SLOTS]]>,
+    /// Per user, its last sends: `seq << 40 | µs since the epoch` of the intended send,
+    /// and when the copies expected were counted (µs since the epoch + 1; 0: not yet).
+    sends: Box<[[(AtomicU64, AtomicU64); SLOTS]]>,
     epoch: Instant,
 }
 
@@ -47,7 +48,7 @@ impl Fanout {
             room_size: room_size.max(1),
             members: (0..rooms).map(|_| AtomicU32::new(0)).collect(),
             sends: (0..users as usize)
-                .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
+                .map(|_| std::array::from_fn(|_| (AtomicU64::new(0), AtomicU64::new(0))))
                 .collect(),
             epoch: Instant::now(),
         }
@@ -60,7 +61,7 @@ impl Fanout {
     /// `user` is connected (its steps passed): a member deliveries are expected at.
     pub fn joined(&self, user: u32) {
         if let Some(m) = self.room(user) {
-            m.fetch_add(1, Ordering::Relaxed);
+            m.fetch_add(1, Ordering::AcqRel);
         }
     }
 
@@ -71,16 +72,36 @@ impl Fanout {
         }
     }
 
-    /// `user` sends its message `seq`, intended at `intended`: remembered for its members,
-    /// and how many copies are expected (the members connected now, less the sender
-    /// unless it gets its own).
-    pub fn sent(&self, user: u32, seq: u64, intended: Instant) -> u32 {
+    /// `user` is about to send its message `seq`, intended at `intended`: remembered for
+    /// its members before it leaves, since a fast server's copy can beat the send's return.
+    pub fn sending(&self, user: u32, seq: u64, intended: Instant) {
         if let Some(slots) = self.sends.get(user as usize) {
             let offset = intended.saturating_duration_since(self.epoch).as_micros() as u64;
             let packed = (seq << OFFSET_BITS) | (offset & ((1 << OFFSET_BITS) - 1));
-            slots[(seq as usize) % SLOTS].store(packed, Ordering::Relaxed);
+            let slot = &slots[(seq as usize) % SLOTS];
+            slot.1.store(0, Ordering::Release);
+            slot.0.store(packed, Ordering::Release);
         }
-        let connected = self.room(user).map_or(0, |m| m.load(Ordering::Relaxed));
+    }
+
+    /// µs since the epoch (+1, so never 0).
+    fn now_mark(&self) -> u64 {
+        Instant::now()
+            .saturating_duration_since(self.epoch)
+            .as_micros() as u64
+            + 1
+    }
+
+    /// How many copies of `user`'s message `seq`, just sent, are expected: the members of
+    /// its room connected now, less the sender unless it gets its own. When they were
+    /// counted is noted, so a member that connected after is not held to it.
+    pub fn expected(&self, user: u32, seq: u64) -> u32 {
+        let connected = self.room(user).map_or(0, |m| m.load(Ordering::Acquire));
+        if let Some(slots) = self.sends.get(user as usize) {
+            slots[(seq as usize) % SLOTS]
+                .1
+                .store(self.now_mark(), Ordering::Release);
+        }
         if self.include_sender {
             connected
         } else {
@@ -88,13 +109,19 @@ impl Fanout {
         }
     }
 
-    /// When `sender`'s message `seq` was intended, if it is still remembered.
-    pub fn intended(&self, sender: u32, seq: u64) -> Option<Instant> {
-        let slot = self.sends.get(sender as usize)?[(seq as usize) % SLOTS].load(Ordering::Relaxed);
+    /// When `sender`'s message `seq` was intended, and when its expected copies were
+    /// counted (`None`: not yet), if it is still remembered.
+    pub fn intended(&self, sender: u32, seq: u64) -> Option<(Instant, Option<Instant>)> {
+        let (sent, counted) = &self.sends.get(sender as usize)?[(seq as usize) % SLOTS];
+        let slot = sent.load(Ordering::Acquire);
+        let counted = counted.load(Ordering::Acquire);
         let stored_seq = slot >> OFFSET_BITS;
         let want = seq & ((1 << (64 - OFFSET_BITS)) - 1);
-        (slot != 0 && stored_seq == want)
-            .then(|| self.epoch + Duration::from_micros(slot & ((1 << OFFSET_BITS) - 1)))
+        (slot != 0 && stored_seq == want).then(|| {
+            let at = self.epoch + Duration::from_micros(slot & ((1 << OFFSET_BITS) - 1));
+            let counted = (counted > 0).then(|| self.epoch + Duration::from_micros(counted - 1));
+            (at, counted)
+        })
     }
 
     /// Whether `a` and `b` share a room.
@@ -161,9 +188,13 @@ mod tests {
         }
         let at = Instant::now() + Duration::from_millis(1500);
         // Room 0 has 3 members connected: 2 others expect user 1's message.
-        assert_eq!(f.sent(1, 7, at), 2);
-        assert_eq!(f.sent(5, 1, at), 0, "alone in room 1");
-        let got = f.intended(1, 7).unwrap();
+        f.sending(1, 7, at);
+        assert_eq!(f.intended(1, 7).unwrap().1, None, "not counted yet");
+        assert_eq!(f.expected(1, 7), 2);
+        f.sending(5, 1, at);
+        assert_eq!(f.expected(5, 1), 0, "alone in room 1");
+        let (got, counted) = f.intended(1, 7).unwrap();
+        assert!(counted.unwrap() <= Instant::now());
         assert!(
             got.duration_since(at) < Duration::from_micros(2),
             "{got:?} {at:?}"
@@ -174,15 +205,15 @@ mod tests {
             None,
             "overwritten later, not yet"
         );
-        f.sent(1, 7 + SLOTS as u64, at);
+        f.sending(1, 7 + SLOTS as u64, at);
         assert_eq!(f.intended(1, 7), None, "overwritten: cannot be timed");
         f.left(2);
-        assert_eq!(f.sent(0, 1, at), 1);
+        assert_eq!(f.expected(0, 1), 1);
         assert!(f.same_room(0, 4) && !f.same_room(4, 5));
         let with_sender = Fanout::new(4, 4, 0, true);
         with_sender.joined(0);
         with_sender.joined(1);
-        assert_eq!(with_sender.sent(0, 1, at), 2);
+        assert_eq!(with_sender.expected(0, 1), 2);
     }
 
     #[test]

@@ -38,6 +38,10 @@ use crate::metrics::{Disconnect, ErrorKind, Sample};
 /// requests: a reply held back by a stalled server at the end of the run is measured too.
 pub const DRAIN_MAX: Duration = Duration::from_secs(10);
 
+/// How long a stopping room member stays to receive the copies already counted for it
+/// (never longer than its drain).
+pub const FANOUT_GRACE: Duration = Duration::from_millis(500);
+
 mod config;
 pub use config::{SessionConfig, TelegramUsers, Transport};
 
@@ -53,6 +57,10 @@ struct Session {
     rng: XorShift,
     /// With fan-out measured: what this member has seen from each other member.
     seen: Option<Box<Seen>>,
+    /// When the current connection counted as connected (a room member).
+    joined_at: Option<Instant>,
+    /// Whether it is counted among its room's connected members now.
+    member: bool,
 }
 
 /// Runs user `user` until `cancel` fires.
@@ -103,10 +111,12 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
                 backoff.reset();
                 if let Some(f) = &config.fanout {
                     f.joined(user);
+                    session.member = true;
+                    session.joined_at = Some(Instant::now());
                 }
                 let (cause, code) = session.converse(link, &config, &cancel).await;
                 if let Some(f) = &config.fanout {
-                    f.left(user);
+                    session.leave_room(f);
                 }
                 rec.record(Sample::Disconnected { user, cause, code });
                 let abandoned = session.pending.clear();
@@ -149,6 +159,8 @@ impl Session {
                 .fanout
                 .as_ref()
                 .map(|f| Box::new(Seen::new(f.room_size))),
+            joined_at: None,
+            member: false,
         }
     }
 
@@ -176,6 +188,9 @@ impl Session {
             .then(|| lifetime.map(|l| Instant::now() + l))
             .flatten();
         let mut drain_until: Option<Instant> = None;
+        // In a room, a stopping member leaves the count at once and stays a moment for the
+        // copies already counted for it, so the end of a run does not read as losses.
+        let mut stay_until: Option<Instant> = None;
         let end = loop {
             let deadline = self.pending.next_deadline(config.reply_timeout);
             if deadline != armed {
@@ -184,7 +199,7 @@ impl Session {
                 }
                 armed = deadline;
             }
-            if drain_until.is_some() && self.pending.outstanding() == 0 {
+            if drain_until.is_some() && self.pending.outstanding() == 0 && stay_until.is_none() {
                 break (Disconnect::Stopped, 0);
             }
             tokio::select! {
@@ -192,8 +207,14 @@ impl Session {
                 () = config.stop_now.cancelled() => break (Disconnect::Stopped, 0),
                 () = cancel.cancelled(), if drain_until.is_none() => {
                     // Stop sending; wait for what is in flight (bounded), then close.
-                    drain_until = Some(Instant::now() + config.reply_timeout.min(DRAIN_MAX));
+                    let drain = config.reply_timeout.min(DRAIN_MAX);
+                    drain_until = Some(Instant::now() + drain);
+                    if let Some(f) = &config.fanout {
+                        self.leave_room(f);
+                        stay_until = Some(Instant::now() + FANOUT_GRACE.min(drain));
+                    }
                 }
+                () = wait_until(stay_until) => stay_until = None,
                 () = wait_until(drain_until) => break (Disconnect::Stopped, 0),
                 arrival = link.next() => {
                     if let Some(end) = self.arrived(arrival, &mut link, config, &mut pacing) {
@@ -304,15 +325,25 @@ impl Session {
         self.out.reserve(self.room);
         config.render(msg, self.user, self.seq, random, &mut self.out);
         self.pending.push(self.seq, msg, intended);
+        if let Some(f) = &config.fanout {
+            f.sending(self.user, self.seq, intended);
+        }
         if !link.send(&mut self.out, self.seq, config, cancel).await? {
             return Ok(false);
         }
         config.recorder.record(Sample::Sent { msg });
         if let Some(f) = &config.fanout {
-            let expected = f.sent(self.user, self.seq, intended);
+            let expected = f.expected(self.user, self.seq);
             config.recorder.record(Sample::FanoutSent { expected });
         }
         Ok(true)
+    }
+
+    /// Leaves the room's count of connected members (once per connection).
+    fn leave_room(&mut self, f: &crate::engine::fanout::Fanout) {
+        if std::mem::take(&mut self.member) {
+            f.left(self.user);
+        }
     }
 
     /// A copy of `sender`'s message `seq` arrived at `now`.
@@ -331,15 +362,21 @@ impl Session {
             .seen
             .as_mut()
             .map_or((false, false), |s| s.note(sender, seq));
-        let waited = f
-            .intended(sender, seq)
-            .map(|at| now.saturating_duration_since(at));
+        let sent = f.intended(sender, seq);
+        // A member that connected after the sender counted its room was not expected to
+        // get this copy (the server let it in before soak counted it connected).
+        let unexpected = matches!(
+            (sent, self.joined_at),
+            (Some((_, Some(counted))), Some(joined)) if joined > counted
+        );
+        let waited = sent.map(|(at, _)| now.saturating_duration_since(at));
         let late = waited.is_none_or(|w| w > config.reply_timeout);
         config.recorder.record(Sample::Delivery {
             micros: waited.map_or(0, micros),
             late,
             duplicate,
             out_of_order,
+            unexpected,
         });
     }
 

@@ -273,6 +273,7 @@ impl State {
                 micros,
                 late: false,
                 duplicate: false,
+                unexpected: false,
                 ..
             } => record(&mut self.fanout, micros.max(1)),
             Sample::JoinFailed { user, step, code } => {

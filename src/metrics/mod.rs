@@ -190,6 +190,8 @@ pub enum Sample {
         duplicate: bool,
         /// Older than a message this member already had from the same sender.
         out_of_order: bool,
+        /// To a member that connected after the sender counted its room: not expected.
+        unexpected: bool,
     },
     /// A frame that matched push rule `rule` (`session.push`): not a reply, not an error.
     Push {

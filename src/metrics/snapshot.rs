@@ -127,6 +127,8 @@ pub struct FanoutCounts {
     pub duplicates: u64,
     /// Copies older than one already seen from the same sender.
     pub out_of_order: u64,
+    /// Copies to members that connected after their message's room was counted.
+    pub unexpected: u64,
 }
 
 impl AddAssign for FanoutCounts {
@@ -136,6 +138,7 @@ impl AddAssign for FanoutCounts {
         self.late += rhs.late;
         self.duplicates += rhs.duplicates;
         self.out_of_order += rhs.out_of_order;
+        self.unexpected += rhs.unexpected;
     }
 }
 
@@ -175,10 +178,13 @@ impl Counters {
                 late,
                 duplicate,
                 out_of_order,
+                unexpected,
                 ..
             } => {
                 let f = &mut self.fanout;
-                if duplicate {
+                if unexpected {
+                    f.unexpected += 1;
+                } else if duplicate {
                     f.duplicates += 1;
                 } else if late {
                     f.late += 1;

@@ -125,6 +125,7 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
                 reach: (f.expected > 0).then(|| (f.delivered as f64 / f.expected as f64).min(1.0)),
                 duplicates: f.duplicates,
                 out_of_order: f.out_of_order,
+                unexpected: f.unexpected,
             }
         }),
         gates: Vec::new(),

@@ -144,6 +144,9 @@ pub struct FanoutSummary {
     pub duplicates: u64,
     /// Copies older than one a member already had from the same sender.
     pub out_of_order: u64,
+    /// Copies to members that connected after the sender counted its room (not in
+    /// `expected`, not in `delivered`).
+    pub unexpected: u64,
 }
 
 /// `tool`
