@@ -379,6 +379,7 @@ fn columns(config: &RunConfig) -> Columns {
         },
         target: !matches!(config.process.target, TargetProcess::None),
         pushes: !config.pushes.is_empty(),
+        fanout: config.fanout.is_some(),
     }
 }
 

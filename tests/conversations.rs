@@ -257,7 +257,7 @@ timeout = "300ms"
 
 /// A rooms profile against the demo's room mode: 12 users in rooms of 4 at 5 msg/s for
 /// 3 s, every `drop_every`-th copy left out by the server (0: none).
-fn rooms_run(drop_every: u32) -> (i32, serde_json::Value) {
+fn rooms_run(drop_every: u32) -> (i32, serde_json::Value, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rooms.toml");
     std::fs::write(
@@ -294,12 +294,12 @@ room_drop_every = {drop_every}
         &out,
         &["reach > 99%", "fanout_p99 < 1s", "lost == 0"],
     );
-    (code, summary(&out))
+    (code, summary(&out), dir)
 }
 
 #[test]
 fn every_member_gets_every_room_message_and_the_fan_out_is_timed() {
-    let (code, s) = rooms_run(0);
+    let (code, s, dir) = rooms_run(0);
     assert_eq!(code, 0, "{}", s["gates"]);
     let f = &s["fanout"];
     let sent = s["totals"]["sent"].as_u64().unwrap();
@@ -321,11 +321,24 @@ fn every_member_gets_every_room_message_and_the_fan_out_is_timed() {
     // The sender's own copy is also its reply: no other member's copy is an error.
     assert_eq!(s["totals"]["errors"], 0, "{}", s["errors"]);
     assert_eq!(s["totals"]["received"], s["totals"]["sent"]);
+    // Over time: fan-out columns, the fanout histograms in latency.hlog, the report's charts.
+    let out = dir.path().join("r");
+    let rows = timeseries(&out);
+    assert!(
+        rows.iter()
+            .any(|r| !r["fanout_p50_ms"].is_empty() && r["reach"] == "1.0000"),
+        "{rows:?}"
+    );
+    let folder = crate::common::run_dir(&out);
+    let hlog = std::fs::read_to_string(folder.join("latency.hlog")).unwrap();
+    assert!(hlog.contains("Tag=fanout,"), "a fanout tag in latency.hlog");
+    let page = std::fs::read_to_string(folder.join("report.html")).unwrap();
+    assert!(page.contains("Fan-out: a room message to each member") && page.contains("Reach ("));
 }
 
 #[test]
 fn copies_the_server_drops_are_lost_reach_falls_and_the_reach_gate_fails() {
-    let (code, s) = rooms_run(10);
+    let (code, s, _dir) = rooms_run(10);
     assert_eq!(code, 1, "{}", s["gates"]);
     let f = &s["fanout"];
     let (expected, lost) = (f["expected"].as_u64().unwrap(), f["lost"].as_u64().unwrap());

@@ -111,6 +111,7 @@ struct State {
     connect: Histogram<u64>,
     join: Histogram<u64>,
     fanout: Histogram<u64>,
+    interval_fanout: Histogram<u64>,
     scratch: Histogram<u64>,
     close_codes: BTreeMap<u16, u64>,
     events: EventLog,
@@ -161,6 +162,7 @@ impl State {
             connect: new_histogram(),
             join: new_histogram(),
             fanout: new_histogram(),
+            interval_fanout: new_histogram(),
             scratch: new_histogram(),
             close_codes: BTreeMap::new(),
             events: EventLog::default(),
@@ -275,7 +277,7 @@ impl State {
                 duplicate: false,
                 unexpected: false,
                 ..
-            } => record(&mut self.fanout, micros.max(1)),
+            } => record(&mut self.interval_fanout, micros.max(1)),
             Sample::JoinFailed { user, step, code } => {
                 let name = self.setup.steps.get(usize::from(step)).cloned();
                 let event = || Event::JoinFailed {

@@ -305,6 +305,8 @@ pub struct IntervalSnapshot {
     pub latency: Option<LatencyStats>,
     /// Time to first frame during the interval (streamed replies only).
     pub ttff: Option<LatencyStats>,
+    /// Room copies delivered during the interval, from their intended send.
+    pub fanout: Option<LatencyStats>,
     /// Per scenario message, in scenario order.
     pub messages: Vec<MsgStats>,
     /// The interval's histograms for `latency.hlog` (non-empty ones only).

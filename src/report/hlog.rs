@@ -3,7 +3,8 @@
 //! HdrHistogram's own log readers (Java `HistogramLogReader`, Rust `IntervalLogIterator`).
 //!
 //! Tags are `<message>.ttlf` (time to the complete reply) and, for streamed replies,
-//! `<message>.ttff` (time to the first frame). Values are microseconds; `BaseTime` is the
+//! `<message>.ttff` (time to the first frame), and `fanout` (a room message to each member,
+//! `[rooms] deliver`). Values are microseconds; `BaseTime` is the
 //! run's start, so each line's timestamp is its offset into the run.
 
 use std::io::{self, Write};
@@ -23,7 +24,7 @@ pub fn write_header<W: Write>(out: &mut W, started: SystemTime) -> io::Result<()
     let mut serializer = V2DeflateSerializer::new();
     IntervalLogWriterBuilder::new()
         .add_comment(
-            "soak latency log: values in microseconds; tags <message>.ttlf and <message>.ttff",
+            "soak latency log: values in microseconds; tags <message>.ttlf, <message>.ttff and fanout",
         )
         .with_start_time(started)
         .with_base_time(started)
@@ -81,6 +82,7 @@ mod tests {
             counters: Counters::default(),
             latency: None,
             ttff: None,
+            fanout: None,
             messages: vec![],
             histograms: vec![Tagged {
                 tag: "chat.ttlf".into(),

@@ -22,6 +22,8 @@ pub struct Columns {
     pub target: bool,
     /// A `pushes_per_s` column (when the profile names push rules).
     pub pushes: bool,
+    /// Fan-out columns (when rooms' deliveries are measured).
+    pub fanout: bool,
 }
 
 /// Writes the header row.
@@ -41,6 +43,9 @@ pub fn write_header<W: Write>(mut out: W, columns: &Columns) -> io::Result<()> {
     }
     if columns.pushes {
         write!(out, ",pushes_per_s")?;
+    }
+    if columns.fanout {
+        write!(out, ",fanout_p50_ms,fanout_p99_ms,delivered_per_s,reach")?;
     }
     writeln!(out)
 }
@@ -111,6 +116,22 @@ pub fn write_row<W: Write>(
     if columns.pushes {
         write!(out, ",{:.2}", per_s(s.counters.push_total()))?;
     }
+    if columns.fanout {
+        match &s.fanout {
+            Some(l) => write!(out, ",{},{}", l.p50, l.p99)?,
+            None => write!(out, ",,")?,
+        }
+        // Copies delivered in the interval over those expected of the messages sent in it.
+        let f = &s.counters.fanout;
+        write!(out, ",{:.2},", per_s(f.delivered))?;
+        if f.expected > 0 {
+            write!(
+                out,
+                "{:.4}",
+                (f.delivered as f64 / f.expected as f64).min(1.0)
+            )?;
+        }
+    }
     writeln!(out)
 }
 
@@ -151,6 +172,7 @@ mod tests {
             counters: Counters::default(),
             latency: None,
             ttff: None,
+            fanout: None,
             messages: vec![],
             histograms: vec![],
             events: vec![],
@@ -209,6 +231,7 @@ mod tests {
             messages: vec!["chat".into(), "history".into()],
             target: true,
             pushes: true,
+            fanout: true,
         };
         let stats = |sent| MsgStats {
             counters: MsgCounters {

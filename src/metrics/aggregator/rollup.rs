@@ -71,6 +71,15 @@ impl State {
         self.probe.reset();
         let lag_max_ms = f64::from(std::mem::take(&mut self.interval_lag_max_us)) / 1000.0;
         let mut histograms = Vec::new();
+        let fanout = LatencyStats::of(&self.interval_fanout);
+        if !self.interval_fanout.is_empty() {
+            let _ = self.fanout.add(&self.interval_fanout);
+            histograms.push(Tagged {
+                tag: String::from("fanout"),
+                histogram: self.interval_fanout.clone(),
+            });
+            self.interval_fanout.reset();
+        }
         self.scratch.reset();
         let mut scratch_ttff = new_histogram();
         let messages = self
@@ -93,6 +102,7 @@ impl State {
             counters: std::mem::take(&mut self.interval),
             latency: LatencyStats::of(&self.scratch),
             ttff: LatencyStats::of(&scratch_ttff),
+            fanout,
             messages,
             histograms,
             events: std::mem::take(&mut self.events.out),

@@ -61,6 +61,29 @@ pub(super) fn charts(page: &mut String, summary: &Value, ts: &Table, memory: &Ta
         "Latency from the intended send"
     };
     chart(page, title, "ms", &latency, &bands, x_max);
+    if !ts.series("fanout_p50_ms").is_empty() {
+        let fanout = [
+            line("fan-out p50", GREEN, "fanout_p50_ms"),
+            line("fan-out p99", RED, "fanout_p99_ms"),
+        ];
+        chart(
+            page,
+            "Fan-out: a room message to each member, from the intended send",
+            "ms",
+            &fanout,
+            &bands,
+            x_max,
+        );
+        let reach = [line("reach", BLUE, "reach")];
+        chart(
+            page,
+            "Reach (copies delivered / expected)",
+            "share",
+            &reach,
+            &bands,
+            x_max,
+        );
+    }
     if streamed {
         // Its own chart: TTFF is often a hundredth of TTLF and vanishes on its axis.
         let ttff = [
