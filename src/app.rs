@@ -72,6 +72,7 @@ pub async fn mock(args: MockArgs) -> Result<Outcome, SoakError> {
         block_every: args.demo_block_every,
         leak_per_message: args.demo_leak_per_message,
         leak_per_close: args.demo_leak_per_close,
+        rooms: args.demo_rooms,
         ..soak_mocks::demo::DemoConfig::default()
     };
     let demo = DemoTarget::start_on(demo_addr, config)?;

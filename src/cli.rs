@@ -296,6 +296,10 @@ pub struct MockArgs {
     /// Bytes the demo keeps forever per connection that closed (a leak found under churn).
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
     pub demo_leak_per_close: u64,
+    /// Room mode: a connection joins the room of its URL path, and each `{"message"}` goes
+    /// to every member as `{"message"}` with no id (the Django Channels tutorial's chat).
+    #[arg(long)]
+    pub demo_rooms: bool,
 }
 
 #[cfg(test)]
