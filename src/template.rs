@@ -71,7 +71,9 @@ impl Template {
                 "id" => Part::Id,
                 "now_ms" => Part::NowMs,
                 "random" => Part::Random,
-                "room" => Part::Room,
+                // A data file's own `room` column fills `{{room}}` when it has one (rooms
+                // by `[rooms] size` then refuse it: see `resolve.rs`).
+                "room" if !columns.iter().any(|c| c == "room") => Part::Room,
                 other => match columns.iter().position(|c| c == other) {
                     Some(i) => Part::Column(i),
                     None => {
@@ -168,6 +170,13 @@ mod tests {
             r#"{"id": 4000000012, "u": 3, "s": "12"}"#
         );
         assert_eq!(render("room-{{room}}", V), "room-7");
+        // A data file's `room` column fills it instead (rooms by size then refuse the file).
+        let columns = [String::from("room")];
+        let t = Template::compile("room-{{room}}", &columns).unwrap();
+        let row = [String::from("red")];
+        let mut out = String::new();
+        t.render(Vars { row: &row, ..V }, &mut out);
+        assert_eq!(out, "room-red");
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
     }
     let process = process(spec, &target, &bad)?;
     let alternate = alternate(spec, &target, &bad)?;
+    let room_size = rooms(spec, &data.columns, &bad)?;
     let pushes = crate::profile::scenario::pushes(spec, &messages, &bad)?;
     let on_connect = crate::profile::scenario::steps(spec, &data.columns, &target, &bad)?;
     let gates = gates(spec, &bad)?;
@@ -82,7 +83,7 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         alternate,
         pushes,
         on_connect,
-        room_size: rooms(spec, &bad)?,
+        room_size,
         fanout: fanout(spec, &bad)?,
         reconnect_min: session.reconnect_min,
         reconnect_max: session.reconnect_max,
@@ -102,8 +103,18 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
 }
 
 /// `[rooms] size`: at most the users (one room of everyone at most).
-fn rooms(spec: &ProfileSpec, bad: &impl Fn(&str, String) -> SoakError) -> Result<u32, SoakError> {
+fn rooms(
+    spec: &ProfileSpec,
+    columns: &[String],
+    bad: &impl Fn(&str, String) -> SoakError,
+) -> Result<u32, SoakError> {
     let size = spec.rooms.size;
+    if size > 0 && columns.iter().any(|c| c == "room") {
+        return Err(bad(
+            "rooms.size (--room-size)",
+            "the data file has a `room` column, which also fills {{room}}: rename the column or drop rooms.size".into(),
+        ));
+    }
     if size > spec.load.users {
         return Err(bad(
             "rooms.size (--room-size)",
