@@ -4,9 +4,9 @@
 //! room without one, and pushes presence frames. In CI a missing `node` or `ws` fails the
 //! test; elsewhere it says what to install and passes without running.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use crate::common::{events, soak_bin, summary, timeseries};
 
@@ -33,17 +33,11 @@ impl ChatServer {
             eprintln!("skipped (not in CI): {msg}");
             return None;
         }
-        let mut child = Command::new("node")
-            .arg(Path::new(CLIENTS).join("chat_server.js"))
-            .env("EXIT_WITH_STDIN", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (child, line) = crate::common::spawn_announced(
+            Command::new("node")
+                .arg(Path::new(CLIENTS).join("chat_server.js"))
+                .env("EXIT_WITH_STDIN", "1"),
+        );
         let port = line
             .trim()
             .strip_prefix("listening ")

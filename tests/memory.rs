@@ -404,29 +404,23 @@ fn growing_page_cache_in_a_cgroup_is_not_a_leak() {
 #[test]
 fn a_path_that_is_not_a_cgroup_is_exit_2_before_any_load() {
     let dir = tempfile::tempdir().unwrap();
-    let output = soak_bin()
-        .args(["--target-cgroup"])
-        .arg(dir.path())
-        .args(["--duration", "20s", "--quiet", "--out"])
-        .arg(dir.path().join("r"))
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let refused = |path: &std::path::Path| {
+        let output = soak_bin()
+            .arg("--target-cgroup")
+            .arg(path)
+            .args(["--duration", "20s", "--quiet", "--out"])
+            .arg(dir.path().join("r"))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = refused(dir.path());
     assert!(
         stderr.contains("not a cgroup") && stderr.contains("--target-cgroup"),
         "{stderr}"
     );
-    let missing = dir.path().join("no-such-group");
-    let output = soak_bin()
-        .arg("--target-cgroup")
-        .arg(&missing)
-        .args(["--duration", "20s", "--quiet", "--out"])
-        .arg(dir.path().join("r"))
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused(&dir.path().join("no-such-group"));
     assert!(stderr.contains("no such cgroup folder"), "{stderr}");
     assert!(!dir.path().join("r").exists(), "no run was started");
 }

@@ -2,8 +2,8 @@
 //! chat server (aiohttp) exposing prometheus_client's default process metrics, leaking by
 //! message or not, and an endpoint that goes away mid-run; bad endpoints at the start.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::process::{Child, Command};
 
 use crate::common::{run_dir, soak_bin, summary};
 
@@ -22,18 +22,12 @@ impl Server {
             env!("CARGO_MANIFEST_DIR"),
             "/tests/clients/metrics_server.py"
         );
-        let mut child = Command::new(python)
-            .arg(script)
-            .arg("--exit-with-stdin")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (child, line) = crate::common::spawn_announced(
+            Command::new(python)
+                .arg(script)
+                .arg("--exit-with-stdin")
+                .args(args),
+        );
         let port = |key: &str| -> u16 {
             let at = line.find(key).unwrap_or_else(|| panic!("{line}")) + key.len();
             line[at..]

@@ -130,6 +130,22 @@ mod on_memory {
         }
     }
 
+    /// Asserts `since` was between `at_least` and 100 ms more ago (paused time is exact up to
+    /// the loop's own steps).
+    fn waited(since: Instant, at_least: Duration) {
+        let waited = since.elapsed();
+        assert!(
+            waited >= at_least && waited < at_least + Duration::from_millis(100),
+            "{waited:?} for {at_least:?}"
+        );
+    }
+
+    /// Stops the user and waits for its task.
+    async fn finish(h: Harness) {
+        h.cancel.cancel();
+        h.user.await.unwrap();
+    }
+
     /// The id in a default-template message: `{"id": 4000000001, ...}`.
     fn id_of(text: &str) -> u64 {
         let v: serde_json::Value = serde_json::from_str(text).unwrap();
@@ -155,8 +171,7 @@ mod on_memory {
         // Paused time: the latency is the server's 40 ms plus the user's schedule offset.
         assert!((40_000..1_040_000).contains(micros), "{micros}");
         assert!(seen.contains(&Sample::Sent { msg: 0 }));
-        h.cancel.cancel();
-        h.user.await.unwrap();
+        finish(h).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -176,8 +191,7 @@ mod on_memory {
             matches!(seen.last(), Some(Sample::Reply { .. })),
             "{seen:?}"
         );
-        h.cancel.cancel();
-        h.user.await.unwrap();
+        finish(h).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -227,8 +241,7 @@ mod on_memory {
             ),
             "{seen:?}"
         );
-        h.cancel.cancel();
-        h.user.await.unwrap();
+        finish(h).await;
     }
 
     /// An auth step waiting for `auth_ok` (failing on `error`), then a join step.
@@ -280,8 +293,7 @@ mod on_memory {
             !seen.iter().any(|s| matches!(s, Sample::Error { .. })),
             "{seen:?}"
         );
-        h.cancel.cancel();
-        h.user.await.unwrap();
+        finish(h).await;
     }
 
     /// The first `JoinFailed` sample, with the samples before it.
@@ -340,13 +352,8 @@ mod on_memory {
                 code: 0
             }
         );
-        let waited = asked.elapsed();
-        assert!(
-            waited >= Duration::from_secs(3) && waited < Duration::from_millis(3100),
-            "{waited:?}"
-        );
-        h.cancel.cancel();
-        h.user.await.unwrap();
+        waited(asked, Duration::from_secs(3));
+        finish(h).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -364,8 +371,7 @@ mod on_memory {
             h.until(|s| matches!(s, Sample::Connected { .. })).await;
             peer.to_user.send(Frame::Close(1012)).unwrap();
         }
-        h.cancel.cancel();
-        h.user.await.unwrap();
+        finish(h).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -386,8 +392,7 @@ mod on_memory {
         );
         let sent = peer.from_user.recv().await.unwrap();
         assert!(sent.ends_with(r#""room": 1}"#), "{sent}");
-        h.cancel.cancel();
-        h.user.await.unwrap();
+        finish(h).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -397,13 +402,8 @@ mod on_memory {
         let _ = peer.from_user.recv().await.unwrap();
         let sent_at = Instant::now();
         h.until(|s| matches!(s, Sample::Timeout { .. })).await;
-        let waited = sent_at.elapsed();
-        assert!(
-            waited >= Duration::from_secs(2) && waited < Duration::from_millis(2100),
-            "{waited:?}"
-        );
-        h.cancel.cancel();
-        h.user.await.unwrap();
+        waited(sent_at, Duration::from_secs(2));
+        finish(h).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -426,8 +426,7 @@ mod on_memory {
         }
         use crate::metrics::ErrorKind::{Unmatched, Unparsable};
         assert_eq!(kinds, [Unparsable, Unparsable, Unmatched]);
-        h.cancel.cancel();
-        h.user.await.unwrap();
+        finish(h).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -456,8 +455,7 @@ mod on_memory {
             ),
             "{seen:?}"
         );
-        h.cancel.cancel();
-        h.user.await.unwrap();
+        finish(h).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -486,8 +484,7 @@ mod on_memory {
             })
             .count();
         assert_eq!(refused, 2, "{seen:?}");
-        h.cancel.cancel();
-        h.user.await.unwrap();
+        finish(h).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -522,11 +519,7 @@ mod on_memory {
         let _first = h.peer().await;
         let opened = Instant::now();
         let _second = h.peer().await;
-        let lived = opened.elapsed();
-        assert!(
-            lived >= Duration::from_secs(5) && lived < Duration::from_millis(5100),
-            "{lived:?}"
-        );
+        waited(opened, Duration::from_secs(5));
         let seen = h
             .until(|s| {
                 matches!(
@@ -542,7 +535,6 @@ mod on_memory {
             !seen.iter().any(|s| matches!(s, Sample::Error { .. })),
             "{seen:?}"
         );
-        h.cancel.cancel();
-        h.user.await.unwrap();
+        finish(h).await;
     }
 }
