@@ -48,6 +48,7 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
     let process = process(spec, &target, &bad)?;
     let alternate = alternate(spec, &target, &bad)?;
     let room_size = rooms(spec, &data.columns, &bad)?;
+    let fanout = fanout(spec, &target, &bad)?;
     let pushes = crate::profile::scenario::pushes(spec, &messages, &bad)?;
     let on_connect = crate::profile::scenario::steps(spec, &data.columns, &target, &bad)?;
     let gates = gates(spec, &bad)?;
@@ -84,7 +85,7 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         pushes,
         on_connect,
         room_size,
-        fanout: fanout(spec, &bad)?,
+        fanout,
         reconnect_min: session.reconnect_min,
         reconnect_max: session.reconnect_max,
         probes,
@@ -130,11 +131,18 @@ fn rooms(
 /// `[rooms] deliver`: fan-out measured at this pointer, with or without the sender.
 fn fanout(
     spec: &ProfileSpec,
+    target: &Target,
     bad: &impl Fn(&str, String) -> SoakError,
 ) -> Result<Option<(String, bool)>, SoakError> {
     let r = &spec.rooms;
     if r.deliver.trim().is_empty() {
         return Ok(None);
+    }
+    if matches!(target, Target::Telegram) {
+        return Err(bad(
+            "rooms.deliver",
+            "applies to WebSocket rooms; Telegram group chats are measured by the mock (telegram.group_size)".into(),
+        ));
     }
     if r.size == 0 {
         return Err(bad(
