@@ -79,7 +79,7 @@ ramp_down = "0s"
 
 [session]
 rate = "5/s"
-message = '{{"type": "chat", "id": {{{{id}}}}, "text": "hi from {{{{user}}}}"}}'
+message = '{{"type": "chat", "id": {{{{id}}}}, "text": "hi {{{{id}}}} from {{{{user}}}}"}}'
 correlate = "/id"
 data = "{csv}"
 push = ['/type == "presence"', '/type == "message"']
@@ -96,6 +96,10 @@ timeout = "2s"
 name = "join"
 message = '{{"type": "join", "room": "lobby"}}'
 expect = '/type == "joined"'
+
+[rooms]
+size = {users}
+deliver = "/text"
 
 [probes]
 count = 0
@@ -124,7 +128,7 @@ fn run(profile: &Path, out: &Path, gates: &[&str]) -> i32 {
 }
 
 #[test]
-fn auth_and_join_steps_pass_presence_is_pushes_and_acks_are_timed() {
+fn auth_and_join_steps_pass_presence_is_pushes_and_acks_and_fan_out_are_timed() {
     let Some(server) = ChatServer::start() else {
         return;
     };
@@ -146,13 +150,26 @@ fn auth_and_join_steps_pass_presence_is_pushes_and_acks_are_timed() {
     // Acks by id are the replies; 4 users × 5/s × 3 s.
     let received = s["totals"]["received"].as_u64().unwrap();
     assert!((50..=60).contains(&received), "{received}");
-    // Presence every 500 ms to each of 4 members (about 24) and each chat message to the
-    // 3 others (about 180): pushes, never errors.
+    // Presence every 500 ms to each of 4 members (about 24): pushes, never errors.
     let pushes = &s["pushes"];
     let presence = pushes[r#"/type == "presence""#].as_u64().unwrap();
-    let messages = pushes[r#"/type == "message""#].as_u64().unwrap();
     assert!(presence >= 12, "{pushes}");
-    assert!(messages >= received * 3 / 2, "{pushes}");
+    // Each chat message to the 3 other members of the lobby, without an id of its own but
+    // the request's id in its text: fan-out, measured before any push rule (the one naming
+    // room messages counts none), every copy delivered.
+    assert_eq!(pushes[r#"/type == "message""#], 0, "{pushes}");
+    let f = &s["fanout"];
+    assert_eq!(
+        (f["reach"].as_f64(), f["lost"].as_u64()),
+        (Some(1.0), Some(0)),
+        "{f}"
+    );
+    let expected = f["expected"].as_u64().unwrap();
+    assert!(
+        expected >= received * 3 * 9 / 10 && expected <= received * 3,
+        "{f}"
+    );
+    assert!(f["fanout_ms"]["p50"].as_f64().unwrap() < 50.0, "{f}");
     let rows = timeseries(&out);
     assert!(
         rows.iter()

@@ -391,16 +391,8 @@ impl Session {
             });
             return;
         }
-        // A push (presence, typing…) is counted under its rule, never as a reply or an error.
-        if let Some(rule) = config
-            .pushes
-            .iter()
-            .position(|(rule, at)| rule.is_complete(&fields[*at], 1))
-        {
-            let rule = u8::try_from(rule).unwrap_or(u8::MAX);
-            return rec.record(Sample::Push { rule });
-        }
-        // A room member's copy of a message: timed from its sender's intended send. The
+        // A room member's copy of a message (before pushes: a rule naming chat messages must
+        // not hide deliveries): timed from its sender's intended send. The
         // sender's own copy (with `include_sender`) may also be its reply, so it goes on.
         if let Some(f) = &config.fanout
             && let Some((sender, seq)) = fields[f.deliver_at].id().and_then(split_id)
@@ -410,6 +402,15 @@ impl Session {
             if sender != self.user {
                 return;
             }
+        }
+        // A push (presence, typing…) is counted under its rule, never as a reply or an error.
+        if let Some(rule) = config
+            .pushes
+            .iter()
+            .position(|(rule, at)| rule.is_complete(&fields[*at], 1))
+        {
+            let rule = u8::try_from(rule).unwrap_or(u8::MAX);
+            return rec.record(Sample::Push { rule });
         }
         let Some(id) = config.ids.iter().find_map(|&i| fields[i].id()) else {
             rec.record(Sample::Error {
