@@ -396,6 +396,71 @@ mod on_memory {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn room_copies_are_timed_and_duplicates_and_out_of_order_ones_told() {
+        let mut h = start(|s| {
+            s.load.users = 8;
+            s.rooms.size = 4; // user 3 shares room 0 with users 0, 1 and 2
+            s.rooms.deliver = "/message".into();
+            s.session.rate = crate::units::Rate { per_second: 0.0 };
+        });
+        let peer = h.peer().await;
+        let fanout = h.server.fanout.as_ref().unwrap();
+        // User 1 sent its messages 4 and 5; the copies reach user 3 30 ms later.
+        let sent = Instant::now();
+        fanout.sending(1, 4, sent);
+        fanout.sending(1, 5, sent);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let copy = |seq: u64| {
+            Frame::Text(format!(
+                r#"{{"message": "hi {} from 1"}}"#,
+                2_000_000_000 + seq
+            ))
+        };
+        for seq in [5, 5, 4] {
+            peer.to_user.send(copy(seq)).unwrap();
+        }
+        // A copy from another room's user (5) is not this member's: an ordinary frame, and
+        // with no id at the correlation pointer, unparsable.
+        peer.to_user
+            .send(Frame::Text(r#"{"message": "hi 6000000001"}"#.into()))
+            .unwrap();
+        let seen = h.until(|s| matches!(s, Sample::Error { .. })).await;
+        let copies: Vec<(u64, bool, bool, bool)> = seen
+            .iter()
+            .filter_map(|s| match *s {
+                Sample::Delivery {
+                    micros,
+                    late,
+                    duplicate,
+                    out_of_order,
+                    ..
+                } => Some((micros, late, duplicate, out_of_order)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(copies.len(), 3, "{seen:?}");
+        assert!(
+            copies
+                .iter()
+                .all(|c| (30_000..31_000).contains(&c.0) && !c.1),
+            "{copies:?}"
+        );
+        assert_eq!(
+            copies.iter().map(|c| (c.2, c.3)).collect::<Vec<_>>(),
+            [(false, false), (true, false), (false, true)],
+            "first, duplicate, out of order"
+        );
+        assert!(matches!(
+            seen.last(),
+            Some(Sample::Error {
+                kind: ErrorKind::Unparsable,
+                ..
+            })
+        ));
+        finish(h).await;
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn an_unanswered_message_times_out_after_the_reply_timeout() {
         let mut h = start(|_| {});
         let mut peer = h.peer().await;
