@@ -61,6 +61,8 @@ struct Session {
     joined_at: Option<Instant>,
     /// Whether it is counted among its room's connected members now.
     member: bool,
+    /// When it left that count (stopping), while it stays for the copies already counted.
+    left_at: Option<Instant>,
 }
 
 /// Runs user `user` until `cancel` fires.
@@ -112,6 +114,7 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
                 if let Some(f) = &config.fanout {
                     f.joined(user);
                     session.member = true;
+                    session.left_at = None;
                     session.joined_at = Some(Instant::now());
                 }
                 let (cause, code) = session.converse(link, &config, &cancel).await;
@@ -161,6 +164,7 @@ impl Session {
                 .map(|f| Box::new(Seen::new(f.room_size))),
             joined_at: None,
             member: false,
+            left_at: None,
         }
     }
 
@@ -343,6 +347,7 @@ impl Session {
     fn leave_room(&mut self, f: &crate::engine::fanout::Fanout) {
         if std::mem::take(&mut self.member) {
             f.left(self.user);
+            self.left_at = Some(Instant::now());
         }
     }
 
@@ -363,12 +368,16 @@ impl Session {
             .as_mut()
             .map_or((false, false), |s| s.note(sender, seq));
         let sent = f.intended(sender, seq);
-        // A member that connected after the sender counted its room was not expected to
-        // get this copy (the server let it in before soak counted it connected).
-        let unexpected = matches!(
-            (sent, self.joined_at),
-            (Some((_, Some(counted))), Some(joined)) if joined > counted
-        );
+        // A member that connected after the sender counted its room (the server let it in
+        // before soak counted it), or had left the count before (stopping), was not expected
+        // to get this copy.
+        let unexpected = match sent {
+            Some((_, Some(counted))) => {
+                self.joined_at.is_some_and(|j| j > counted)
+                    || self.left_at.is_some_and(|l| l < counted)
+            }
+            _ => false,
+        };
         let waited = sent.map(|(at, _)| now.saturating_duration_since(at));
         let late = waited.is_none_or(|w| w > config.reply_timeout);
         config.recorder.record(Sample::Delivery {
