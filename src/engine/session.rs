@@ -80,29 +80,18 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
         };
         match attempt {
             Ok((mut link, took)) => {
-                if !config.steps.is_empty() {
-                    // Boxed: once per connection, so its frame buffer is not in every session.
-                    let joined =
-                        Box::pin(join(&mut link, &mut session.out, user, &config, &cancel)).await;
-                    match joined {
-                        Joined::Passed(took) => rec.record(Sample::Joined {
-                            micros: micros(took),
-                        }),
-                        Joined::Failed { step, code } => {
-                            rec.record(Sample::JoinFailed { user, step, code });
-                            link.close(&Disconnect::Stopped).await;
-                            tokio::select! {
-                                biased;
-                                () = cancel.cancelled() => break,
-                                () = sleep(backoff.next_delay()) => {}
-                            }
-                            continue;
+                match session.join(&mut link, &config, &cancel).await {
+                    Some(true) => {}
+                    Some(false) => {
+                        // A failed step: the usual back-off, then connect and try again.
+                        tokio::select! {
+                            biased;
+                            () = cancel.cancelled() => break,
+                            () = sleep(backoff.next_delay()) => {}
                         }
-                        Joined::Stopped => {
-                            link.close(&Disconnect::Stopped).await;
-                            break;
-                        }
+                        continue;
                     }
+                    None => break,
                 }
                 rec.record(Sample::Connected {
                     user,
@@ -112,10 +101,7 @@ pub async fn run(user: u32, config: Arc<SessionConfig>, cancel: CancellationToke
                 connected_before = true;
                 backoff.reset();
                 if let Some(f) = &config.fanout {
-                    f.joined(user);
-                    session.member = true;
-                    session.left_at = None;
-                    session.joined_at = Some(Instant::now());
+                    session.enter_room(f);
                 }
                 let (cause, code) = session.converse(link, &config, &cancel).await;
                 if let Some(f) = &config.fanout {
@@ -341,6 +327,48 @@ impl Session {
             config.recorder.record(Sample::FanoutSent { expected });
         }
         Ok(true)
+    }
+
+    /// Runs the connect-time steps on a new link: `Some(true)` when they passed (or there
+    /// are none), `Some(false)` when one failed (recorded, the link closed), `None` when the
+    /// user was stopped meanwhile.
+    async fn join(
+        &mut self,
+        link: &mut Link,
+        config: &SessionConfig,
+        cancel: &CancellationToken,
+    ) -> Option<bool> {
+        if config.steps.is_empty() {
+            return Some(true);
+        }
+        let rec = &config.recorder;
+        // Boxed: once per connection, so its frame buffer is not in every session.
+        match Box::pin(join(link, &mut self.out, self.user, config, cancel)).await {
+            Joined::Passed(took) => {
+                rec.record(Sample::Joined {
+                    micros: micros(took),
+                });
+                Some(true)
+            }
+            Joined::Failed { step, code } => {
+                let user = self.user;
+                rec.record(Sample::JoinFailed { user, step, code });
+                link.close(&Disconnect::Stopped).await;
+                Some(false)
+            }
+            Joined::Stopped => {
+                link.close(&Disconnect::Stopped).await;
+                None
+            }
+        }
+    }
+
+    /// Joins the room's count of connected members: copies are expected here from now.
+    fn enter_room(&mut self, f: &crate::engine::fanout::Fanout) {
+        f.joined(self.user);
+        self.member = true;
+        self.left_at = None;
+        self.joined_at = Some(Instant::now());
     }
 
     /// Leaves the room's count of connected members (once per connection).
