@@ -263,8 +263,18 @@ async fn duplicated_and_foreign_ids_are_counted_not_matched() {
         s["totals"]["received"], sent,
         "the first reply of each counts"
     );
-    assert_eq!(errors(&s, "duplicate"), sent, "{}", s["errors"]);
-    assert_eq!(errors(&s, "unmatched"), sent, "{}", s["errors"]);
+    // Every message's second and foreign replies are counted — but a user stopped with its
+    // last message in flight leaves as soon as that one's first reply is in, so the extra
+    // frames right behind it may arrive after it left (one message per user, 3 users, at
+    // most).
+    for kind in ["duplicate", "unmatched"] {
+        let n = errors(&s, kind);
+        assert!(
+            n <= sent && n + 3 >= sent,
+            "{kind}: {n} of {sent}: {}",
+            s["errors"]
+        );
+    }
     assert_eq!(
         s["totals"]["late_replies"], 0,
         "a second reply is not a late one"
