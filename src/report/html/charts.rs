@@ -62,27 +62,7 @@ pub(super) fn charts(page: &mut String, summary: &Value, ts: &Table, memory: &Ta
     };
     chart(page, title, "ms", &latency, &bands, x_max);
     if !ts.series("fanout_p50_ms").is_empty() {
-        let fanout = [
-            line("fan-out p50", GREEN, "fanout_p50_ms"),
-            line("fan-out p99", RED, "fanout_p99_ms"),
-        ];
-        chart(
-            page,
-            "Fan-out: a room message to each member, from the intended send",
-            "ms",
-            &fanout,
-            &bands,
-            x_max,
-        );
-        let reach = [line("reach", BLUE, "reach")];
-        chart(
-            page,
-            "Reach (copies delivered / expected)",
-            "share",
-            &reach,
-            &bands,
-            x_max,
-        );
+        fanout_charts(page, &line, &bands, x_max);
     }
     if streamed {
         // Its own chart: TTFF is often a hundredth of TTLF and vanishes on its axis.
@@ -131,6 +111,36 @@ pub(super) fn charts(page: &mut String, summary: &Value, ts: &Table, memory: &Ta
 
 /// The x axis every chart shares: the planned run (its last phase's end), or what the
 /// files hold if the run went longer.
+/// Rooms: fan-out latency to each member, and reach, over time.
+fn fanout_charts<'a>(
+    page: &mut String,
+    line: &impl Fn(&'a str, plotters::style::RGBColor, &str) -> Series<'a>,
+    bands: &[Band<'_>],
+    x_max: f64,
+) {
+    let fanout = [
+        line("fan-out p50", GREEN, "fanout_p50_ms"),
+        line("fan-out p99", RED, "fanout_p99_ms"),
+    ];
+    chart(
+        page,
+        "Fan-out: a room message to each member, from the intended send",
+        "ms",
+        &fanout,
+        bands,
+        x_max,
+    );
+    let reach = [line("reach", BLUE, "reach")];
+    chart(
+        page,
+        "Reach (copies delivered / expected)",
+        "share",
+        &reach,
+        bands,
+        x_max,
+    );
+}
+
 fn x_extent(summary: &Value, ts: &Table) -> f64 {
     let planned = summary
         .get("phases")
