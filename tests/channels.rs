@@ -124,6 +124,10 @@ fn every_member_of_a_channels_room_gets_every_message() {
     // 12 users × 2/s × ~3.5 s, each to the 4 members of its room.
     assert!(f["expected"].as_u64().unwrap() > 250, "{f}");
     assert!(f["fanout_ms"]["p50"].as_f64().unwrap() < 50.0, "{f}");
+    // Each message's first and last member: every message reached all of its room.
+    assert_eq!(f["complete"], f["messages"], "{f}");
+    assert_eq!(f["last_member_ms"]["count"], f["messages"], "{f}");
+    assert!(f["last_member_ms"]["p50"].as_f64() >= f["first_member_ms"]["p50"].as_f64());
     assert_eq!(s["totals"]["errors"], 0, "{}", s["errors"]);
 }
 
@@ -146,4 +150,7 @@ fn a_full_channel_layer_drops_group_messages_and_they_are_lost() {
         f["fanout_ms"]["count"], f["delivered"],
         "lost copies are never latencies"
     );
+    let complete = f["complete"].as_u64().unwrap();
+    assert!(complete < f["messages"].as_u64().unwrap(), "{f}");
+    assert_eq!(f["last_member_ms"]["count"], complete, "{f}");
 }

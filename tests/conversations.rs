@@ -329,6 +329,25 @@ fn every_member_gets_every_room_message_and_the_fan_out_is_timed() {
     );
     assert_eq!(f["fanout_ms"]["count"], f["delivered"]);
     assert!(f["fanout_ms"]["p50"].as_f64().unwrap() < 50.0, "{f}");
+    // Every message reached its every member: one first and one last member time each.
+    let messages = f["messages"].as_u64().unwrap();
+    assert!(messages > 0 && messages <= sent, "{f}");
+    assert_eq!(f["complete"], messages, "{f}");
+    assert_eq!(f["first_member_ms"]["count"], messages, "{f}");
+    assert_eq!(f["last_member_ms"]["count"], messages, "{f}");
+    let p = |k: &str, q: &str| f[k][q].as_f64().unwrap();
+    assert!(
+        p("first_member_ms", "p50") <= p("fanout_ms", "p50") + 0.01,
+        "{f}"
+    );
+    assert!(
+        p("last_member_ms", "max") >= p("fanout_ms", "max") * 0.99,
+        "{f}"
+    );
+    assert!(
+        p("last_member_ms", "p50") >= p("first_member_ms", "p50"),
+        "{f}"
+    );
     // The sender's own copy is also its reply: no other member's copy is an error.
     assert_eq!(s["totals"]["errors"], 0, "{}", s["errors"]);
     assert_eq!(s["totals"]["received"], s["totals"]["sent"]);
@@ -343,6 +362,10 @@ fn every_member_gets_every_room_message_and_the_fan_out_is_timed() {
     let folder = crate::common::run_dir(&out);
     let hlog = std::fs::read_to_string(folder.join("latency.hlog")).unwrap();
     assert!(hlog.contains("Tag=fanout,"), "a fanout tag in latency.hlog");
+    assert!(hlog.contains("Tag=fanout.first,") && hlog.contains("Tag=fanout.last,"));
+    assert!(rows.iter().any(|r| !r["last_member_p99_ms"].is_empty()));
+    let junit = std::fs::read_to_string(folder.join("junit.xml")).unwrap();
+    assert!(!junit.contains("room fan-out"), "gated by reach: {junit}");
     let page = std::fs::read_to_string(folder.join("report.html")).unwrap();
     assert!(page.contains("Fan-out: a room message to each member") && page.contains("Reach ("));
 }
@@ -361,6 +384,13 @@ fn copies_the_server_drops_are_lost_reach_falls_and_the_reach_gate_fails() {
     let reach = f["reach"].as_f64().unwrap();
     assert!((0.88..0.92).contains(&reach), "{f}");
     assert_eq!(f["fanout_ms"]["count"], f["delivered"]);
+    // A message with a lost copy has no last member.
+    let (messages, complete) = (
+        f["messages"].as_u64().unwrap(),
+        f["complete"].as_u64().unwrap(),
+    );
+    assert!(complete < messages, "{f}");
+    assert_eq!(f["last_member_ms"]["count"], complete, "{f}");
     let failed: Vec<&serde_json::Value> = s["gates"]
         .as_array()
         .unwrap()

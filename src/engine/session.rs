@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::backoff::Backoff;
 pub(crate) use crate::engine::backoff::XorShift;
 use crate::engine::correlate::{Match, Pending, split_id};
-use crate::engine::fanout::Seen;
+use crate::engine::fanout::{Reached, Seen};
 use crate::engine::fields::{Found, Frame};
 pub(crate) use crate::engine::pacing::Pacing;
 use crate::engine::steps::{Joined, join};
@@ -323,8 +323,11 @@ impl Session {
         }
         config.recorder.record(Sample::Sent { msg });
         if let Some(f) = &config.fanout {
-            let expected = f.expected(self.user, self.seq);
+            let (expected, every) = f.expected(self.user, self.seq);
             config.recorder.record(Sample::FanoutSent { expected });
+            if let Some(micros) = every {
+                config.recorder.record(Sample::FanoutLast { micros });
+            }
         }
         Ok(true)
     }
@@ -408,13 +411,23 @@ impl Session {
         };
         let waited = sent.map(|(at, _)| now.saturating_duration_since(at));
         let late = waited.is_none_or(|w| w > config.reply_timeout);
+        let micros = waited.map_or(0, micros);
+        let reached = if late || duplicate || unexpected {
+            Reached::default()
+        } else {
+            f.reached(sender, seq, micros)
+        };
         config.recorder.record(Sample::Delivery {
-            micros: waited.map_or(0, micros),
+            micros,
             late,
             duplicate,
             out_of_order,
             unexpected,
+            first: reached.first,
         });
+        if let Some(micros) = reached.last {
+            config.recorder.record(Sample::FanoutLast { micros });
+        }
     }
 
     /// Attributes one text frame received at `now` to its request by the correlation pointer.

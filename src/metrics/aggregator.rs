@@ -112,6 +112,10 @@ struct State {
     join: Histogram<u64>,
     fanout: Histogram<u64>,
     interval_fanout: Histogram<u64>,
+    first_member: Histogram<u64>,
+    interval_first_member: Histogram<u64>,
+    last_member: Histogram<u64>,
+    interval_last_member: Histogram<u64>,
     scratch: Histogram<u64>,
     close_codes: BTreeMap<u16, u64>,
     events: EventLog,
@@ -163,6 +167,10 @@ impl State {
             join: new_histogram(),
             fanout: new_histogram(),
             interval_fanout: new_histogram(),
+            first_member: new_histogram(),
+            interval_first_member: new_histogram(),
+            last_member: new_histogram(),
+            interval_last_member: new_histogram(),
             scratch: new_histogram(),
             close_codes: BTreeMap::new(),
             events: EventLog::default(),
@@ -276,8 +284,15 @@ impl State {
                 late: false,
                 duplicate: false,
                 unexpected: false,
+                first,
                 ..
-            } => record(&mut self.interval_fanout, micros.max(1)),
+            } => {
+                record(&mut self.interval_fanout, micros.max(1));
+                if first {
+                    record(&mut self.interval_first_member, micros.max(1));
+                }
+            }
+            Sample::FanoutLast { micros } => record(&mut self.interval_last_member, micros.max(1)),
             Sample::JoinFailed { user, step, code } => {
                 let name = self.setup.steps.get(usize::from(step)).cloned();
                 let event = || Event::JoinFailed {

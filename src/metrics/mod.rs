@@ -192,6 +192,14 @@ pub enum Sample {
         out_of_order: bool,
         /// To a member that connected after the sender counted its room: not expected.
         unexpected: bool,
+        /// The message's first copy delivered in time: the time to its first member.
+        first: bool,
+    },
+    /// Every member expected got a room message in time, the last after `micros` from its
+    /// intended send.
+    FanoutLast {
+        /// Time to the last member, µs.
+        micros: u64,
     },
     /// A frame that matched push rule `rule` (`session.push`): not a reply, not an error.
     Push {

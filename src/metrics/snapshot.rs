@@ -119,6 +119,10 @@ pub struct Counters {
 pub struct FanoutCounts {
     /// Copies expected: the members connected when each message was sent.
     pub expected: u64,
+    /// Messages sent with at least one copy expected.
+    pub messages: u64,
+    /// Of those, messages every expected member got in time.
+    pub complete: u64,
     /// First copies that arrived within the reply timeout.
     pub delivered: u64,
     /// First copies later than that (or that could not be timed).
@@ -134,6 +138,8 @@ pub struct FanoutCounts {
 impl AddAssign for FanoutCounts {
     fn add_assign(&mut self, rhs: FanoutCounts) {
         self.expected += rhs.expected;
+        self.messages += rhs.messages;
+        self.complete += rhs.complete;
         self.delivered += rhs.delivered;
         self.late += rhs.late;
         self.duplicates += rhs.duplicates;
@@ -173,7 +179,11 @@ impl Counters {
             Sample::Error { kind, .. } => self.errors[kind.index()] += 1,
             Sample::JoinFailed { .. } => self.errors[ErrorKind::JoinFailed.index()] += 1,
             Sample::Joined { .. } => {}
-            Sample::FanoutSent { expected } => self.fanout.expected += u64::from(expected),
+            Sample::FanoutSent { expected } => {
+                self.fanout.expected += u64::from(expected);
+                self.fanout.messages += u64::from(expected > 0);
+            }
+            Sample::FanoutLast { .. } => self.fanout.complete += 1,
             Sample::Delivery {
                 late,
                 duplicate,
@@ -307,6 +317,8 @@ pub struct IntervalSnapshot {
     pub ttff: Option<LatencyStats>,
     /// Room copies delivered during the interval, from their intended send.
     pub fanout: Option<LatencyStats>,
+    /// Room messages that reached their last member during the interval: the time to it.
+    pub last_member: Option<LatencyStats>,
     /// Per scenario message, in scenario order.
     pub messages: Vec<MsgStats>,
     /// The interval's histograms for `latency.hlog` (non-empty ones only).
@@ -381,6 +393,10 @@ pub struct RunTotals {
     pub join_time: Option<LatencyStats>,
     /// Room messages: intended send → each member's copy (`[rooms] deliver`).
     pub fanout: Option<LatencyStats>,
+    /// Room messages: intended send → the first member's copy.
+    pub first_member: Option<LatencyStats>,
+    /// Room messages every expected member got: intended send → the last member's copy.
+    pub last_member: Option<LatencyStats>,
     /// Samples the aggregator never saw because its channel was full.
     pub dropped_samples: u64,
 }

@@ -41,6 +41,12 @@ const HEADLINE: &[(&str, &str, Better, f64)] = &[
         Better::Lower,
         1.0,
     ),
+    (
+        "last member p99 ms",
+        "/fanout/last_member_ms/p99",
+        Better::Lower,
+        1.0,
+    ),
     ("reach", "/fanout/reach", Better::Higher, 0.001),
     ("stalls", "/stalls/count", Better::Lower, 0.5),
     (

@@ -3,8 +3,9 @@
 //! HdrHistogram's own log readers (Java `HistogramLogReader`, Rust `IntervalLogIterator`).
 //!
 //! Tags are `<message>.ttlf` (time to the complete reply) and, for streamed replies,
-//! `<message>.ttff` (time to the first frame), and `fanout` (a room message to each member,
-//! `[rooms] deliver`). Values are microseconds; `BaseTime` is the
+//! `<message>.ttff` (time to the first frame), `fanout` (a room message to each member,
+//! `[rooms] deliver`), `fanout.first` and `fanout.last` (to a message's first member, and
+//! to its last when every member got it). Values are microseconds; `BaseTime` is the
 //! run's start, so each line's timestamp is its offset into the run.
 
 use std::io::{self, Write};
@@ -24,7 +25,7 @@ pub fn write_header<W: Write>(out: &mut W, started: SystemTime) -> io::Result<()
     let mut serializer = V2DeflateSerializer::new();
     IntervalLogWriterBuilder::new()
         .add_comment(
-            "soak latency log: values in microseconds; tags <message>.ttlf, <message>.ttff and fanout",
+            "soak latency log: values in microseconds; tags <message>.ttlf, <message>.ttff, fanout, fanout.first and fanout.last",
         )
         .with_start_time(started)
         .with_base_time(started)
@@ -83,6 +84,7 @@ mod tests {
             latency: None,
             ttff: None,
             fanout: None,
+            last_member: None,
             messages: vec![],
             histograms: vec![Tagged {
                 tag: "chat.ttlf".into(),

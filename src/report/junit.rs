@@ -1,5 +1,5 @@
-//! `junit.xml`: one test case per gate, plus the memory verdict and the stall check when
-//! they were measured and no gate judges them (then marked skipped: "not gated"), so any
+//! `junit.xml`: one test case per gate, plus the memory verdict, the stall check and a
+//! room run's fan-out when they were measured and no gate judges them (then marked skipped: "not gated"), so any
 //! CI shows them natively and its failures are exactly the run's failed gates — the same
 //! as the exit code, `verdict.result` and the report's badge. Rendered from `summary.json`.
 
@@ -119,6 +119,16 @@ fn cases(summary: &Value) -> Vec<Case> {
             });
         }
     }
+    if let Some(f) = summary.get("fanout").filter(|f| !f.is_null())
+        && !gated(FANOUT_GATES)
+    {
+        cases.push(Case {
+            class: "soak.fanout",
+            name: String::from("room fan-out"),
+            end: End::Skipped(not_gated.into()),
+            output: fanout_line(f),
+        });
+    }
     if let Some(s) = summary.get("stalls").filter(|s| !s.is_null()) {
         let count = s.get("count").and_then(Value::as_u64).unwrap_or(0);
         let longest = s.get("longest_ms").and_then(Value::as_f64).unwrap_or(0.0);
@@ -134,6 +144,37 @@ fn cases(summary: &Value) -> Vec<Case> {
         }
     }
     cases
+}
+
+/// The gates that judge a room's fan-out.
+const FANOUT_GATES: &[&str] = &[
+    "reach",
+    "lost",
+    "fanout_p50",
+    "fanout_p95",
+    "fanout_p99",
+    "first_member_p99",
+    "last_member_p50",
+    "last_member_p95",
+    "last_member_p99",
+];
+
+/// The fan-out in a line: reach, lost copies, and the latencies to each and the last member.
+fn fanout_line(f: &Value) -> String {
+    let n = |p: &str| f.pointer(p).and_then(Value::as_f64);
+    let ms = |p: &str| n(p).map_or_else(|| String::from("-"), |v| format!("{v} ms"));
+    format!(
+        "reach {}, {} of {} copies lost; {} of {} messages reached every member; \
+         fan-out p50 {}, p99 {}; last member p99 {}",
+        n("/reach").map_or_else(|| String::from("-"), |r| format!("{:.2} %", r * 100.0)),
+        n("/lost").unwrap_or(0.0),
+        n("/expected").unwrap_or(0.0),
+        n("/complete").unwrap_or(0.0),
+        n("/messages").unwrap_or(0.0),
+        ms("/fanout_ms/p50"),
+        ms("/fanout_ms/p99"),
+        ms("/last_member_ms/p99"),
+    )
 }
 
 /// A gate's test case: failed, passed, or skipped (a default gate on what was not measured).
@@ -243,6 +284,31 @@ mod tests {
             !xml.contains("event-loop stalls"),
             "the gate covers it: {xml}"
         );
+    }
+
+    #[test]
+    fn a_room_run_shows_its_fan_out_unless_a_gate_judges_it() {
+        let fanout = json!({"reach": 0.995, "lost": 5, "expected": 1000, "messages": 400,
+            "complete": 396, "fanout_ms": {"p50": 3.1, "p99": 12.0},
+            "last_member_ms": {"p99": 14.5}});
+        let mut out = Vec::new();
+        render(&json!({"gates": [], "fanout": fanout}), &mut out).unwrap();
+        let xml = String::from_utf8(out).unwrap();
+        assert!(
+            xml.contains(r#"classname="soak.fanout" name="room fan-out" time="0"><skipped"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("reach 99.50 %, 5 of 1000 copies lost; 396 of 400 messages"),
+            "{xml}"
+        );
+        assert!(xml.contains("last member p99 14.5 ms"), "{xml}");
+        let gated = json!({"gates": [{"gate": "reach >= 99%", "metric": "reach",
+            "passed": true, "message": "reach is 99.5 %"}], "fanout": fanout});
+        let mut out = Vec::new();
+        render(&gated, &mut out).unwrap();
+        let xml = String::from_utf8(out).unwrap();
+        assert!(!xml.contains("room fan-out"), "the gate covers it: {xml}");
     }
 
     #[test]

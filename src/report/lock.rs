@@ -49,6 +49,7 @@ pub fn gates(summary: &Value, margin: f64, accept: bool) -> Vec<String> {
         ("ttff_p99", "/ttff_ms/run/p99"),
         ("join_p99", "/join_time_ms/p99"),
         ("fanout_p99", "/fanout/fanout_ms/p99"),
+        ("last_member_p99", "/fanout/last_member_ms/p99"),
     ] {
         if let Some(v) = f(pointer) {
             gates.push(format!("{metric} < {}ms", ms(v)));
@@ -198,9 +199,11 @@ mod tests {
     #[test]
     fn a_room_run_locks_its_fan_out_and_reach() {
         let mut s = passing();
-        s["fanout"] = json!({"fanout_ms": {"p99": 30.0}, "reach": 1.0});
+        s["fanout"] = json!({"fanout_ms": {"p99": 30.0}, "last_member_ms": {"p99": 40.0},
+            "reach": 1.0});
         let g = gates(&s, 0.10, false);
         assert!(g.contains(&String::from("fanout_p99 < 33ms")), "{g:?}");
+        assert!(g.contains(&String::from("last_member_p99 < 44ms")), "{g:?}");
         assert!(g.contains(&String::from("reach >= 99%")), "{g:?}");
         let parsed: Vec<_> = g.iter().map(|e| gate::parse(e).unwrap()).collect();
         assert!(gate::evaluate(&parsed, &s).iter().all(|r| r.passed));

@@ -118,6 +118,10 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
             let f = totals.counters.fanout;
             FanoutSummary {
                 fanout_ms: totals.fanout,
+                first_member_ms: totals.first_member,
+                last_member_ms: totals.last_member,
+                messages: f.messages,
+                complete: f.complete,
                 expected: f.expected,
                 delivered: f.delivered,
                 lost: f.expected.saturating_sub(f.delivered),

@@ -130,6 +130,15 @@ pub struct Summary {
 pub struct FanoutSummary {
     /// Intended send → each member's first copy within the reply timeout, ms.
     pub fanout_ms: Option<LatencyStats>,
+    /// Per message: intended send → the first member's copy, ms.
+    pub first_member_ms: Option<LatencyStats>,
+    /// Per message every expected member got in time: intended send → the last member's
+    /// copy, ms (a message with a lost copy has no last member; it is in `lost`).
+    pub last_member_ms: Option<LatencyStats>,
+    /// Messages sent with at least one copy expected.
+    pub messages: u64,
+    /// Of those, messages every expected member got within the reply timeout.
+    pub complete: u64,
     /// Copies expected: the members connected when each message was sent.
     pub expected: u64,
     /// Copies that arrived within the reply timeout.

@@ -45,7 +45,10 @@ pub fn write_header<W: Write>(mut out: W, columns: &Columns) -> io::Result<()> {
         write!(out, ",pushes_per_s")?;
     }
     if columns.fanout {
-        write!(out, ",fanout_p50_ms,fanout_p99_ms,delivered_per_s,reach")?;
+        write!(
+            out,
+            ",fanout_p50_ms,fanout_p99_ms,last_member_p99_ms,delivered_per_s,reach"
+        )?;
     }
     writeln!(out)
 }
@@ -121,6 +124,10 @@ pub fn write_row<W: Write>(
             Some(l) => write!(out, ",{},{}", l.p50, l.p99)?,
             None => write!(out, ",,")?,
         }
+        match &s.last_member {
+            Some(l) => write!(out, ",{}", l.p99)?,
+            None => write!(out, ",")?,
+        }
         // Copies delivered in the interval over those expected of the messages sent in it.
         let f = &s.counters.fanout;
         write!(out, ",{:.2},", per_s(f.delivered))?;
@@ -173,6 +180,7 @@ mod tests {
             latency: None,
             ttff: None,
             fanout: None,
+            last_member: None,
             messages: vec![],
             histograms: vec![],
             events: vec![],

@@ -49,6 +49,10 @@ pub(super) const METRICS: &[Metric] = &[
     fanout("fanout_p50", "/fanout/fanout_ms/p50"),
     fanout("fanout_p95", "/fanout/fanout_ms/p95"),
     fanout("fanout_p99", "/fanout/fanout_ms/p99"),
+    fanout("first_member_p99", "/fanout/first_member_ms/p99"),
+    fanout("last_member_p50", "/fanout/last_member_ms/p50"),
+    fanout("last_member_p95", "/fanout/last_member_ms/p95"),
+    fanout("last_member_p99", "/fanout/last_member_ms/p99"),
     Metric {
         name: "reach",
         kind: Kind::Ratio,

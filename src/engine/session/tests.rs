@@ -425,7 +425,7 @@ mod on_memory {
             .send(Frame::Text(r#"{"message": "hi 6000000001"}"#.into()))
             .unwrap();
         let seen = h.until(|s| matches!(s, Sample::Error { .. })).await;
-        let copies: Vec<(u64, bool, bool, bool)> = seen
+        let copies: Vec<(u64, bool, bool, bool, bool)> = seen
             .iter()
             .filter_map(|s| match *s {
                 Sample::Delivery {
@@ -433,8 +433,9 @@ mod on_memory {
                     late,
                     duplicate,
                     out_of_order,
+                    first,
                     ..
-                } => Some((micros, late, duplicate, out_of_order)),
+                } => Some((micros, late, duplicate, out_of_order, first)),
                 _ => None,
             })
             .collect();
@@ -449,6 +450,15 @@ mod on_memory {
             copies.iter().map(|c| (c.2, c.3)).collect::<Vec<_>>(),
             [(false, false), (true, false), (false, true)],
             "first, duplicate, out of order"
+        );
+        assert_eq!(
+            copies.iter().map(|c| c.4).collect::<Vec<_>>(),
+            [true, false, true],
+            "the first copies of messages 5 and 4: their time to the first member"
+        );
+        assert!(
+            !seen.iter().any(|s| matches!(s, Sample::FanoutLast { .. })),
+            "not counted by their sender: no last member"
         );
         assert!(matches!(
             seen.last(),

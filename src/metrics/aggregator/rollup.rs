@@ -72,13 +72,28 @@ impl State {
         let lag_max_ms = f64::from(std::mem::take(&mut self.interval_lag_max_us)) / 1000.0;
         let mut histograms = Vec::new();
         let fanout = LatencyStats::of(&self.interval_fanout);
-        if !self.interval_fanout.is_empty() {
-            let _ = self.fanout.add(&self.interval_fanout);
-            histograms.push(Tagged {
-                tag: String::from("fanout"),
-                histogram: self.interval_fanout.clone(),
-            });
-            self.interval_fanout.reset();
+        let last_member = LatencyStats::of(&self.interval_last_member);
+        for (tag, interval, run) in [
+            ("fanout", &mut self.interval_fanout, &mut self.fanout),
+            (
+                "fanout.first",
+                &mut self.interval_first_member,
+                &mut self.first_member,
+            ),
+            (
+                "fanout.last",
+                &mut self.interval_last_member,
+                &mut self.last_member,
+            ),
+        ] {
+            if !interval.is_empty() {
+                let _ = run.add(&*interval);
+                histograms.push(Tagged {
+                    tag: String::from(tag),
+                    histogram: interval.clone(),
+                });
+                interval.reset();
+            }
         }
         self.scratch.reset();
         let mut scratch_ttff = new_histogram();
@@ -103,6 +118,7 @@ impl State {
             latency: LatencyStats::of(&self.scratch),
             ttff: LatencyStats::of(&scratch_ttff),
             fanout,
+            last_member,
             messages,
             histograms,
             events: std::mem::take(&mut self.events.out),
@@ -187,6 +203,8 @@ impl State {
             connect_time: LatencyStats::of(&self.connect),
             join_time: LatencyStats::of(&self.join),
             fanout: LatencyStats::of(&self.fanout),
+            first_member: LatencyStats::of(&self.first_member),
+            last_member: LatencyStats::of(&self.last_member),
             dropped_samples: self.dropped.load(Ordering::Relaxed),
         }
     }

@@ -121,6 +121,7 @@ fn fanout_charts<'a>(
     let fanout = [
         line("fan-out p50", GREEN, "fanout_p50_ms"),
         line("fan-out p99", RED, "fanout_p99_ms"),
+        line("last member p99", GREY, "last_member_p99_ms"),
     ];
     chart(
         page,
