@@ -161,6 +161,24 @@ pub struct RunArgs {
     /// WebSocket subprotocol to offer (repeatable).
     #[arg(long = "subprotocol", env = "SOAK_SUBPROTOCOL", value_name = "NAME")]
     pub subprotocols: Vec<String>,
+    /// What the target speaks: `websocket` (JSON text frames) or `socketio` (Engine.IO v4
+    /// over a WebSocket; the URL may be http:// or ws://, its path the namespace).
+    #[arg(long, env = "SOAK_PROTOCOL", value_name = "PROTOCOL")]
+    pub protocol: Option<crate::profile::spec::Protocol>,
+    /// Socket.IO: the event messages are emitted as (acked unless --reply-event is given).
+    #[arg(long, env = "SOAK_EVENT", value_name = "NAME")]
+    pub event: Option<String>,
+    /// Socket.IO: messages ask for no ack; the server's reply is this event, correlated
+    /// inside its data by --correlate.
+    #[arg(long, env = "SOAK_REPLY_EVENT", value_name = "NAME")]
+    pub reply_event: Option<String>,
+    /// Socket.IO: the namespace to connect to (default: the URL's path, else `/`).
+    #[arg(long, env = "SOAK_NAMESPACE", value_name = "NSP")]
+    pub namespace: Option<String>,
+    /// Socket.IO: the namespace connect's auth payload, a JSON template (`{"token":
+    /// "{{token}}"}` with a `token` column in --data).
+    #[arg(long, env = "SOAK_AUTH", value_name = "TEMPLATE")]
+    pub auth: Option<String>,
     /// Accept self-signed or otherwise unverifiable TLS certificates (never the default).
     #[arg(long, env = "SOAK_INSECURE")]
     pub insecure: bool,
@@ -176,6 +194,10 @@ pub struct RunArgs {
     /// App-level probe message (template) instead of WebSocket pings.
     #[arg(long, env = "SOAK_PROBE_MESSAGE", value_name = "TEMPLATE")]
     pub probe_message: Option<String>,
+    /// Socket.IO: probes emit this event with an ack and time the ack (`echo`); the
+    /// server must ack it at once from its event loop.
+    #[arg(long, env = "SOAK_PROBE_EVENT", value_name = "NAME")]
+    pub probe_event: Option<String>,
     /// A probe answered later than this is late (a stall needs most probes late at once).
     #[arg(long, env = "SOAK_STALL_THRESHOLD", value_name = "DUR", value_parser = parse_duration)]
     pub stall_threshold: Option<Duration>,

@@ -117,7 +117,7 @@ async fn with_target(
             .telegram
             .as_ref()
             .map_or(url, |(_, a)| format!("telegram bot via http://{a}")),
-        Transport::WebSocket(_) => url,
+        Transport::WebSocket(_) | Transport::SocketIo(..) => url,
         #[cfg(test)]
         Transport::Memory(_) => url,
     };
@@ -351,6 +351,7 @@ fn setup(config: &RunConfig, plan: Plan, started: Instant) -> Setup {
         correct_micros: correction(config)
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
         steps: config.on_connect.iter().map(|s| s.name.clone()).collect(),
+        socketio: config.socketio.clone(),
         stall_rule: config.stall_rule,
         memory: MemorySetup {
             windows: Windows {
@@ -404,7 +405,9 @@ fn meta(
         probes: config.probes.as_ref().map(|p| ProbeInfo {
             count: p.count,
             every_ms: p.every.as_secs_f64() * 1000.0,
-            kind: if p.message.is_some() {
+            kind: if p.event.is_some() {
+                "event"
+            } else if p.message.is_some() {
                 "message"
             } else {
                 "ping"
@@ -444,6 +447,7 @@ fn meta(
             )),
         },
         gates: config.gates.clone(),
+        socketio: config.socketio.clone(),
         llm: mocks
             .llm
             .as_ref()
@@ -508,7 +512,10 @@ async fn transport(
         }
         _ => preflight(&dialer).await?,
     }
-    Ok(Transport::WebSocket(dialer))
+    Ok(match &config.socketio {
+        Some(sio) => Transport::SocketIo(dialer, Arc::clone(sio)),
+        None => Transport::WebSocket(dialer),
+    })
 }
 
 /// One connection before any load, so an unreachable target is exit 3 with nothing sent.

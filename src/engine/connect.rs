@@ -147,6 +147,11 @@ impl Dialer {
         &self.url
     }
 
+    /// How long opening one connection may take.
+    pub fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
+    }
+
     /// Waits until the connect-rate cap allows one more attempt.
     pub async fn wait_turn(&self) {
         self.limiter.until_ready().await;

@@ -9,19 +9,18 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
-use futures_util::{SinkExt, StreamExt};
+use bytes::BytesMut;
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, sleep};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::connect::Ws;
+use crate::engine::connect::Dialer;
 use crate::engine::correlate::{message_id, split_id};
 use crate::engine::fields::{Fields, Frame};
-use crate::engine::session::SessionConfig;
+use crate::engine::session::{SessionConfig, Transport};
 use crate::engine::steps::{Joined, join};
-use crate::engine::transport::Link;
-use crate::metrics::{Recorder, Sample};
+use crate::engine::transport::socketio::Socket;
+use crate::engine::transport::{Arrival, Link};
+use crate::metrics::{ErrorKind, Recorder, Sample};
 use crate::profile::resolve::ProbeConfig;
 use crate::template::Vars;
 
@@ -49,35 +48,33 @@ pub async fn run(
         .every
         .mul_f64(f64::from(k) / f64::from(probes.count.max(1)));
     loop {
-        let ws = tokio::select! {
+        let link = tokio::select! {
             biased;
             () = cancel.cancelled() => return,
-            ws = dialer.dial(0) => ws,
+            link = open(dialer, &shared) => link,
         };
         // Probes run the connect-time steps when the profile says so (a server that
-        // closes unauthenticated sockets must still be probed). A probe's steps render as
-        // its own user, above every load user's number.
-        let ws = match ws {
-            Ok(ws) if probes.on_connect && !shared.steps.is_empty() => {
-                let mut link = Link::Ws(ws);
-                let joined = Box::pin(join(
-                    &mut link,
-                    &mut prober.out,
-                    prober.user,
-                    &shared,
-                    &cancel,
-                ))
-                .await;
-                match (joined, link) {
-                    (Joined::Passed(_), Link::Ws(ws)) => Ok(ws),
-                    (Joined::Stopped, _) => return,
-                    _ => Err(()),
+        // closes unauthenticated sockets must still be probed), and a Socket.IO probe
+        // always connects to the namespace. A probe's steps render as its own user, above
+        // every load user's number.
+        let link = match link {
+            Ok(mut link)
+                if matches!(link, Link::SocketIo(_))
+                    || (probes.on_connect && !shared.steps.is_empty()) =>
+            {
+                let steps = (prober.user, probes.on_connect);
+                let joined =
+                    Box::pin(join(&mut link, &mut prober.out, steps, &shared, &cancel)).await;
+                match joined {
+                    Joined::Passed(_) => Ok(link),
+                    Joined::Stopped => return,
+                    Joined::Failed { .. } => Err(()),
                 }
             }
-            Ok(ws) => Ok(ws),
+            Ok(link) => Ok(link),
             Err(_) => Err(()),
         };
-        let Ok(ws) = ws else {
+        let Ok(mut link) = link else {
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => return,
@@ -85,12 +82,37 @@ pub async fn run(
             }
         };
         let ticks = interval_at(Instant::now() + offset, probes.every);
-        let stopped = prober.converse(ws, ticks, stop_at, &cancel).await;
+        let stopped = prober
+            .converse(&mut link, ticks, stop_at, &shared, &cancel)
+            .await;
         prober.write_off();
         if stopped {
             return;
         }
     }
+}
+
+/// Opens a probe's connection: a WebSocket, or a Socket.IO link when the run speaks it.
+async fn open(dialer: &Dialer, shared: &SessionConfig) -> Result<Link, ErrorKind> {
+    let ws = dialer.dial(0).await?;
+    match &shared.transport {
+        Transport::SocketIo(_, sio) => {
+            let socket = Socket::open(ws, Arc::clone(sio), dialer.handshake_timeout()).await?;
+            Ok(Link::SocketIo(Box::new(socket)))
+        }
+        _ => Ok(Link::Ws(ws)),
+    }
+}
+
+/// What a probe sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A WebSocket ping, answered by a pong with the same payload.
+    Ping,
+    /// An app-level message, answered by a frame carrying its id.
+    Message,
+    /// A Socket.IO event, answered by its ack.
+    Event,
 }
 
 /// One probe's state, kept across its connections.
@@ -130,9 +152,10 @@ impl<'a> Prober<'a> {
     /// connection was lost.
     async fn converse(
         &mut self,
-        mut ws: Box<Ws>, // not split: see `session.rs`
+        link: &mut Link, // not split: see `session.rs`
         mut ticks: Interval,
         stop_at: Instant,
+        shared: &SessionConfig,
         cancel: &CancellationToken,
     ) -> bool {
         ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -140,15 +163,15 @@ impl<'a> Prober<'a> {
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => return true,
-                frame = ws.next() => {
+                arrival = link.next() => {
                     let now = Instant::now();
-                    let answered = match frame {
-                        Some(Ok(Message::Pong(payload))) if self.probes.message.is_none() => {
-                            payload.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
-                        }
-                        Some(Ok(Message::Text(text))) => self.seq_in(&text),
-                        Some(Ok(_)) => None,
-                        Some(Err(_)) | None => return false,
+                    let answered = match arrival {
+                        Arrival::Pong(seq) if self.kind() == Kind::Ping => Some(seq),
+                        Arrival::Text(text) if self.kind() == Kind::Message => self.seq_in(&text),
+                        Arrival::Ack { id, .. } if self.kind() == Kind::Event => Some(id),
+                        // A Socket.IO heartbeat is answered by the link; nothing to time.
+                        Arrival::Closed(..) => return false,
+                        _ => None,
                     };
                     if let Some(seq) = answered {
                         self.answered(seq, now);
@@ -161,8 +184,7 @@ impl<'a> Prober<'a> {
                     if intended >= stop_at {
                         return true;
                     }
-                    let frame = self.next(intended);
-                    if ws.send(frame).await.is_err() {
+                    if !self.send(intended, link, shared, cancel).await {
                         return false;
                     }
                 }
@@ -170,8 +192,24 @@ impl<'a> Prober<'a> {
         }
     }
 
-    /// The next probe frame, due at `intended`: a ping carrying its seq, or the message.
-    fn next(&mut self, intended: Instant) -> Message {
+    /// What this probe sends.
+    fn kind(&self) -> Kind {
+        match (&self.probes.event, &self.probes.message) {
+            (Some(_), _) => Kind::Event,
+            (None, Some(_)) => Kind::Message,
+            (None, None) => Kind::Ping,
+        }
+    }
+
+    /// Sends the next probe, due at `intended`: a ping carrying its seq, the message, or
+    /// the acked event; `false` when the link failed.
+    async fn send(
+        &mut self,
+        intended: Instant,
+        link: &mut Link,
+        shared: &SessionConfig,
+        cancel: &CancellationToken,
+    ) -> bool {
         self.seq += 1;
         let seq = self.seq;
         self.outstanding.push_back((seq, intended));
@@ -180,27 +218,26 @@ impl<'a> Prober<'a> {
         {
             record(self.rec, self.started, oldest, Instant::now());
         }
+        let ((Some(template), _) | (None, Some((template, _)))) =
+            (&self.probes.event, &self.probes.message)
+        else {
+            return link.ping(seq).await;
+        };
         self.out.reserve(256);
-        match &self.probes.message {
-            None => {
-                self.out.put_u64(seq);
-                Message::Ping(self.out.split().freeze())
-            }
-            Some((template, _)) => {
-                let vars = Vars {
-                    user: self.user,
-                    seq,
-                    id: message_id(self.user, seq),
-                    now_ms: 0,
-                    random: seq,
-                    row: &[],
-                    room: 0,
-                };
-                template.render_into(vars, &mut self.out);
-                // Rendered from `&str` pieces only, so always UTF-8.
-                Message::Text(Utf8Bytes::try_from(self.out.split().freeze()).unwrap_or_default())
-            }
-        }
+        let vars = Vars {
+            user: self.user,
+            seq,
+            id: message_id(self.user, seq),
+            now_ms: 0,
+            random: seq,
+            row: &[],
+            room: 0,
+        };
+        template.render_into(vars, &mut self.out);
+        matches!(
+            link.send(&mut self.out, seq, shared, cancel).await,
+            Ok(true)
+        )
     }
 
     /// The seq of this probe's message that a text frame answers, if any.

@@ -263,7 +263,25 @@ impl Session {
                 kind: ErrorKind::Binary,
                 user: self.user,
             }),
-            Arrival::Nothing => {}
+            Arrival::Event {
+                name,
+                reply,
+                text,
+                range,
+            } => {
+                let data = text
+                    .get(range.start as usize..range.end as usize)
+                    .unwrap_or_default();
+                self.on_event(data, name, reply, config, pacing, now);
+            }
+            Arrival::Ack { id, .. } => self.on_ack(id, config, pacing, now),
+            Arrival::Heartbeat(late) => config.recorder.record(Sample::Heartbeat {
+                late_us: u32::try_from(late.as_micros()).unwrap_or(u32::MAX),
+            }),
+            Arrival::Attachment => config.recorder.record(Sample::Attachment),
+            // A namespace connect answered late, or refused after it connected: kicked.
+            Arrival::Connected | Arrival::Nothing | Arrival::Pong(_) => {}
+            Arrival::Refused(_) => return Some((Disconnect::Lost(ErrorKind::Kicked), 0)),
             Arrival::Closed(kind, code) => return Some((Disconnect::Lost(kind), code)),
         }
         None
@@ -341,21 +359,30 @@ impl Session {
         config: &SessionConfig,
         cancel: &CancellationToken,
     ) -> Option<bool> {
-        if config.steps.is_empty() {
+        if config.steps.is_empty() && !matches!(link, Link::SocketIo(_)) {
             return Some(true);
         }
         let rec = &config.recorder;
         // Boxed: once per connection, so its frame buffer is not in every session.
-        match Box::pin(join(link, &mut self.out, self.user, config, cancel)).await {
+        match Box::pin(join(link, &mut self.out, (self.user, true), config, cancel)).await {
             Joined::Passed(took) => {
                 rec.record(Sample::Joined {
                     micros: micros(took),
                 });
                 Some(true)
             }
-            Joined::Failed { step, code } => {
+            Joined::Failed { step, code, reason } => {
                 let user = self.user;
-                rec.record(Sample::JoinFailed { user, step, code });
+                let reason = match (&config.transport, reason) {
+                    (Transport::SocketIo(_, sio), Some(r)) => sio.refusals.index(&r) + 1,
+                    _ => 0,
+                };
+                rec.record(Sample::JoinFailed {
+                    user,
+                    step,
+                    code,
+                    reason,
+                });
                 link.close(&Disconnect::Stopped).await;
                 Some(false)
             }
@@ -444,14 +471,8 @@ impl Session {
         // A room member's copy of a message (before pushes: a rule naming chat messages must
         // not hide deliveries): timed from its sender's intended send. The
         // sender's own copy (with `include_sender`) may also be its reply, so it goes on.
-        if let Some(f) = &config.fanout
-            && let Some((sender, seq)) = fields[f.deliver_at].id().and_then(split_id)
-            && f.same_room(sender, self.user)
-        {
-            self.delivered(f, sender, seq, config, now);
-            if sender != self.user {
-                return;
-            }
+        if self.took_delivery(&fields, config, now) == Some(false) {
+            return;
         }
         // A push (presence, typing…) is counted under its rule, never as a reply or an error.
         if let Some(rule) = config
@@ -462,6 +483,92 @@ impl Session {
             let rule = u8::try_from(rule).unwrap_or(u8::MAX);
             return rec.record(Sample::Push { rule });
         }
+        self.correlate(&fields, config, pacing, now);
+    }
+
+    /// A Socket.IO event with first argument `data`: a room member's copy, the reply event
+    /// (correlated inside its data like a text frame), or a push counted under its name.
+    fn on_event(
+        &mut self,
+        data: &str,
+        name: u8,
+        reply: bool,
+        config: &SessionConfig,
+        pacing: &mut Pacing,
+        now: Instant,
+    ) {
+        let mut fields = Frame::default();
+        let read = config.fields.read(data, &mut fields).is_ok();
+        if read
+            && let Some(own) = self.took_delivery(&fields, config, now)
+            && (!own || !reply)
+        {
+            return;
+        }
+        if !reply {
+            return config.recorder.record(Sample::Push { rule: name });
+        }
+        if !read {
+            return config.recorder.record(Sample::Error {
+                kind: ErrorKind::Unparsable,
+                user: self.user,
+            });
+        }
+        self.correlate(&fields, config, pacing, now);
+    }
+
+    /// A Socket.IO ack of request `id` (its seq) at `now`: the request's complete reply.
+    fn on_ack(&mut self, id: u64, config: &SessionConfig, pacing: &mut Pacing, now: Instant) {
+        let rec = &config.recorder;
+        let error = |kind| Sample::Error {
+            kind,
+            user: self.user,
+        };
+        let slot = match self.pending.get(id) {
+            Match::Pending(slot) => slot,
+            Match::Late => return rec.record(Sample::LateReply),
+            Match::Duplicate => return rec.record(error(ErrorKind::Duplicate)),
+            Match::Unknown => return rec.record(error(ErrorKind::Unmatched)),
+        };
+        let (msg, latency) = (
+            slot.msg,
+            micros(now.saturating_duration_since(slot.intended)),
+        );
+        self.pending.finish(id);
+        rec.record(Sample::Reply {
+            msg,
+            micros: latency,
+        });
+        pacing.reply_done(now);
+    }
+
+    /// A room member's copy in `fields`, recorded: `Some(true)` when it is this user's own
+    /// message (which may also be its reply), `Some(false)` another member's, `None` when
+    /// the frame is no copy of a message of this room.
+    fn took_delivery(
+        &mut self,
+        fields: &Frame<'_>,
+        config: &SessionConfig,
+        now: Instant,
+    ) -> Option<bool> {
+        let f = config.fanout.as_ref()?;
+        let (sender, seq) = fields[f.deliver_at].id().and_then(split_id)?;
+        if !f.same_room(sender, self.user) {
+            return None;
+        }
+        self.delivered(f, sender, seq, config, now);
+        Some(sender == self.user)
+    }
+
+    /// Attributes a frame's fields to this user's request by the correlation pointer.
+    fn correlate(
+        &mut self,
+        fields: &Frame<'_>,
+        config: &SessionConfig,
+        pacing: &mut Pacing,
+        now: Instant,
+    ) {
+        let rec = &config.recorder;
         let Some(id) = config.ids.iter().find_map(|&i| fields[i].id()) else {
             rec.record(Sample::Error {
                 kind: ErrorKind::Unparsable,

@@ -54,6 +54,8 @@ pub struct Setup {
     pub correct_micros: Option<u64>,
     /// The connect-time steps' names, in order (for `join_failed` events).
     pub steps: Vec<String>,
+    /// A Socket.IO run's shared state: the `connect_error` messages by index.
+    pub socketio: Option<std::sync::Arc<crate::engine::transport::socketio::SocketIo>>,
     /// Stall detection settings (its bin is the probe period).
     pub stall_rule: StallRule,
     /// Phase windows, verdict thresholds and memory limit for the memory reports.
@@ -112,6 +114,7 @@ struct State {
     join: Histogram<u64>,
     fanout: Histogram<u64>,
     interval_fanout: Histogram<u64>,
+    heartbeat_late: Histogram<u64>,
     first_member: Histogram<u64>,
     interval_first_member: Histogram<u64>,
     last_member: Histogram<u64>,
@@ -167,6 +170,7 @@ impl State {
             join: new_histogram(),
             fanout: new_histogram(),
             interval_fanout: new_histogram(),
+            heartbeat_late: new_histogram(),
             first_member: new_histogram(),
             interval_first_member: new_histogram(),
             last_member: new_histogram(),
@@ -279,6 +283,9 @@ impl State {
                 self.events.push(at, (what, "", 0), event);
             }
             Sample::Joined { micros } => record(&mut self.join, micros.max(1)),
+            Sample::Heartbeat { late_us } => {
+                record(&mut self.heartbeat_late, u64::from(late_us).max(1));
+            }
             Sample::Delivery {
                 micros,
                 late: false,
@@ -293,12 +300,26 @@ impl State {
                 }
             }
             Sample::FanoutLast { micros } => record(&mut self.interval_last_member, micros.max(1)),
-            Sample::JoinFailed { user, step, code } => {
-                let name = self.setup.steps.get(usize::from(step)).cloned();
+            Sample::JoinFailed {
+                user,
+                step,
+                code,
+                reason,
+            } => {
+                let name = if step == crate::engine::steps::CONNECT_STEP {
+                    Some(String::from("connect"))
+                } else {
+                    self.setup.steps.get(usize::from(step)).cloned()
+                };
+                let reason = (reason > 0)
+                    .then_some(self.setup.socketio.as_ref())
+                    .flatten()
+                    .and_then(|s| s.refusals.names().get(usize::from(reason) - 1).cloned());
                 let event = || Event::JoinFailed {
                     user,
                     step: name.unwrap_or_default(),
                     code: (code != 0).then_some(code),
+                    reason,
                 };
                 self.events.push(at, ("join_failed", "", code), event);
             }
@@ -317,6 +338,7 @@ impl State {
             | Sample::Push { .. }
             | Sample::FanoutSent { .. }
             | Sample::Delivery { .. }
+            | Sample::Attachment
             | Sample::UserStopped
             | Sample::ConnectAttempt
             | Sample::LateReply

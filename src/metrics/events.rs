@@ -56,6 +56,9 @@ pub enum Event {
         /// The server's close code, when it closed the connection.
         #[serde(skip_serializing_if = "Option::is_none")]
         code: Option<u16>,
+        /// The server's message (a Socket.IO `connect_error`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// The target process ended during the run.
     TargetExit {

@@ -54,11 +54,17 @@ pub enum ErrorKind {
     /// A connect-time step (`session.on_connect`) failed: its `fail` rule matched, the
     /// server closed the connection, or no frame met its `expect` rule in time.
     JoinFailed,
+    /// A Socket.IO server disconnected the socket from its namespace (`io server
+    /// disconnect`).
+    Kicked,
+    /// A Socket.IO server sent no ping within `pingInterval + pingTimeout` (`ping
+    /// timeout`): the connection is taken as dead, as the socket.io client does.
+    Heartbeat,
 }
 
 impl ErrorKind {
     /// Every kind, in the order of the counter array.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 17] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::Handshake,
@@ -74,6 +80,8 @@ impl ErrorKind {
         ErrorKind::Duplicate,
         ErrorKind::SendTimeout,
         ErrorKind::JoinFailed,
+        ErrorKind::Kicked,
+        ErrorKind::Heartbeat,
     ];
 
     /// The name used in files.
@@ -94,6 +102,8 @@ impl ErrorKind {
             ErrorKind::Duplicate => "duplicate",
             ErrorKind::SendTimeout => "send_timeout",
             ErrorKind::JoinFailed => "join_failed",
+            ErrorKind::Kicked => "kicked",
+            ErrorKind::Heartbeat => "heartbeat_timeout",
         }
     }
 
@@ -174,7 +184,17 @@ pub enum Sample {
         step: u8,
         /// Close code, 0 without one.
         code: u16,
+        /// A Socket.IO `connect_error`'s message: its index + 1 in the run's refusals
+        /// (`socketio::SocketIo::refusals`), 0 without one.
+        reason: u8,
     },
+    /// A Socket.IO server ping, this much later than its `pingInterval`.
+    Heartbeat {
+        /// Lateness, µs.
+        late_us: u32,
+    },
+    /// A binary attachment of a Socket.IO packet arrived.
+    Attachment,
     /// A room message was sent: this many members are expected to get it.
     FanoutSent {
         /// Copies expected.

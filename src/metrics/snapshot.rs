@@ -112,6 +112,10 @@ pub struct Counters {
     pub pushes: [u64; MAX_PUSH_RULES],
     /// Room messages: copies expected, delivered in time, late, duplicates, out of order.
     pub fanout: FanoutCounts,
+    /// Socket.IO server pings answered.
+    pub heartbeats: u64,
+    /// Socket.IO binary attachments received.
+    pub attachments: u64,
 }
 
 /// Room deliveries counted (`[rooms] deliver`).
@@ -184,6 +188,8 @@ impl Counters {
                 self.fanout.messages += u64::from(expected > 0);
             }
             Sample::FanoutLast { .. } => self.fanout.complete += 1,
+            Sample::Heartbeat { .. } => self.heartbeats += 1,
+            Sample::Attachment => self.attachments += 1,
             Sample::Delivery {
                 late,
                 duplicate,
@@ -252,6 +258,8 @@ impl AddAssign for Counters {
             *total += n;
         }
         self.fanout += rhs.fanout;
+        self.heartbeats += rhs.heartbeats;
+        self.attachments += rhs.attachments;
     }
 }
 
@@ -393,6 +401,8 @@ pub struct RunTotals {
     pub join_time: Option<LatencyStats>,
     /// Room messages: intended send → each member's copy (`[rooms] deliver`).
     pub fanout: Option<LatencyStats>,
+    /// Socket.IO: how late the server's pings came against its `pingInterval`.
+    pub heartbeat_late: Option<LatencyStats>,
     /// Room messages: intended send → the first member's copy.
     pub first_member: Option<LatencyStats>,
     /// Room messages every expected member got: intended send → the last member's copy.

@@ -76,6 +76,9 @@ pub struct RunConfig {
     pub gates: Vec<Gate>,
     /// With gates marked `abort`: no early end before this long after the ramp-up.
     pub abort_grace: Duration,
+    /// A Socket.IO target: the namespace, the reply event, the names counted (`None`:
+    /// plain WebSocket).
+    pub socketio: Option<std::sync::Arc<crate::engine::transport::socketio::SocketIo>>,
     /// The mock LLM to start in-process, if asked for.
     pub llm: Option<soak_mocks::llm::config::LlmConfig>,
     /// The mock Telegram Bot API to start, if asked for (then users are Telegram users).
@@ -116,6 +119,8 @@ pub struct StepConfig {
     pub fail: Option<Complete>,
     /// How long it may wait for its `expect` frame.
     pub timeout: Duration,
+    /// Socket.IO: the step waits for its ack.
+    pub ack: bool,
 }
 
 /// The probe connections.
@@ -129,6 +134,8 @@ pub struct ProbeConfig {
     pub message: Option<(Template, String)>,
     /// Whether probe connections run the connect-time steps first.
     pub on_connect: bool,
+    /// Socket.IO: the acked event packet probes emit (`probes.event`), timed to its ack.
+    pub event: Option<Template>,
 }
 
 /// How each connection is opened.

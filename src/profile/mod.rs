@@ -10,6 +10,7 @@ pub mod overrides;
 pub mod process;
 pub mod resolve;
 pub mod scenario;
+pub mod socketio;
 pub mod spec;
 
 use std::path::Path;

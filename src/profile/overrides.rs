@@ -22,6 +22,19 @@ pub fn apply(args: &RunArgs, spec: &mut ProfileSpec) {
     put(&mut spec.output.interval, args.interval);
     put(&mut spec.output.dir, args.out.clone());
     put(&mut spec.rooms.size, args.room_size);
+    socketio(args, spec);
+}
+
+fn socketio(args: &RunArgs, spec: &mut ProfileSpec) {
+    put(&mut spec.target.protocol, args.protocol);
+    let sio = &mut spec.socketio;
+    put(&mut sio.event, args.event.clone());
+    put(&mut sio.namespace, args.namespace.clone());
+    put(&mut sio.auth, args.auth.clone());
+    if let Some(reply) = &args.reply_event {
+        sio.reply_event.clone_from(reply);
+        sio.ack = false;
+    }
 }
 
 /// Sets `field` when the flag was given.
@@ -94,6 +107,7 @@ fn session(args: &RunArgs, session: &mut SessionSpec) {
 fn probes(args: &RunArgs, probes: &mut ProbesSpec) {
     put(&mut probes.count, args.probes);
     put(&mut probes.message, args.probe_message.clone());
+    put(&mut probes.event, args.probe_event.clone());
     put(&mut probes.threshold, args.stall_threshold);
 }
 

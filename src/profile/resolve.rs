@@ -16,7 +16,7 @@ pub use crate::profile::config::{
 };
 use crate::profile::process::process;
 use crate::profile::scenario::{check_pointer, messages};
-use crate::profile::spec::{GatesSpec, ProfileSpec};
+use crate::profile::spec::{GatesSpec, ProfileSpec, Protocol};
 use crate::template::Template;
 use crate::units::format_duration;
 
@@ -31,7 +31,13 @@ const MAX_USERS: u32 = 1_000_000;
 pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
     let spec = &loaded.spec;
     let bad = |field: &str, msg: String| usage(format!("{}: {field}: {msg}", loaded.source));
-    let target = target(spec).map_err(|m| bad("target.url (--url)", m))?;
+    let (target, namespace) = match spec.target.protocol {
+        Protocol::Websocket => (
+            target(spec).map_err(|m| bad("target.url (--url)", m))?,
+            None,
+        ),
+        Protocol::Socketio => socketio_target(spec).map_err(|m| bad("target.url (--url)", m))?,
+    };
     let connection = connection(spec, &bad)?;
     check_load(spec, &bad)?;
     let data = match &spec.session.data {
@@ -41,7 +47,7 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
     let messages = messages(spec, &data.columns, &bad)?;
     let session = &spec.session;
     check_timing(spec, &bad)?;
-    let (mut probes, stall_rule) = probes(spec, &data.columns, &bad)?;
+    let (mut probes, stall_rule) = probes(spec, &data.columns, namespace.as_deref(), &bad)?;
     if matches!(target, Target::Telegram) {
         probes = None; // Telegram users have no connection to probe
     }
@@ -51,6 +57,25 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
     let fanout = fanout(spec, &target, &bad)?;
     let pushes = crate::profile::scenario::pushes(spec, &messages, &bad)?;
     let on_connect = crate::profile::scenario::steps(spec, &data.columns, &target, &bad)?;
+    let (messages, on_connect, socketio) = match namespace {
+        Some(namespace) => {
+            if !pushes.is_empty() {
+                return Err(bad(
+                    "session.push (--push)",
+                    "applies to WebSocket frames: a Socket.IO event that is neither an ack nor a reply is a push, counted by its name".into(),
+                ));
+            }
+            let r = crate::profile::socketio::resolve(
+                spec,
+                namespace,
+                (messages, on_connect),
+                &data.columns,
+                &bad,
+            )?;
+            (r.messages, r.steps, Some(r.shared))
+        }
+        None => (messages, on_connect, None),
+    };
     let gates = gates(spec, &bad)?;
     let (llm, telegram) = mocks(spec, &bad)?;
     let watched = !matches!(process.target, TargetProcess::None);
@@ -92,6 +117,7 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         stall_rule,
         gates,
         abort_grace: spec.gates.abort_grace,
+        socketio,
         llm,
         telegram,
         process,
@@ -303,9 +329,28 @@ fn mocks(
 fn probes(
     spec: &ProfileSpec,
     columns: &[String],
+    namespace: Option<&str>,
     bad: &impl Fn(&str, String) -> SoakError,
 ) -> Result<(Option<ProbeConfig>, StallRule), SoakError> {
     let p = &spec.probes;
+    let event = match (namespace, p.event.trim()) {
+        (_, "") => None,
+        (None, _) => {
+            return Err(bad(
+                "probes.event (--probe-event)",
+                "applies to Socket.IO targets (--protocol socketio); a WebSocket probe is a ping or probes.message".into(),
+            ));
+        }
+        (Some(nsp), event) => Some(
+            crate::profile::socketio::probe(
+                &crate::profile::socketio::prefix(nsp),
+                event,
+                &p.message,
+                columns,
+            )
+            .map_err(|m| bad("probes.event (--probe-event)", m))?,
+        ),
+    };
     if p.count > 64 {
         return Err(bad(
             "probes.count (--probes)",
@@ -330,7 +375,7 @@ fn probes(
             ),
         ));
     }
-    let message = if p.message.trim().is_empty() {
+    let message = if p.message.trim().is_empty() || event.is_some() {
         None
     } else {
         check_pointer(&p.correlate).map_err(|m| bad("probes.correlate", m))?;
@@ -358,6 +403,7 @@ fn probes(
         every: p.every,
         message,
         on_connect: p.on_connect,
+        event,
     });
     Ok((config, rule))
 }
@@ -440,6 +486,24 @@ fn connection(
         insecure: t.insecure,
         handshake_timeout: t.handshake_timeout,
     })
+}
+
+/// A Socket.IO target: its Engine.IO endpoint's WebSocket URL, and the namespace.
+fn socketio_target(spec: &ProfileSpec) -> Result<(Target, Option<String>), String> {
+    let url = spec
+        .target
+        .url
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default();
+    if url.is_empty() {
+        return Err(
+            "--protocol socketio needs the server's URL (--url http://host:port): the demo target speaks plain WebSocket"
+                .into(),
+        );
+    }
+    let (ws, namespace) = crate::profile::socketio::endpoint(url, &spec.socketio)?;
+    Ok((Target::Url(ws), Some(namespace)))
 }
 
 fn target(spec: &ProfileSpec) -> Result<Target, String> {

@@ -44,6 +44,14 @@ pub(crate) fn messages(
         if out.iter().any(|o| o.name == m.name) {
             return Err(bad(&field("name"), format!("`{}` is used twice", m.name)));
         }
+        if spec.target.protocol == crate::profile::spec::Protocol::Websocket
+            && (m.event.is_some() || m.ack.is_some())
+        {
+            return Err(bad(
+                &field("event"),
+                "`event` and `ack` apply to Socket.IO targets (--protocol socketio)".into(),
+            ));
+        }
         let compiled = scenario_message(m, &session.correlate, &default_rule, columns)
             .map_err(|(f, why)| bad(&field(f), why))?;
         out.push(compiled);
@@ -188,7 +196,14 @@ pub(crate) fn steps(
                 "needs an `expect` rule too: the step waits for the frame that passes it, failing on this one meanwhile".into(),
             ));
         }
-        if s.message.trim().is_empty() {
+        let socketio = spec.target.protocol == crate::profile::spec::Protocol::Socketio;
+        if !socketio && !s.event.is_empty() {
+            return Err(bad(
+                &field("event"),
+                "applies to Socket.IO targets (--protocol socketio)".into(),
+            ));
+        }
+        if s.message.trim().is_empty() && !socketio {
             return Err(bad(
                 &field("message"),
                 "empty: a step sends a message".into(),
@@ -216,6 +231,7 @@ pub(crate) fn steps(
             expect,
             fail,
             timeout: s.timeout,
+            ack: false,
         });
     }
     Ok(out)

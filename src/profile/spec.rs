@@ -34,6 +34,8 @@ pub struct ProfileSpec {
     pub gates: GatesSpec,
     /// `[rooms]`: users grouped into chat rooms.
     pub rooms: RoomsSpec,
+    /// `[socketio]`: how a Socket.IO target is spoken to (`target.protocol = "socketio"`).
+    pub socketio: SocketIoSpec,
     /// Mock third-party APIs started in-process for the run (left out of the effective
     /// config in `summary.json` when none is enabled).
     #[serde(skip_serializing_if = "MocksSpec::is_off")]
@@ -144,6 +146,53 @@ pub struct TargetSpec {
     /// TCP connect + TLS + WebSocket handshake must finish within this.
     #[serde(with = "serde_units::duration")]
     pub handshake_timeout: Duration,
+    /// `websocket` (JSON frames) or `socketio` (Engine.IO v4 / Socket.IO v5 over a
+    /// WebSocket).
+    pub protocol: Protocol,
+}
+
+/// What the target speaks over its WebSocket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Text frames, one JSON message each.
+    #[default]
+    Websocket,
+    /// Socket.IO: events and acks in Engine.IO packets.
+    Socketio,
+}
+
+/// `[socketio]`: namespace, auth, and how messages become events and replies.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SocketIoSpec {
+    /// The Engine.IO endpoint's path (the server's `path` option).
+    pub path: String,
+    /// The namespace to connect to; empty: the URL's path, else `/`.
+    pub namespace: String,
+    /// The namespace connect's auth payload, a JSON object template (`{"token":
+    /// "{{token}}"}`); empty: none.
+    pub auth: String,
+    /// The event each message is emitted as (a message's own `event` overrides it).
+    pub event: String,
+    /// Messages ask for an ack and are timed to it (by the ack id Socket.IO assigns).
+    pub ack: bool,
+    /// Without acks: the event the server answers with, correlated inside its first
+    /// argument by `correlate` and `complete` like a WebSocket reply.
+    pub reply_event: String,
+}
+
+impl Default for SocketIoSpec {
+    fn default() -> Self {
+        SocketIoSpec {
+            path: String::from("/socket.io/"),
+            namespace: String::new(),
+            auth: String::new(),
+            event: String::from("message"),
+            ack: true,
+            reply_event: String::new(),
+        }
+    }
 }
 
 impl Default for TargetSpec {
@@ -154,6 +203,7 @@ impl Default for TargetSpec {
             subprotocols: Vec::new(),
             insecure: false,
             handshake_timeout: Duration::from_secs(10),
+            protocol: Protocol::Websocket,
         }
     }
 }
@@ -274,6 +324,11 @@ pub struct StepSpec {
     /// How long the step may wait for its `expect` frame.
     #[serde(with = "serde_units::duration")]
     pub timeout: Duration,
+    /// Socket.IO: the event the step emits (`join`), `message` being its data.
+    pub event: String,
+    /// Socket.IO: the step asks for an ack and passes when it comes (its rules read the
+    /// ack's first argument); without, its rules read the events that arrive.
+    pub ack: bool,
 }
 
 impl Default for StepSpec {
@@ -284,6 +339,8 @@ impl Default for StepSpec {
             expect: String::new(),
             fail: String::new(),
             timeout: Duration::from_secs(10),
+            event: String::new(),
+            ack: true,
         }
     }
 }
@@ -340,6 +397,12 @@ pub struct MessageSpec {
     /// Completion rule; default: `session.complete`.
     #[serde(default)]
     pub complete: Option<String>,
+    /// Socket.IO: the event it is emitted as; default: `socketio.event`.
+    #[serde(default)]
+    pub event: Option<String>,
+    /// Socket.IO: whether it asks for an ack; default: `socketio.ack`.
+    #[serde(default)]
+    pub ack: Option<bool>,
 }
 
 fn one() -> u32 {
@@ -369,6 +432,9 @@ pub struct ProbesSpec {
     /// Probe connections run `session.on_connect` first (for servers that close
     /// unauthenticated sockets).
     pub on_connect: bool,
+    /// Socket.IO: probes emit this event with an ack (`echo`), `message` being its data;
+    /// the probe is timed to the ack.
+    pub event: String,
 }
 
 impl Default for ProbesSpec {
@@ -381,6 +447,7 @@ impl Default for ProbesSpec {
             message: String::new(),
             correlate: String::from("/id"),
             on_connect: false,
+            event: String::new(),
         }
     }
 }

@@ -95,13 +95,13 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
             .iter()
             .map(|(code, n)| (code.to_string(), *n))
             .collect(),
+        // Socket.IO pushes are counted by event name, WebSocket ones by rule.
         pushes: meta
-            .config
-            .session
-            .push
-            .iter()
+            .socketio
+            .as_ref()
+            .map_or_else(|| meta.config.session.push.clone(), |s| s.names.names())
+            .into_iter()
             .zip(totals.counters.pushes)
-            .map(|(rule, n)| (rule.clone(), n))
             .collect(),
         probes: probes(meta, totals),
         stalls: meta.probes.as_ref().map(|_| stalls(meta, totals)),
@@ -114,6 +114,12 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
             .map(|(process, report)| MemorySummary { process, report }),
         connect_time_ms: totals.connect_time,
         join_time_ms: totals.join_time,
+        socketio: meta.socketio.as_ref().map(|s| SocketIoSummary {
+            namespace: s.namespace.clone(),
+            heartbeats: totals.counters.heartbeats,
+            heartbeat_late_ms: totals.heartbeat_late,
+            attachments: totals.counters.attachments,
+        }),
         fanout: (!meta.config.rooms.deliver.trim().is_empty()).then(|| {
             let f = totals.counters.fanout;
             FanoutSummary {
@@ -314,6 +320,7 @@ mod tests {
             gates: Vec::new(),
             llm: None,
             telegram: None,
+            socketio: None,
             correction: None,
             messages: vec![("message".into(), 1, false)],
             probes: None,

@@ -51,6 +51,8 @@ pub struct RunMeta {
     pub llm: Option<(std::sync::Arc<soak_mocks::llm::Llm>, String)>,
     /// The in-process mock Telegram Bot API and its base URL, if the run started one.
     pub telegram: Option<(std::sync::Arc<soak_mocks::telegram::Telegram>, String)>,
+    /// A Socket.IO run's shared state (the names its pushes are counted under).
+    pub socketio: Option<std::sync::Arc<crate::engine::transport::socketio::SocketIo>>,
 }
 
 /// How the probes were set up.
@@ -60,7 +62,8 @@ pub struct ProbeInfo {
     pub count: u32,
     /// Each probe's send period, ms.
     pub every_ms: f64,
-    /// `ping` (WebSocket ping frames) or `message` (an app-level message).
+    /// `ping` (WebSocket ping frames), `message` (an app-level message) or `event` (an
+    /// acked Socket.IO event).
     pub kind: &'static str,
 }
 
@@ -110,6 +113,9 @@ pub struct Summary {
     pub mocks: Option<Value>,
     /// TCP connect + WebSocket handshake time, in ms.
     pub connect_time_ms: Option<LatencyStats>,
+    /// A Socket.IO run: the namespace and the server's heartbeats; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socketio: Option<SocketIoSummary>,
     /// Room messages and their copies at the members (`[rooms] deliver`); absent when
     /// fan-out is not measured.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -123,6 +129,20 @@ pub struct Summary {
     pub gates: Vec<GateResult>,
     /// The overall verdict.
     pub verdict: Verdict,
+}
+
+/// `socketio`: how the Socket.IO sessions went.
+#[derive(Debug, Clone, Serialize)]
+pub struct SocketIoSummary {
+    /// The namespace connected to.
+    pub namespace: String,
+    /// Server pings answered.
+    pub heartbeats: u64,
+    /// How late the server's pings came against its `pingInterval`, ms (a late heartbeat
+    /// is the server's event loop, or the network).
+    pub heartbeat_late_ms: Option<LatencyStats>,
+    /// Binary attachments received (counted, not read).
+    pub attachments: u64,
 }
 
 /// `fanout`: what the room's members got.

@@ -22,6 +22,8 @@ use bytes::BytesMut;
 pub enum Transport {
     /// Each user holds a WebSocket connection.
     WebSocket(Dialer),
+    /// Each user holds a Socket.IO connection (Engine.IO over a WebSocket).
+    SocketIo(Dialer, Arc<crate::engine::transport::socketio::SocketIo>),
     /// Each user is a simulated Telegram user chatting with the bot through the mock.
     Telegram(TelegramUsers),
     /// Each user connects to a unit test's stand-in server over channels.
@@ -172,7 +174,7 @@ impl SessionConfig {
     /// The WebSocket dialer, unless users are simulated Telegram users.
     pub fn dialer(&self) -> Option<&Dialer> {
         match &self.transport {
-            Transport::WebSocket(dialer) => Some(dialer),
+            Transport::WebSocket(dialer) | Transport::SocketIo(dialer, _) => Some(dialer),
             Transport::Telegram(_) => None,
             #[cfg(test)]
             Transport::Memory(_) => None,

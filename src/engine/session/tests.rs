@@ -254,6 +254,7 @@ mod on_memory {
                 expect: r#"/type == "auth_ok""#.into(),
                 fail: r#"/type == "error""#.into(),
                 timeout: Duration::from_secs(3),
+                ..StepSpec::default()
             },
             StepSpec {
                 message: r#"{"type": "join", "room": "r1"}"#.into(),
@@ -319,7 +320,8 @@ mod on_memory {
             Sample::JoinFailed {
                 user: 3,
                 step: 0,
-                code: 0
+                code: 0,
+                reason: 0,
             }
         );
         assert!(
@@ -336,7 +338,8 @@ mod on_memory {
             Sample::JoinFailed {
                 user: 3,
                 step: 0,
-                code: 4401
+                code: 4401,
+                reason: 0,
             }
         );
         // Then a server that never answers: the step's 3 s timeout.
@@ -349,7 +352,8 @@ mod on_memory {
             Sample::JoinFailed {
                 user: 3,
                 step: 0,
-                code: 0
+                code: 0,
+                reason: 0,
             }
         );
         waited(asked, Duration::from_secs(3));

@@ -204,6 +204,7 @@ impl State {
             join_time: LatencyStats::of(&self.join),
             fanout: LatencyStats::of(&self.fanout),
             first_member: LatencyStats::of(&self.first_member),
+            heartbeat_late: LatencyStats::of(&self.heartbeat_late),
             last_member: LatencyStats::of(&self.last_member),
             dropped_samples: self.dropped.load(Ordering::Relaxed),
         }

@@ -45,6 +45,7 @@ fn setup(messages: &[(&str, bool)], correct_micros: Option<u64>) -> Setup {
         every: Duration::from_secs(1),
         messages: messages.iter().map(|(n, s)| (n.to_string(), *s)).collect(),
         steps: Vec::new(),
+        socketio: None,
         correct_micros,
         stall_rule: StallRule {
             threshold: Duration::from_millis(50),

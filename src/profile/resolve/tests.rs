@@ -100,6 +100,8 @@ fn scenarios_compile_each_message_with_inherited_rules() {
         message: "{{id}}".into(),
         correlate: None,
         complete: None,
+        event: None,
+        ack: None,
     };
     spec.session.messages = vec![
         msg("chat", 80),
@@ -139,6 +141,8 @@ fn too_many_distinct_pointers_are_refused_shared_ones_are_not() {
         message: "{{id}}".into(),
         correlate: Some(correlate.into()),
         complete: Some(format!("/done{i} exists")),
+        event: None,
+        ack: None,
     };
     let mut spec = ProfileSpec::default();
     spec.session.messages = (0..MAX_FIELDS - 1).map(|i| msg(i, "/id")).collect();
@@ -211,6 +215,8 @@ fn push_rules_need_a_field_and_fit_the_field_budget() {
                 message: "{{id}}".into(),
                 correlate: Some(format!("/c{i}")),
                 complete: None,
+                event: None,
+                ack: None,
             })
             .collect();
         p.session.push = (0..8).map(|i| format!("/t{i} exists")).collect();
