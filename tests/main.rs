@@ -14,6 +14,7 @@ mod props;
 mod remote;
 mod run;
 mod sessions;
+mod socketio;
 mod stalls;
 mod telegram;
 mod tls;

@@ -345,7 +345,11 @@ fn probes(
             crate::profile::socketio::probe(
                 &crate::profile::socketio::prefix(nsp),
                 event,
-                &p.message,
+                if p.message.trim().is_empty() {
+                    crate::profile::socketio::PROBE_DATA
+                } else {
+                    &p.message
+                },
                 columns,
             )
             .map_err(|m| bad("probes.event (--probe-event)", m))?,

@@ -10,6 +10,10 @@ use crate::profile::config::{MessageConfig, StepConfig};
 use crate::profile::spec::{ProfileSpec, SocketIoSpec};
 use crate::template::Template;
 
+/// A probe event's data unless `probes.message` gives one (handlers expect an argument
+/// before the ack callback).
+pub const PROBE_DATA: &str = r#"{"probe": {{id}}}"#;
+
 /// The ack id connect-time steps ask for (a message's ack id is its seq, from 1).
 pub const STEP_ACK_ID: &str = "0";
 

@@ -22,7 +22,9 @@ import uvicorn
 BLOCK_EVERY = int(os.environ.get("BLOCK_EVERY", "0"))
 BLOCK_MS = int(os.environ.get("BLOCK_MS", "0"))
 
-sio = socketio.AsyncServer(async_mode="asgi", ping_interval=25)
+sio = socketio.AsyncServer(
+    async_mode="asgi", ping_interval=int(os.environ.get("PING_INTERVAL", "25000")) / 1000
+)
 app = socketio.ASGIApp(sio)
 echoes = 0
 
@@ -70,6 +72,7 @@ async def presence():
 async def main():
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # connections queue until uvicorn accepts them
     print(f"listening {sock.getsockname()[1]}", flush=True)
     config = uvicorn.Config(app, log_level="warning")
     server = uvicorn.Server(config)
