@@ -382,3 +382,48 @@ fn a_kicked_socket_is_its_own_error_and_reconnects() {
     );
     assert!(s["totals"]["received"].as_u64().unwrap() >= 6);
 }
+
+#[test]
+fn the_built_in_socketio_chat_profile_runs_against_the_example_server() {
+    let Some(server) = Server::start(Library::Node, &[]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let code = soak_bin()
+        .args(["--profile", "socketio-chat", "--url", &url])
+        .args([
+            "--duration",
+            "4s",
+            "--ramp-up",
+            "500ms",
+            "--ramp-down",
+            "500ms",
+        ])
+        .args(["--quiet", "--out"])
+        .arg(dir.path())
+        .status()
+        .unwrap()
+        .code();
+    let s = summary(dir.path());
+    assert_eq!(code, Some(0), "{}", s["gates"]);
+    let gates: Vec<&str> = s["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["gate"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        gates,
+        [
+            "connect_success > 95%",
+            "error_rate < 5%",
+            "reach > 99%",
+            "stalls == 0"
+        ]
+    );
+    assert_eq!(s["fanout"]["reach"], 1.0, "{}", s["fanout"]);
+    assert_eq!(s["probes"]["kind"], "event");
+    assert!(s["probes"]["rtt_ms"]["count"].as_u64().unwrap() > 50);
+    assert_eq!(s["totals"]["errors"], 0, "{}", s["errors"]);
+}

@@ -17,6 +17,10 @@ const BUILTINS: &[(&str, &str)] = &[
     ("leak-hunt", include_str!("../../profiles/leak-hunt.toml")),
     ("rooms", include_str!("../../profiles/rooms.toml")),
     (
+        "socketio-chat",
+        include_str!("../../profiles/socketio-chat.toml"),
+    ),
+    (
         "telegram-bot",
         include_str!("../../profiles/telegram-bot.toml"),
     ),

@@ -82,6 +82,13 @@ pub(super) const METRICS: &[Metric] = &[
         per_message: None,
     },
     Metric {
+        name: "heartbeat_late_p99",
+        kind: Kind::Millis,
+        pointer: "/socketio/heartbeat_late_ms/p99",
+        grows: false,
+        per_message: None,
+    },
+    Metric {
         name: "probe_p99",
         kind: Kind::Millis,
         pointer: "/probes/rtt_ms/p99",

@@ -229,3 +229,90 @@ fn push_rules_need_a_field_and_fit_the_field_budget() {
     spec.session.push = vec![r#"/type == "presence""#.into()];
     assert_eq!(resolve(&loaded(spec)).unwrap().pushes.len(), 1);
 }
+
+#[test]
+fn socketio_settings_that_cannot_work_name_their_field() {
+    use crate::profile::spec::{Protocol, StepSpec};
+    let sio = |p: &mut ProfileSpec| {
+        p.target.protocol = Protocol::Socketio;
+        p.target.url = Some("http://127.0.0.1:3000".into());
+    };
+    let e = err(|p| p.target.protocol = Protocol::Socketio);
+    assert!(e.contains("target.url") && e.contains("demo target"), "{e}");
+    let e = err(|p| {
+        sio(p);
+        p.target.url = Some("ftp://x".into());
+    });
+    assert!(e.contains("not a Socket.IO URL"), "{e}");
+    let e = err(|p| {
+        sio(p);
+        p.socketio.ack = false;
+    });
+    assert!(
+        e.contains("socketio.ack") && e.contains("reply_event"),
+        "{e}"
+    );
+    let e = err(|p| {
+        sio(p);
+        p.socketio.event = String::new();
+    });
+    assert!(e.contains("socketio.event"), "{e}");
+    let e = err(|p| {
+        sio(p);
+        p.socketio.auth = "token=1".into();
+    });
+    assert!(
+        e.contains("socketio.auth (--auth)") && e.contains("JSON object"),
+        "{e}"
+    );
+    let e = err(|p| {
+        sio(p);
+        p.session.push = vec![r#"/type == "presence""#.into()];
+    });
+    assert!(
+        e.contains("session.push") && e.contains("by its name"),
+        "{e}"
+    );
+    let e = err(|p| {
+        sio(p);
+        p.session.on_connect = vec![StepSpec::default()];
+    });
+    assert!(e.contains("session.on_connect[0].event"), "{e}");
+    let e = err(|p| p.probes.event = "echo".into());
+    assert!(
+        e.contains("probes.event (--probe-event)") && e.contains("Socket.IO"),
+        "{e}"
+    );
+    let e = err(|p| {
+        p.session.on_connect = vec![StepSpec {
+            message: "x".into(),
+            event: "join".into(),
+            ..StepSpec::default()
+        }];
+    });
+    assert!(
+        e.contains("session.on_connect[0].event") && e.contains("Socket.IO"),
+        "{e}"
+    );
+    // What works: the URL's path is the namespace, messages and steps become packets.
+    let mut spec = ProfileSpec::default();
+    sio(&mut spec);
+    spec.target.url = Some("http://127.0.0.1:3000/chat".into());
+    spec.session.on_connect = vec![StepSpec {
+        event: "join".into(),
+        message: r#""r1""#.into(),
+        ..StepSpec::default()
+    }];
+    spec.probes.event = "echo".into();
+    let c = resolve(&loaded(spec)).unwrap();
+    let sio = c.socketio.as_ref().unwrap();
+    assert_eq!(
+        (sio.namespace.as_str(), sio.nsp_prefix.as_str()),
+        ("/chat", "/chat,")
+    );
+    assert!(
+        matches!(&c.target, Target::Url(u) if u == "ws://127.0.0.1:3000/socket.io/?EIO=4&transport=websocket")
+    );
+    assert!(c.on_connect[0].ack);
+    assert!(c.probes.unwrap().event.is_some());
+}
