@@ -427,3 +427,36 @@ fn the_built_in_socketio_chat_profile_runs_against_the_example_server() {
     assert!(s["probes"]["rtt_ms"]["count"].as_u64().unwrap() > 50);
     assert_eq!(s["totals"]["errors"], 0, "{}", s["errors"]);
 }
+
+#[test]
+fn a_reply_streamed_as_events_is_correlated_inside_their_data() {
+    let Some(server) = Server::start(Library::Node, &[]) else {
+        return;
+    };
+    let args = [
+        "--event",
+        "ask",
+        "--reply-event",
+        "answer",
+        "--complete",
+        "/done == true",
+        "--rate",
+        "4/s",
+    ];
+    let (code, s, _dir) = server.soak(ECHO_PLAIN, &["good-1", "good-2"], &args);
+    assert_eq!(code, 0, "{}", s["gates"]);
+    let t = &s["totals"];
+    assert!(t["sent"].as_u64().unwrap() >= 16, "{t}");
+    assert_eq!(t["received"], t["sent"], "{t}");
+    assert_eq!(t["errors"], 0, "{}", s["errors"]);
+    // The first `answer` 20 ms after the ask, the last (done) 60 ms after.
+    let ttff = s["ttff_ms"]["run"]["p50"].as_f64().unwrap();
+    let ttlf = s["latency_ms"]["run"]["p50"].as_f64().unwrap();
+    assert!((19.0..45.0).contains(&ttff), "{ttff}");
+    assert!((59.0..90.0).contains(&ttlf), "{ttlf}");
+    assert!(
+        s["pushes"].get("answer").is_none(),
+        "replies are not pushes: {}",
+        s["pushes"]
+    );
+}

@@ -95,13 +95,15 @@ pub fn build(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime
             .iter()
             .map(|(code, n)| (code.to_string(), *n))
             .collect(),
-        // Socket.IO pushes are counted by event name, WebSocket ones by rule.
+        // Socket.IO pushes are counted by event name (a name seen only as deliveries
+        // counts 0 and is left out), WebSocket ones by rule.
         pushes: meta
             .socketio
             .as_ref()
             .map_or_else(|| meta.config.session.push.clone(), |s| s.names.names())
             .into_iter()
             .zip(totals.counters.pushes)
+            .filter(|(_, n)| meta.socketio.is_none() || *n > 0)
             .collect(),
         probes: probes(meta, totals),
         stalls: meta.probes.as_ref().map(|_| stalls(meta, totals)),

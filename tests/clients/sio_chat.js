@@ -36,6 +36,12 @@ io.on('connection', (socket) => {
     }
     if (typeof ack === 'function') ack(data);
   });
+  // A streamed answer: three `answer` events carrying the question's id, the last done.
+  socket.on('ask', (q) => {
+    for (let part = 1; part <= 3; part++) {
+      setTimeout(() => socket.emit('answer', { id: q.id, part, done: part === 3 }), 20 * part);
+    }
+  });
   socket.on('join', (room, ack) => {
     socket.join(String(room));
     socket.data.room = String(room);
