@@ -132,17 +132,12 @@ fn good_tokens(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("good-{i}")).collect()
 }
 
-/// 4 users, 3 s, no probes (rate and event from the flags).
-const ECHO_4: &str = r#"
-[load]
-users = 4
-duration = "3s"
-ramp_up = "0s"
-ramp_down = "0s"
-
-[probes]
-count = 0
-"#;
+/// `users` users for 3 s, no ramps, no probes (rate and event from the flags).
+fn short(users: u32) -> String {
+    format!(
+        "[load]\nusers = {users}\nduration = \"3s\"\nramp_up = \"0s\"\nramp_down = \"0s\"\n\n[probes]\ncount = 0\n"
+    )
+}
 
 fn acked_echoes_are_timed_and_presence_events_are_pushes(library: Library) {
     let Some(server) = Server::start(library, &[("PING_INTERVAL", "300")]) else {
@@ -150,7 +145,7 @@ fn acked_echoes_are_timed_and_presence_events_are_pushes(library: Library) {
     };
     let tokens = good_tokens(4);
     let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
-    let (code, s, _dir) = server.soak(ECHO_4, &tokens, &["--rate", "5/s", "--event", "echo"]);
+    let (code, s, _dir) = server.soak(&short(4), &tokens, &["--rate", "5/s", "--event", "echo"]);
     assert_eq!(code, 0, "{library:?}: {}", s["gates"]);
     let t = &s["totals"];
     assert!(t["sent"].as_u64().unwrap() >= 40, "{library:?}: {t}");
@@ -262,7 +257,7 @@ fn a_bad_token_is_join_failed_with_the_servers_message(library: Library) {
         return;
     };
     let (_code, s, dir) = server.soak(
-        ECHO_PLAIN,
+        &short(2),
         &["good-1", "bad-2"],
         &["--event", "echo", "--rate", "5/s"],
     );
@@ -290,17 +285,6 @@ fn a_bad_token_is_join_failed_with_the_servers_message(library: Library) {
         );
     }
 }
-
-const ECHO_PLAIN: &str = r#"
-[load]
-users = 2
-duration = "3s"
-ramp_up = "0s"
-ramp_down = "0s"
-
-[probes]
-count = 0
-"#;
 
 #[test]
 fn node_a_bad_token_is_join_failed_with_the_servers_message() {
@@ -369,7 +353,7 @@ fn a_kicked_socket_is_its_own_error_and_reconnects() {
         return;
     };
     let (_code, s, _dir) = server.soak(
-        ECHO_PLAIN,
+        &short(2),
         &["good-1", "good-2"],
         &["--event", "chat", "--rate", "10/s"],
     );
@@ -443,7 +427,7 @@ fn a_reply_streamed_as_events_is_correlated_inside_their_data() {
         "--rate",
         "4/s",
     ];
-    let (code, s, _dir) = server.soak(ECHO_PLAIN, &["good-1", "good-2"], &args);
+    let (code, s, _dir) = server.soak(&short(2), &["good-1", "good-2"], &args);
     assert_eq!(code, 0, "{}", s["gates"]);
     let t = &s["totals"];
     assert!(t["sent"].as_u64().unwrap() >= 16, "{t}");
@@ -458,5 +442,37 @@ fn a_reply_streamed_as_events_is_correlated_inside_their_data() {
         s["pushes"].get("answer").is_none(),
         "replies are not pushes: {}",
         s["pushes"]
+    );
+}
+
+#[test]
+fn binary_events_are_counted_and_a_malformed_packet_is_a_protocol_error() {
+    let Some(server) = Server::start(Library::Node, &[]) else {
+        return;
+    };
+    let (code, s, _dir) = server.soak(&short(2), &["good-1", "good-2"], &["--event", "binary"]);
+    assert_eq!(code, 0, "{}", s["gates"]);
+    let sent = s["totals"]["sent"].as_u64().unwrap();
+    assert!(
+        sent >= 4 && s["totals"]["received"] == sent,
+        "{}",
+        s["totals"]
+    );
+    // Each `file` event: a push by its name, its attachment counted, never an error.
+    assert_eq!(s["pushes"]["file"], sent, "{}", s["pushes"]);
+    assert_eq!(s["socketio"]["attachments"], sent, "{}", s["socketio"]);
+    assert_eq!(s["totals"]["errors"], 0, "{}", s["errors"]);
+    // A packet the socket.io client could not decode closes the connection, as that
+    // client does: a `protocol` error, then a reconnect; the run goes on.
+    let (_code, s, _dir) = server.soak(&short(2), &["good-1", "good-2"], &["--event", "garble"]);
+    assert!(
+        s["errors"]["protocol"].as_u64().unwrap() >= 2,
+        "{}",
+        s["errors"]
+    );
+    assert!(
+        s["connects"]["reconnects"].as_u64().unwrap() >= 2,
+        "{}",
+        s["connects"]
     );
 }

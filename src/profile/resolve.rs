@@ -494,12 +494,7 @@ fn connection(
 
 /// A Socket.IO target: its Engine.IO endpoint's WebSocket URL, and the namespace.
 fn socketio_target(spec: &ProfileSpec) -> Result<(Target, Option<String>), String> {
-    let url = spec
-        .target
-        .url
-        .as_deref()
-        .map(str::trim)
-        .unwrap_or_default();
+    let url = url(spec);
     if url.is_empty() {
         return Err(
             "--protocol socketio needs the server's URL (--url http://host:port): the demo target speaks plain WebSocket"
@@ -510,13 +505,17 @@ fn socketio_target(spec: &ProfileSpec) -> Result<(Target, Option<String>), Strin
     Ok((Target::Url(ws), Some(namespace)))
 }
 
-fn target(spec: &ProfileSpec) -> Result<Target, String> {
-    let url = spec
-        .target
+/// The target URL as given, trimmed; empty when none.
+fn url(spec: &ProfileSpec) -> &str {
+    spec.target
         .url
         .as_deref()
         .map(str::trim)
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn target(spec: &ProfileSpec) -> Result<Target, String> {
+    let url = url(spec);
     if url.is_empty() && spec.mocks.enable.iter().any(|m| m.trim() == "telegram") {
         return Ok(Target::Telegram);
     }

@@ -42,6 +42,13 @@ io.on('connection', (socket) => {
       setTimeout(() => socket.emit('answer', { id: q.id, part, done: part === 3 }), 20 * part);
     }
   });
+  // A binary event (its attachment in a frame of its own), then a packet no Socket.IO
+  // client can decode, written raw to the WebSocket under the socket.
+  socket.on('binary', (_data, ack) => {
+    socket.emit('file', Buffer.from([1, 2, 3]), 'name.bin');
+    if (typeof ack === 'function') ack({ ok: true });
+  });
+  socket.on('garble', () => socket.conn.transport.socket.send('4x["not a packet"]'));
   socket.on('join', (room, ack) => {
     socket.join(String(room));
     socket.data.room = String(room);
