@@ -20,6 +20,7 @@ use crate::engine::session::{SessionConfig, TelegramUsers, Transport};
 use crate::error::{Outcome, SoakError, could_not_run};
 use crate::metrics::Recorder;
 use crate::metrics::aggregator::{self, MemorySetup, Setup};
+use crate::metrics::run_data::RunData;
 use crate::metrics::snapshot::RunTotals;
 use crate::mocks::Mocks;
 use crate::plan::Plan;
@@ -246,7 +247,8 @@ fn target_url(
     })
 }
 
-/// Runs the plan with the aggregator and the sampler beside it; returns the totals.
+/// Runs the plan with the aggregator and the sampler beside it; returns the totals and
+/// the run data.
 async fn soak_it(
     config: &RunConfig,
     plan: Plan,
@@ -254,7 +256,7 @@ async fn soak_it(
     writer: &Writer,
     root: &Root,
     process: Option<Arc<Started>>,
-) -> Option<RunTotals> {
+) -> Option<(RunTotals, RunData)> {
     let (recorder, rx, dropped) = Recorder::channel();
     let (proc_tx, proc_rx) = mpsc::channel::<ProcMsg>(SAMPLER_CHANNEL);
     let started = Instant::now();

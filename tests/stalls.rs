@@ -5,7 +5,11 @@ use std::time::Duration;
 
 use soak_mocks::demo::DemoConfig;
 
-use crate::common::{demo_on_own_thread, events, soak, summary, timeseries};
+use soak::analysis::stall;
+use soak::metrics::run_data::file;
+use soak::metrics::snapshot::{LatencyStats, new_histogram};
+
+use crate::common::{demo_on_own_thread, events, run_dir, soak, summary, timeseries};
 
 /// `--users 5 --rate 5/s` for 5 s with no ramps: a moderate load beside the probes.
 fn args(url: &str) -> Vec<String> {
@@ -36,7 +40,43 @@ async fn run(config: DemoConfig, extra: &[&str]) -> serde_json::Value {
         s["stalls"]["list"].as_array().unwrap().len(),
         "every stall is in events.jsonl"
     );
+    same_from_run_data(out.path(), &s);
     s
+}
+
+/// The run's `run-data.json` reads back, and the summary's figures follow from it alone:
+/// counts, the latency percentiles of its histograms, the stalls of its probe bins.
+fn same_from_run_data(out: &std::path::Path, s: &serde_json::Value) {
+    let text = std::fs::read_to_string(run_dir(out).join("run-data.json")).unwrap();
+    let data = file::from_json(&text).unwrap();
+    assert_eq!(data.counters.sent, s["totals"]["sent"].as_u64().unwrap());
+    assert_eq!(
+        data.counters.received,
+        s["totals"]["received"].as_u64().unwrap()
+    );
+    let mut all = new_histogram();
+    for m in &data.messages {
+        all.add(&m.ttlf).unwrap();
+    }
+    let stats = serde_json::to_value(LatencyStats::of(&all)).unwrap();
+    assert_eq!(stats, s["latency_ms"]["run"], "latency from the run data");
+    let probe = serde_json::to_value(LatencyStats::of(&data.probe)).unwrap();
+    assert_eq!(
+        probe["p99"], s["probes"]["rtt_ms"]["p99"],
+        "probe p99: {}",
+        s["probes"]
+    );
+    let stalls = stall::detect(&data.bins.all(), data.bins.rule());
+    let listed = s["stalls"]["list"].as_array().unwrap();
+    assert_eq!(
+        stalls.len(),
+        listed.len(),
+        "stalls from the run data's bins"
+    );
+    for (from_data, listed) in stalls.iter().zip(listed) {
+        assert_eq!(serde_json::json!(from_data.start_s), listed["start_s"]);
+        assert_eq!(serde_json::json!(from_data.length_ms), listed["length_ms"]);
+    }
 }
 
 fn blocking(separate_handler: bool) -> DemoConfig {

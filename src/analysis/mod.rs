@@ -6,3 +6,4 @@ pub mod gates;
 pub mod leak;
 pub mod memory;
 pub mod stall;
+pub mod totals;

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// Late probe samples a bin keeps one by one (a bin holds about one sample per probe:
-/// four by default). Beyond this, further late samples are folded into the last slot
-/// (earliest send, latest answer), which can only make that slot's span wider.
+/// Spans of late probes a bin keeps. Late probes whose spans overlap are kept as their
+/// union (the stall detector chains them anyway), so a bin rarely holds more than two or
+/// three; beyond this, the latest spans are folded into the last slot (earliest send,
+/// latest answer), which can only make that slot's span wider.
 pub const LATE_SLOTS: usize = 8;
 
 /// One late probe: its intended send and its answer, ms from the run's start.
@@ -27,47 +28,90 @@ pub struct Late {
 }
 
 /// One bin of probe results (filled by the aggregator as answers arrive).
+///
+/// Its late spans are the union of its late probes' spans, sorted, so adding two bins
+/// gives the same bin in any order and grouping: run data from several segments adds up
+/// to what one process would have held.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bin {
     /// Probe samples intended in this bin.
     pub seen: u16,
     /// Of those, late ones.
     pub late: u16,
-    /// The late samples (the first `late.min(LATE_SLOTS)` slots are used).
-    pub samples: [Late; LATE_SLOTS],
+    /// Slots of `samples` in use.
+    used: u8,
+    /// The late spans, disjoint and sorted by send (the first `used` slots).
+    samples: [Late; LATE_SLOTS],
     /// The tester's worst timer lag in this bin, µs.
     pub lag_max_us: u32,
 }
 
 impl Bin {
+    /// Adds another run's samples of the same bin: counts add, late spans join, the worst
+    /// lag is kept.
+    pub fn merge(&mut self, other: &Bin) {
+        self.seen = self.seen.saturating_add(other.seen);
+        self.late = self.late.saturating_add(other.late);
+        for span in other.late_samples() {
+            self.join(*span);
+        }
+        self.lag_max_us = self.lag_max_us.max(other.lag_max_us);
+    }
+
     /// Adds one probe sample intended at `at_ms` with round trip `rtt_us`.
     pub fn add_probe(&mut self, at_ms: u32, rtt_us: u32, threshold: Duration) {
         self.seen = self.seen.saturating_add(1);
         if u128::from(rtt_us) > threshold.as_micros() {
-            let sample = Late {
+            self.late = self.late.saturating_add(1);
+            self.join(Late {
                 send_ms: at_ms,
                 answer_ms: at_ms.saturating_add(rtt_us / 1000),
-            };
-            let used = usize::from(self.late);
-            if used < LATE_SLOTS {
-                self.samples[used] = sample;
-            } else {
-                let last = &mut self.samples[LATE_SLOTS - 1];
-                last.send_ms = last.send_ms.min(sample.send_ms);
-                last.answer_ms = last.answer_ms.max(sample.answer_ms);
-            }
-            self.late = self.late.saturating_add(1);
+            });
         }
     }
 
-    /// The late samples held.
+    /// Joins one late span to the union held: overlapping spans (one sent before the other
+    /// was answered) become one, as the detector would chain them; past `LATE_SLOTS` the
+    /// last two are folded into one.
+    pub(crate) fn join(&mut self, span: Late) {
+        let mut all = [Late::default(); LATE_SLOTS + 1];
+        let n = usize::from(self.used);
+        all[..n].copy_from_slice(&self.samples[..n]);
+        all[n] = Late {
+            send_ms: span.send_ms,
+            answer_ms: span.answer_ms.max(span.send_ms),
+        };
+        let all = &mut all[..=n];
+        all.sort_unstable_by_key(|l| (l.send_ms, l.answer_ms));
+        let mut k = 0;
+        for j in 1..all.len() {
+            if all[j].send_ms < all[k].answer_ms {
+                all[k].answer_ms = all[k].answer_ms.max(all[j].answer_ms);
+            } else {
+                k += 1;
+                all[k] = all[j];
+            }
+        }
+        let mut used = k + 1;
+        if used > LATE_SLOTS {
+            all[LATE_SLOTS - 1].answer_ms =
+                all[LATE_SLOTS - 1].answer_ms.max(all[LATE_SLOTS].answer_ms);
+            used = LATE_SLOTS;
+        }
+        self.samples[..used].copy_from_slice(&all[..used]);
+        // Slots past the union are cleared, so equal bins compare equal.
+        self.samples[used..].fill(Late::default());
+        self.used = used as u8;
+    }
+
+    /// The late spans held, sorted by send.
     pub fn late_samples(&self) -> &[Late] {
-        &self.samples[..usize::from(self.late).min(LATE_SLOTS)]
+        &self.samples[..usize::from(self.used)]
     }
 }
 
 /// Detection settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StallRule {
     /// A probe answered later than this (from its intended send) is late.
     pub threshold: Duration,
@@ -193,7 +237,7 @@ pub fn tester_bound_time(bins: &[(usize, Bin)], rule: StallRule) -> Duration {
 /// of soak's own memory growth in a 1-hour run (1.27 MB/h, judged a leak by its own
 /// analysis, 2026-11-23). A 15-minute window was tried first: filling it grew soak by
 /// 0.7 MB over the first half hour of every run; the window is 2 minutes at 100 ms bins.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Bins {
     rule: StallRule,
     /// Index of `recent[0]`.
@@ -211,6 +255,11 @@ pub const LATEST_PERIODS: usize = 600;
 pub const RETIRE_MARGIN: Duration = Duration::from_secs(60);
 
 impl Bins {
+    /// The rule the bins are cut and judged by.
+    pub fn rule(&self) -> StallRule {
+        self.rule
+    }
+
     /// No bins yet.
     pub fn new(rule: StallRule) -> Bins {
         Bins {
@@ -287,6 +336,13 @@ impl Bins {
         Some(&mut self.recent[j])
     }
 
+    /// Bin `i` as another run's data holds it (merging): created whatever it holds.
+    pub fn merge_bin(&mut self, i: usize, other: &Bin) {
+        if let Some(bin) = self.get(i, true) {
+            bin.merge(other);
+        }
+    }
+
     /// Bins kept whole: every bin a late answer can still reach, plus a margin.
     pub fn window(&self) -> usize {
         let margin = (RETIRE_MARGIN.as_millis() / self.rule.bin.as_millis().max(1)) as usize;
@@ -307,6 +363,16 @@ impl Bins {
                 .map(|(k, b)| (base + k, b)),
         );
         self.base = until;
+    }
+}
+
+/// Adds another run's bins (by index): the stalls of the sum are those of all the
+/// probes together.
+impl std::ops::AddAssign<&Bins> for Bins {
+    fn add_assign(&mut self, rhs: &Bins) {
+        for (i, bin) in rhs.all() {
+            self.merge_bin(i, &bin);
+        }
     }
 }
 

@@ -6,7 +6,6 @@
 //! averaged) and hands out a snapshot. When `done` fires or every recorder is gone, it
 //! closes the last, partial interval and returns the totals.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -17,9 +16,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval_at};
 use tokio_util::sync::CancellationToken;
 
 use crate::analysis::attribution::Work;
-use crate::analysis::leak::LeakRule;
-use crate::analysis::memory::Windows;
-use crate::analysis::stall::{Bin, Bins, StallRule};
+use crate::analysis::stall::{Bin, StallRule};
 use crate::metrics::events::{Event, EventLog, Record};
 use crate::metrics::snapshot::{
     Counters, HIST_MAX_MICROS, IntervalSnapshot, MsgCounters, ProcRow, RunTotals, new_histogram,
@@ -27,7 +24,7 @@ use crate::metrics::snapshot::{
 };
 use crate::metrics::{Disconnect, Sample};
 use crate::plan::{Phase, Plan};
-use crate::sampler::{ProcMsg, Reading};
+use crate::sampler::ProcMsg;
 
 /// Most samples taken off the channel per wake-up (`recv_many`): under load — the lab's D
 /// scenario sends about 190,000 samples a second — one wake-up drains many at once, and no
@@ -62,82 +59,42 @@ pub struct Setup {
     pub memory: MemorySetup,
 }
 
-/// What the memory reports need.
-#[derive(Debug, Clone, Copy)]
-pub struct MemorySetup {
-    /// Phase windows and warm-up.
-    pub windows: Windows,
-    /// Verdict thresholds.
-    pub rule: LeakRule,
-    /// The target's memory limit, MB.
-    pub limit_mb: Option<f64>,
-    /// Whether a target process is sampled.
-    pub target: bool,
-}
-
-/// Readings kept for the memory verdicts: 4 hours at 1 Hz is 14,400 (32 bytes each);
-/// this bound holds 4 hours at 20 Hz.
-const MAX_READINGS: usize = 300_000;
-
-/// Abnormal closes remembered for noting beside stalls (offsets, 4 bytes each).
-const MAX_ABNORMAL_CLOSES: usize = 100_000;
+pub use crate::analysis::totals::MemorySetup;
+use crate::metrics::run_data::{MAX_ABNORMAL_CLOSES, MAX_READINGS, RunData};
 
 /// Highest stall bin index: a day of 100 ms bins (only the last 15 minutes and the
 /// eventful ones are held, see `stall::Bins`).
 const MAX_BINS: usize = 864_000;
-
-/// The shortest warm-up before soak's own memory is judged.
-const TESTER_WARMUP: Duration = Duration::from_secs(60);
 
 /// Histograms and counts of one scenario message.
 struct PerMsg {
     name: String,
     streams: bool,
     interval: MsgCounters,
-    total: MsgCounters,
     ttlf: Histogram<u64>,
     ttff: Histogram<u64>,
-    run_ttlf: Histogram<u64>,
-    run_ttff: Histogram<u64>,
 }
 
 struct State {
     setup: Setup,
     interval_start: Duration,
     interval: Counters,
-    totals: Counters,
+    /// Everything the closed intervals measured that adds (analysis reads only this).
+    run: RunData,
     msgs: Vec<PerMsg>,
-    hold: Histogram<u64>,
-    hold_ttff: Histogram<u64>,
-    corrected: Histogram<u64>,
-    connect: Histogram<u64>,
-    join: Histogram<u64>,
-    fanout: Histogram<u64>,
     interval_fanout: Histogram<u64>,
-    heartbeat_late: Histogram<u64>,
-    first_member: Histogram<u64>,
     interval_first_member: Histogram<u64>,
-    last_member: Histogram<u64>,
     interval_last_member: Histogram<u64>,
     scratch: Histogram<u64>,
-    close_codes: BTreeMap<u16, u64>,
     events: EventLog,
     dropped: Arc<AtomicU64>,
-    bins: Bins,
-    /// Reused by `rollup::stalls` every interval.
+    /// Reused by `analysis::totals` every interval.
     bin_scratch: Vec<(usize, Bin)>,
     probe: Histogram<u64>,
-    run_probe: Histogram<u64>,
-    lag: Histogram<u64>,
     interval_lag_max_us: u32,
-    abnormal_closes: Vec<u32>,
     interval_readings: Vec<ProcRow>,
-    target_readings: Vec<(u32, Reading)>,
-    /// The run's cumulative work at each target reading, for the leak's attribution.
-    target_work: Vec<Work>,
-    /// Target readings that failed (gaps), and why the last did; whether one is under way.
-    target_gaps: (u64, Option<String>, bool),
-    tester_readings: Vec<(u32, Reading)>,
+    /// A gap in the target's readings is under way (its event written once).
+    gap_under_way: bool,
 }
 
 impl State {
@@ -149,48 +106,29 @@ impl State {
                 name: name.clone(),
                 streams: *streams,
                 interval: MsgCounters::default(),
-                total: MsgCounters::default(),
                 ttlf: new_histogram(),
                 ttff: new_histogram(),
-                run_ttlf: new_histogram(),
-                run_ttff: new_histogram(),
             })
             .collect();
-        let bins = Bins::new(setup.stall_rule);
+        let names: Vec<String> = setup.messages.iter().map(|(n, _)| n.clone()).collect();
+        let run = RunData::new(&names, setup.stall_rule);
         State {
             setup,
             interval_start: Duration::ZERO,
             interval: Counters::default(),
-            totals: Counters::default(),
+            run,
             msgs,
-            hold: new_histogram(),
-            hold_ttff: new_histogram(),
-            corrected: new_histogram(),
-            connect: new_histogram(),
-            join: new_histogram(),
-            fanout: new_histogram(),
             interval_fanout: new_histogram(),
-            heartbeat_late: new_histogram(),
-            first_member: new_histogram(),
             interval_first_member: new_histogram(),
-            last_member: new_histogram(),
             interval_last_member: new_histogram(),
             scratch: new_histogram(),
-            close_codes: BTreeMap::new(),
             events: EventLog::default(),
             dropped,
-            bins,
             bin_scratch: Vec::new(),
             probe: new_histogram(),
-            run_probe: new_histogram(),
-            lag: new_histogram(),
             interval_lag_max_us: 0,
-            abnormal_closes: Vec::new(),
             interval_readings: Vec::new(),
-            target_readings: Vec::new(),
-            target_work: Vec::new(),
-            target_gaps: (0, None, false),
-            tester_readings: Vec::new(),
+            gap_under_way: false,
         }
     }
 
@@ -209,14 +147,15 @@ impl State {
                     charged,
                     tester,
                 });
-                if self.tester_readings.len() < MAX_READINGS {
-                    self.tester_readings.push((at_ms, tester));
+                let run = &mut self.run;
+                if run.tester_readings.len() < MAX_READINGS {
+                    run.tester_readings.push((at_ms, tester));
                     if let Some(t) = target {
-                        self.target_gaps.2 = false;
-                        self.target_readings.push((at_ms, t));
+                        self.gap_under_way = false;
+                        run.target_readings.push((at_ms, t));
                         // The run so far: the closed intervals and the open one.
-                        let (done, now) = (&self.totals, &self.interval);
-                        self.target_work.push(Work {
+                        let (done, now) = (&run.counters, &self.interval);
+                        run.target_work.push(Work {
                             messages: done.sent + now.sent,
                             opened: done.connects + now.connects,
                             closed: done.disconnects + now.disconnects,
@@ -225,10 +164,10 @@ impl State {
                 }
             }
             ProcMsg::Gap(why) => {
-                let (count, last, under_way) = &mut self.target_gaps;
+                let (count, last) = &mut self.run.target_gaps;
                 *count += 1;
-                if !*under_way {
-                    *under_way = true;
+                if !self.gap_under_way {
+                    self.gap_under_way = true;
                     self.events.out.push(Record {
                         at: self.setup.started.elapsed(),
                         event: Event::TargetGap { why: why.clone() },
@@ -264,7 +203,7 @@ impl State {
                 let v = micros.max(1);
                 self.msg(msg, |m| record(&mut m.ttff, v));
                 if hold {
-                    record(&mut self.hold_ttff, v);
+                    record(&mut self.run.hold_ttff, v);
                 }
             }
             Sample::Timeout { msg } => self.timeout(msg, at),
@@ -273,7 +212,7 @@ impl State {
                 micros,
                 reconnect,
             } => {
-                record(&mut self.connect, micros.max(1));
+                record(&mut self.run.connect, micros.max(1));
                 let what = if reconnect { "reconnect" } else { "connect" };
                 let event = || Event::Connect {
                     user,
@@ -282,9 +221,9 @@ impl State {
                 };
                 self.events.push(at, (what, "", 0), event);
             }
-            Sample::Joined { micros } => record(&mut self.join, micros.max(1)),
+            Sample::Joined { micros } => record(&mut self.run.join, micros.max(1)),
             Sample::Heartbeat { late_us } => {
-                record(&mut self.heartbeat_late, u64::from(late_us).max(1));
+                record(&mut self.run.heartbeat_late, u64::from(late_us).max(1));
             }
             Sample::Delivery {
                 micros,
@@ -362,16 +301,16 @@ impl State {
     fn probe(&mut self, at_ms: u32, rtt_us: u32) {
         record(&mut self.probe, u64::from(rtt_us).max(1));
         if let Some(i) = self.bin(at_ms) {
-            self.bins.add_probe(i, at_ms, rtt_us);
+            self.run.bins.add_probe(i, at_ms, rtt_us);
         }
     }
 
     /// How late soak's own ticker fired, into the lag histogram and its stall bin.
     fn lag(&mut self, at_ms: u32, lag_us: u32) {
-        record(&mut self.lag, u64::from(lag_us).max(1));
+        record(&mut self.run.lag, u64::from(lag_us).max(1));
         self.interval_lag_max_us = self.interval_lag_max_us.max(lag_us);
         if let Some(i) = self.bin(at_ms) {
-            self.bins.add_lag(i, lag_us);
+            self.run.bins.add_lag(i, lag_us);
         }
     }
 
@@ -382,11 +321,12 @@ impl State {
             record(&mut m.ttlf, v);
         });
         if hold {
-            record(&mut self.hold, v);
+            record(&mut self.run.hold, v);
         }
         if let Some(interval) = self.setup.correct_micros {
             // Clamped like `record`, so the corrected histogram keeps the same 1 h cap.
             let _ = self
+                .run
                 .corrected
                 .record_correct(v.clamp(1, HIST_MAX_MICROS), interval);
         }
@@ -395,10 +335,11 @@ impl State {
     /// A connection ended: its close code, abnormal closes for the stall notes, the event.
     fn disconnected(&mut self, user: u32, cause: Disconnect, code: u16, at: Duration) {
         if code != 0 {
-            *self.close_codes.entry(code).or_default() += 1;
+            *self.run.close_codes.entry(code).or_default() += 1;
         }
-        if matches!(code, 1006 | 1011) && self.abnormal_closes.len() < MAX_ABNORMAL_CLOSES {
-            self.abnormal_closes
+        if matches!(code, 1006 | 1011) && self.run.abnormal_closes.len() < MAX_ABNORMAL_CLOSES {
+            self.run
+                .abnormal_closes
                 .push(u32::try_from(at.as_millis()).unwrap_or(u32::MAX));
         }
         let reason = match cause {
@@ -422,7 +363,7 @@ impl State {
 }
 
 /// Runs until every recorder is dropped or `done` fires (then it takes what is already
-/// queued); returns the run's totals.
+/// queued); returns the run's totals and its run data.
 pub async fn run(
     mut rx: mpsc::Receiver<Sample>,
     mut procs: mpsc::Receiver<ProcMsg>,
@@ -430,7 +371,7 @@ pub async fn run(
     dropped: Arc<AtomicU64>,
     setup: Setup,
     mut sink: Sink,
-) -> RunTotals {
+) -> (RunTotals, RunData) {
     let (started, every, plan) = (setup.started, setup.every, setup.plan);
     let mut state = State::new(setup, dropped);
     let mut ticker = interval_at(started + every, every);
@@ -472,7 +413,7 @@ pub async fn run(
     if snapshot.end > snapshot.start || !snapshot.events.is_empty() {
         sink(&snapshot, &totals);
     }
-    totals
+    (totals, state.run)
 }
 
 mod rollup;

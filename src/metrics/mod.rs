@@ -6,6 +6,7 @@
 
 pub mod aggregator;
 pub mod events;
+pub mod run_data;
 pub mod snapshot;
 
 use std::sync::Arc;

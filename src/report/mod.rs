@@ -29,6 +29,7 @@ use std::time::SystemTime;
 use crate::analysis::abort::Abort;
 use crate::error::{SoakError, could_not_run, usage};
 use crate::metrics::aggregator::Sink;
+use crate::metrics::run_data::RunData;
 use crate::metrics::snapshot::{IntervalSnapshot, ProcRow, RunTotals};
 use crate::plan::PhaseSpan;
 use crate::progress::Progress;
@@ -264,8 +265,9 @@ fn folder_stamp(now: SystemTime) -> String {
 #[allow(clippy::large_enum_variant)]
 enum Msg {
     Interval(IntervalSnapshot, RunTotals),
-    /// The run's totals (`None` when the aggregator died: the last checkpoint's are used).
-    Final(Option<RunTotals>, Status),
+    /// The run's totals and its run data (`None` when the aggregator died: the last
+    /// checkpoint's totals are used, and no run data is written).
+    Final(Option<(RunTotals, Box<RunData>)>, Status),
 }
 
 /// Ends the run early, with the reason (called once, from the writer thread).
@@ -330,7 +332,19 @@ impl Writer {
                             }
                             last = Some(totals);
                         }
-                        Msg::Final(totals, status) => {
+                        Msg::Final(end, status) => {
+                            let (totals, data) =
+                                end.map_or((None, None), |(t, d)| (Some(t), Some(d)));
+                            if let Some(data) = data {
+                                let text = crate::metrics::run_data::file::to_json(&data);
+                                keep(
+                                    write_atomically(
+                                        &dir.path.join("run-data.json"),
+                                        text.as_bytes(),
+                                    ),
+                                    "run-data.json",
+                                );
+                            }
                             let totals = totals.or(last.take()).unwrap_or_default();
                             let mut s = summary::build(&meta, &totals, status, SystemTime::now());
                             summary::apply_gates(&mut s, &meta.gates);
@@ -366,8 +380,13 @@ impl Writer {
 
     /// Writes the final summary and waits for every file to be flushed.
     /// `totals` is `None` when the aggregator died; the last checkpoint's totals are kept.
-    pub fn finish(self, totals: Option<RunTotals>, status: Status) -> Result<Summary, SoakError> {
-        let _ = self.tx.send(Msg::Final(totals, status));
+    pub fn finish(
+        self,
+        end: Option<(RunTotals, RunData)>,
+        status: Status,
+    ) -> Result<Summary, SoakError> {
+        let end = end.map(|(t, d)| (t, Box::new(d)));
+        let _ = self.tx.send(Msg::Final(end, status));
         drop(self.tx);
         match self.thread.join() {
             Ok(Ok(summary)) => Ok(summary),

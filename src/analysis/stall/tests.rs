@@ -21,7 +21,11 @@ fn held(bins: &[Bin]) -> Bins {
         for _ in 0..b.seen.saturating_sub(b.late) {
             held.add_probe(i, t, 1000);
         }
-        for l in b.late_samples() {
+        // One late probe per span held, then repeats of the first (a union of the same
+        // span) until the late count is the bin's.
+        let spans = b.late_samples();
+        for k in 0..usize::from(b.late) {
+            let l = spans.get(k).unwrap_or(&spans[0]);
             held.add_probe(i, l.send_ms, (l.answer_ms - l.send_ms) * 1000);
         }
         if b.lag_max_us > 0 {

@@ -3,7 +3,10 @@
 use std::sync::Mutex;
 
 use super::*;
+use crate::analysis::leak::LeakRule;
+use crate::analysis::memory::Windows;
 use crate::metrics::{ErrorKind, Recorder};
+use crate::sampler::Reading;
 
 type Seen = Arc<Mutex<Vec<(IntervalSnapshot, RunTotals)>>>;
 
@@ -28,7 +31,7 @@ fn started(
     Recorder,
     Seen,
     CancellationToken,
-    tokio::task::JoinHandle<RunTotals>,
+    tokio::task::JoinHandle<(RunTotals, RunData)>,
 ) {
     let (recorder, rx, dropped) = Recorder::channel();
     let (seen, sink) = collecting();
@@ -83,7 +86,7 @@ async fn intervals_merge_into_run_totals() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     recorder.record(Sample::UserStopped);
     drop(recorder);
-    let totals = agg.await.unwrap();
+    let totals = agg.await.unwrap().0;
 
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 3, "two full intervals and the partial last one");
@@ -213,7 +216,7 @@ async fn per_message_breakdown_ttff_and_close_codes() {
     });
     tokio::time::sleep(Duration::from_millis(10)).await;
     done.cancel();
-    let totals = agg.await.unwrap();
+    let totals = agg.await.unwrap().0;
     assert_eq!(totals.messages[0].ttff.unwrap().count, 1);
     assert!(totals.messages[1].ttff.is_none());
     assert!(totals.messages[0].latency.unwrap().p50 >= 49.9);
@@ -234,7 +237,7 @@ async fn closed_model_records_a_corrected_histogram() {
     });
     tokio::time::sleep(Duration::from_millis(10)).await;
     done.cancel();
-    let totals = agg.await.unwrap();
+    let totals = agg.await.unwrap().0;
     assert_eq!(totals.latency_run.unwrap().count, 1);
     let corrected = totals.latency_corrected.unwrap();
     assert_eq!(corrected.count, 10);
