@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::profile::spec::{Model, TargetOutput};
+use crate::segment::Segment;
 use crate::units::{Rate, parse_duration, parse_hours, parse_percent, parse_rate};
 
 /// WebSocket and chat-bot soak tester: ramp simulated users up, hold long-lived sessions,
@@ -268,6 +269,27 @@ pub struct RunArgs {
     /// With --abort-on-fail: no early end before this long after the ramp-up.
     #[arg(long, env = "SOAK_ABORT_GRACE", value_name = "DUR", value_parser = parse_duration)]
     pub abort_grace: Option<Duration>,
+    /// Run slice I of N of the plan (0-based, e.g. 0/4): the N segments together run the
+    /// one-process plan exactly.
+    #[arg(long, env = "SOAK_SEGMENT", value_name = "I/N", value_parser = Segment::parse, conflicts_with = "segments")]
+    pub segment: Option<Segment>,
+    /// Run one of N segments, its index from JOB_COMPLETION_INDEX (set by Kubernetes
+    /// Indexed Jobs).
+    #[arg(long, env = "SOAK_SEGMENTS", value_name = "N")]
+    pub segments: Option<u32>,
+    /// With segments: the one that samples the target process and gives the memory
+    /// verdict (the others do not sample it).
+    #[arg(
+        long,
+        env = "SOAK_SAMPLE_TARGET",
+        value_name = "I",
+        default_value_t = 0
+    )]
+    pub sample_target: u32,
+    /// Start the plan at this wall-clock time (RFC 3339, or +DUR from now), so that every
+    /// segment ramps on the same clock; started later, a segment joins the plan where it is.
+    #[arg(long, env = "SOAK_START_AT", value_name = "TIME|+DUR")]
+    pub start_at: Option<String>,
     /// Folder under which the run's results folder is created (default `results/`).
     #[arg(long, env = "SOAK_OUT", value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -39,6 +39,7 @@ pub mod redact;
 pub mod report;
 pub mod runner;
 pub mod sampler;
+pub mod segment;
 pub mod signals;
 pub mod template;
 pub mod units;

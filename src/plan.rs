@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::profile::resolve::RunConfig;
+use crate::segment::Segment;
 
 /// A part of the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,6 +64,10 @@ pub struct Plan {
     hold: Duration,
     ramp_down: Duration,
     cooldown: Duration,
+    /// The slice of the users this process runs, and the room size whole rooms of which
+    /// are dealt out (1: users one by one).
+    segment: Segment,
+    room: u32,
 }
 
 impl Plan {
@@ -75,6 +80,39 @@ impl Plan {
             config.ramp_down,
         )
         .with_margins(config.baseline, config.cooldown)
+        .sliced(
+            config.segment,
+            if config.fanout.is_some() {
+                config.room_size
+            } else {
+                1
+            },
+        )
+    }
+
+    /// Only segment `segment`'s users of the same plan (whole rooms of `room` users when
+    /// rooms see fan-out); offsets stay those of the whole plan.
+    pub fn sliced(self, segment: Segment, room: u32) -> Plan {
+        Plan {
+            segment,
+            room: room.max(1),
+            ..self
+        }
+    }
+
+    /// The slice of the plan this process runs.
+    pub fn segment(&self) -> Segment {
+        self.segment
+    }
+
+    /// Whether user `i` of the whole plan runs in this process.
+    pub fn owns(&self, i: u32) -> bool {
+        self.segment.owns_user(i, self.room)
+    }
+
+    /// The users this process runs, in order.
+    pub fn own_users(&self) -> Vec<u32> {
+        (0..self.users).filter(|&i| self.owns(i)).collect()
     }
 
     /// The same plan with an idle baseline before the load and a cool-down after it.
@@ -98,10 +136,12 @@ impl Plan {
             hold: total - ramp_up - ramp_down,
             ramp_down,
             cooldown: Duration::ZERO,
+            segment: Segment::WHOLE,
+            room: 1,
         }
     }
 
-    /// Number of users.
+    /// Number of users in the whole plan (see [`Plan::own_users`] for this process's).
     pub fn users(&self) -> u32 {
         self.users
     }
@@ -179,9 +219,9 @@ impl Plan {
             .collect()
     }
 
-    /// How many users the plan has running at offset `t`.
+    /// How many of this process's users the plan has running at offset `t`.
     pub fn active_at(&self, t: Duration) -> u32 {
-        let started = (0..self.users).filter(|&i| self.start_offset(i) <= t);
+        let started = (0..self.users).filter(|&i| self.owns(i) && self.start_offset(i) <= t);
         started.filter(|&i| self.stop_offset(i) > t).count() as u32
     }
 }

@@ -17,7 +17,7 @@ use crate::cli::RunArgs;
 use crate::demo_target::DemoTarget;
 use crate::engine::connect::Dialer;
 use crate::engine::session::{SessionConfig, TelegramUsers, Transport};
-use crate::error::{Outcome, SoakError, could_not_run};
+use crate::error::{Outcome, SoakError, could_not_run, usage};
 use crate::metrics::Recorder;
 use crate::metrics::aggregator::{self, MemorySetup, Setup};
 use crate::metrics::run_data::RunData;
@@ -34,6 +34,7 @@ use crate::report::{RunDir, StopRun, Writer};
 use crate::sampler::target::{self, Started};
 use crate::sampler::target_log::TargetLog;
 use crate::sampler::{ProcMsg, Sampler, Source};
+use crate::segment;
 use crate::signals::{Root, Stop, panic_message};
 
 /// Readings in flight from the sampler thread to the aggregator.
@@ -43,7 +44,16 @@ const SAMPLER_CHANNEL: usize = 1024;
 pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
     let mut loaded = profile::load(args.profile.as_deref())?;
     overrides::apply(&args, &mut loaded.spec);
-    let config = resolve::resolve(&loaded)?;
+    let mut config = resolve::resolve(&loaded)?;
+    let index = std::env::var("JOB_COMPLETION_INDEX").ok();
+    let segment = segment::chosen(args.segment, args.segments, index.as_deref()).map_err(usage)?;
+    segment::apply(&mut config, segment, args.sample_target).map_err(usage)?;
+    let start_at = args
+        .start_at
+        .as_deref()
+        .map(|t| segment::start_at(t, SystemTime::now()))
+        .transpose()
+        .map_err(|e| usage(format!("--start-at {e}")))?;
     let p = &config.effective.process;
     let asked = p.baseline.unwrap_or_default() + p.cooldown.unwrap_or_default();
     if matches!(config.process.target, TargetProcess::None) && !asked.is_zero() && !args.quiet {
@@ -57,12 +67,53 @@ pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
     let root = Root::watching_signals();
     let mocks = Mocks::start(config.llm.clone(), config.telegram.clone())?;
     let process = find_target(&config, &mocks.env())?.map(Arc::new);
-    let result = with_target(&config, args.quiet, (process.clone(), root), &mocks).await;
+    let result = with_target(
+        &config,
+        (args.quiet, start_at),
+        (process.clone(), root),
+        &mocks,
+    )
+    .await;
     if let Some(process) = &process {
         process.stop(config.process.stop_grace).await;
     }
     drop(mocks);
     result
+}
+
+/// Waits for the shared start `at`; returns how far the plan already is when soak came
+/// after it (said on stderr), or `None` when interrupted while waiting.
+async fn meet_start(
+    config: &RunConfig,
+    at: SystemTime,
+    quiet: bool,
+    root: &Root,
+) -> Option<Duration> {
+    let shown = humantime::format_rfc3339_millis(at);
+    match segment::meet(at, SystemTime::now()) {
+        segment::Meet::Wait(ahead) => {
+            if !quiet {
+                eprintln!(
+                    "soak: waiting {} for the shared start at {shown}",
+                    crate::units::format_duration(ahead)
+                );
+            }
+            tokio::select! {
+                () = tokio::time::sleep(ahead) => Some(Duration::ZERO),
+                () = root.cancel.cancelled() => None,
+            }
+        }
+        segment::Meet::Late(passed) => {
+            eprintln!(
+                "soak: segment {}/{} started {} after the shared start at {shown}: joining the plan {} into it (users whose start has passed start at once, within the connect-rate cap)",
+                config.segment.index,
+                config.segment.count,
+                crate::units::format_duration(passed),
+                crate::units::format_duration(passed),
+            );
+            Some(passed)
+        }
+    }
 }
 
 /// Finds the target process by PID or name, or starts it; `None` when none is watched.
@@ -80,7 +131,7 @@ fn find_target(config: &RunConfig, env: &[(String, String)]) -> Result<Option<St
 
 async fn with_target(
     config: &RunConfig,
-    quiet: bool,
+    (quiet, start_at): (bool, Option<SystemTime>),
     (process, root): (Option<Arc<Started>>, Root),
     mocks: &Mocks,
 ) -> Result<Outcome, SoakError> {
@@ -96,13 +147,22 @@ async fn with_target(
             return Ok(Outcome::Interrupted);
         }
     };
-    let started_at = SystemTime::now();
-    let dir = RunDir::create(
-        &config.out_dir,
-        &config.profile,
-        started_at,
-        columns(config),
-    )?;
+    let (started_at, late) = match start_at {
+        None => (SystemTime::now(), Duration::ZERO),
+        Some(at) => match meet_start(config, at, quiet, &root).await {
+            Some(late) => (at, late),
+            None => {
+                eprintln!("soak: interrupted while waiting for --start-at; nothing was sent");
+                return Ok(Outcome::Interrupted);
+            }
+        },
+    };
+    let name = if config.segment.is_whole() {
+        config.profile.clone()
+    } else {
+        format!("{}-{}", config.profile, config.segment.label())
+    };
+    let dir = RunDir::create(&config.out_dir, &name, started_at, columns(config))?;
     if let Some(log) = &log {
         log.to_file(&dir.path.join("target.log")).map_err(|err| {
             could_not_run(format!(
@@ -144,7 +204,7 @@ async fn with_target(
         );
         (watch, stop)
     });
-    let progress = Progress::new(quiet, plan.total(), plan.users());
+    let progress = Progress::new(quiet, plan.total(), plan.own_users().len() as u32);
     if let (Some(log), Some(bar)) = (&log, progress.bar()) {
         log.above(bar.clone());
     }
@@ -154,7 +214,7 @@ async fn with_target(
         Stop::WriteFailed,
     );
     let writer = Writer::spawn(dir, meta, progress, abort, fail)?;
-    let totals = soak_it(config, plan, transport, &writer, &root, process).await;
+    let totals = soak_it(config, (plan, late), transport, &writer, &root, process).await;
     let why = root.why();
     let summary = writer.finish(totals, status_of(why.as_ref()))?;
     drop(demo);
@@ -251,7 +311,7 @@ fn target_url(
 /// the run data.
 async fn soak_it(
     config: &RunConfig,
-    plan: Plan,
+    (plan, late): (Plan, Duration),
     transport: Transport,
     writer: &Writer,
     root: &Root,
@@ -259,7 +319,9 @@ async fn soak_it(
 ) -> Option<(RunTotals, RunData)> {
     let (recorder, rx, dropped) = Recorder::channel();
     let (proc_tx, proc_rx) = mpsc::channel::<ProcMsg>(SAMPLER_CHANNEL);
-    let started = Instant::now();
+    // A segment that came after the shared start joins the plan where it is.
+    let now = Instant::now();
+    let started = now.checked_sub(late).unwrap_or(now);
     let done = CancellationToken::new();
     let aggregator = aggregator::run(
         rx,
@@ -416,6 +478,7 @@ fn meta(
             },
         }),
         stall_rule: config.stall_rule,
+        segment: config.segment,
         messages: config
             .messages
             .iter()

@@ -13,6 +13,7 @@ mod morning;
 mod props;
 mod remote;
 mod run;
+mod segments;
 mod sessions;
 mod socketio;
 mod stalls;

@@ -47,7 +47,8 @@ pub async fn run(
     tracker.spawn(root.guard(lag::run(started, config.recorder.clone(), users.clone())));
     if let Some(probes) = probes {
         let probes = Arc::new(probes);
-        for k in 0..probes.count {
+        // A segment runs its share of the probes, each at its place in the whole plan's.
+        for k in (0..probes.count).filter(|&k| plan.segment().owns_probe(k)) {
             tracker.spawn(root.guard(probe::run(
                 k,
                 Arc::clone(&probes),

@@ -17,8 +17,9 @@ enum Step {
     Stop(u32),
 }
 
-/// Starts and stops every user of `plan`, measured from `started`; returns when the last
-/// user has been told to stop, or at once when `cancel` fires.
+/// Starts and stops every user of `plan` this process runs (its segment's), measured from
+/// `started`; returns when the last user has been told to stop, or at once when `cancel`
+/// fires.
 pub async fn run(
     plan: Plan,
     started: Instant,
@@ -26,11 +27,11 @@ pub async fn run(
     (tracker, root): (&TaskTracker, &Root),
     cancel: &CancellationToken,
 ) {
-    let users = plan.users();
-    let mut tokens: Vec<Option<CancellationToken>> = vec![None; users as usize];
+    let own = plan.own_users();
+    let mut tokens: Vec<Option<CancellationToken>> = vec![None; plan.users() as usize];
     let mut next_start = 0;
     let mut stops_done = 0;
-    while let Some((at, step)) = next_step(&plan, next_start, stops_done) {
+    while let Some((at, step)) = next_step(&plan, &own, next_start, stops_done) {
         tokio::select! {
             biased;
             () = cancel.cancelled() => break,
@@ -59,14 +60,19 @@ pub async fn run(
     }
 }
 
-/// The earlier of the next start and the next stop (a start wins a tie). Users stop last
-/// started first, so the `k`-th stop is user `users - 1 - k`.
-fn next_step(plan: &Plan, next_start: u32, stops_done: u32) -> Option<(std::time::Duration, Step)> {
-    let users = plan.users();
-    let start =
-        (next_start < users).then(|| (plan.start_offset(next_start), Step::Start(next_start)));
-    let stop = (stops_done < users).then(|| {
-        let user = users - 1 - stops_done;
+/// The earlier of the next start and the next stop among the users `own` (a start wins a
+/// tie). Users stop last started first, so the `k`-th stop is the `k`-th from the end.
+fn next_step(
+    plan: &Plan,
+    own: &[u32],
+    next_start: usize,
+    stops_done: usize,
+) -> Option<(std::time::Duration, Step)> {
+    let start = own
+        .get(next_start)
+        .map(|&user| (plan.start_offset(user), Step::Start(user)));
+    let stop = (stops_done < own.len()).then(|| {
+        let user = own[own.len() - 1 - stops_done];
         (plan.stop_offset(user), Step::Stop(user))
     });
     match (start, stop) {
@@ -89,9 +95,10 @@ mod tests {
             Duration::from_secs(3),
             Duration::from_secs(3),
         );
+        let own = plan.own_users();
         let (mut next_start, mut stops) = (0, 0);
         let mut seen = Vec::new();
-        while let Some((at, step)) = next_step(&plan, next_start, stops) {
+        while let Some((at, step)) = next_step(&plan, &own, next_start, stops) {
             match step {
                 Step::Start(_) => next_start += 1,
                 Step::Stop(_) => stops += 1,
@@ -109,5 +116,52 @@ mod tests {
                 (10, Step::Stop(0)),
             ]
         );
+    }
+
+    /// Every step of a plan, in order.
+    fn steps(plan: &Plan) -> Vec<(Duration, Step)> {
+        let own = plan.own_users();
+        let (mut next_start, mut stops) = (0, 0);
+        let mut seen = Vec::new();
+        while let Some((at, step)) = next_step(plan, &own, next_start, stops) {
+            match step {
+                Step::Start(_) => next_start += 1,
+                Step::Stop(_) => stops += 1,
+            }
+            seen.push((at, step));
+        }
+        seen
+    }
+
+    #[test]
+    fn the_segments_steps_together_are_the_whole_plans_at_the_same_offsets() {
+        use crate::segment::Segment;
+        let plan = Plan::new(
+            23,
+            Duration::from_secs(30),
+            Duration::from_secs(7),
+            Duration::from_secs(5),
+        );
+        let mut whole = steps(&plan);
+        for n in [2, 3, 4, 16] {
+            for room in [1, 4] {
+                let mut together: Vec<_> = (0..n)
+                    .flat_map(|i| steps(&plan.sliced(Segment::new(i, n).unwrap(), room)))
+                    .collect();
+                together.sort_by_key(|&(at, step)| {
+                    (at, matches!(step, Step::Stop(_)), step_user(step))
+                });
+                whole.sort_by_key(|&(at, step)| {
+                    (at, matches!(step, Step::Stop(_)), step_user(step))
+                });
+                assert_eq!(together, whole, "{n} segments, rooms of {room}");
+            }
+        }
+    }
+
+    fn step_user(step: Step) -> u32 {
+        match step {
+            Step::Start(u) | Step::Stop(u) => u,
+        }
     }
 }

@@ -26,6 +26,8 @@ pub struct RunConfig {
     pub connection: ConnectionConfig,
     /// Number of simulated users.
     pub users: u32,
+    /// The slice of the plan this process runs (`--segment`; the whole plan by default).
+    pub segment: crate::segment::Segment,
     /// Whole run, ramps included.
     pub duration: Duration,
     /// Time over which users start.

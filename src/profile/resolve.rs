@@ -95,6 +95,7 @@ pub fn resolve(loaded: &Loaded) -> Result<RunConfig, SoakError> {
         target,
         connection,
         users: spec.load.users,
+        segment: crate::segment::Segment::WHOLE,
         duration: spec.load.duration,
         ramp_up: spec.load.ramp_up,
         ramp_down: spec.load.ramp_down,

@@ -156,6 +156,7 @@ fn run_info(meta: &RunMeta, totals: &RunTotals, status: Status, now: SystemTime)
         started_at: timestamp(meta.started_at),
         updated_at: timestamp(now),
         elapsed_s: secs(totals.elapsed),
+        segment: (!meta.segment.is_whole()).then_some(meta.segment),
     }
 }
 
@@ -326,6 +327,7 @@ mod tests {
             correction: None,
             messages: vec![("message".into(), 1, false)],
             probes: None,
+            segment: crate::segment::Segment::WHOLE,
             stall_rule: StallRule {
                 threshold: Duration::from_millis(50),
                 quorum: 0.75,

@@ -43,6 +43,8 @@ pub struct RunMeta {
     pub probes: Option<ProbeInfo>,
     /// Stall detection settings.
     pub stall_rule: StallRule,
+    /// The slice of the plan this process ran.
+    pub segment: crate::segment::Segment,
     /// The sampled target process (`pid 123`, `name gunicorn`, `cmd …`), if any.
     pub process: Option<String>,
     /// The run's gates.
@@ -209,6 +211,9 @@ pub struct RunInfo {
     pub updated_at: String,
     /// Seconds since the start.
     pub elapsed_s: f64,
+    /// The slice of the plan this run was (`index` of `count`); absent for a whole plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<crate::segment::Segment>,
 }
 
 /// One phase.

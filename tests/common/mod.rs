@@ -154,11 +154,16 @@ pub async fn recording_server() -> (SocketAddr, tokio::sync::mpsc::UnboundedRece
 
 /// Total count of every `.ttlf` histogram in a run's `latency.hlog`.
 pub fn hlog_ttlf_count(out: &Path) -> u64 {
+    hlog_ttlf(out).len()
+}
+
+/// Every `.ttlf` value a run's `latency.hlog` holds, in one histogram (µs).
+pub fn hlog_ttlf(out: &Path) -> hdrhistogram::Histogram<u64> {
     use base64::Engine as _;
     use hdrhistogram::serialization::Deserializer;
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     let bytes = std::fs::read(run_dir(out).join("latency.hlog")).unwrap();
-    let mut total = 0;
+    let mut total = soak::metrics::snapshot::new_histogram();
     for entry in IntervalLogIterator::new(&bytes) {
         if let LogEntry::Interval(ilh) = entry.unwrap() {
             if !ilh.tag().unwrap().as_str().ends_with(".ttlf") {
@@ -169,7 +174,7 @@ pub fn hlog_ttlf_count(out: &Path) -> u64 {
                 .unwrap();
             let h: hdrhistogram::Histogram<u64> =
                 Deserializer::new().deserialize(&mut &raw[..]).unwrap();
-            total += h.len();
+            total.add(&h).unwrap();
         }
     }
     total

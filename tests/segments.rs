@@ -1,0 +1,225 @@
+//! Segments: N soak processes running slices of one plan against one target add up to the
+//! one-process run, and their run data adds to the union of what they recorded.
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+
+use soak::metrics::run_data::{RunData, file};
+use soak::metrics::snapshot::new_histogram;
+use soak_mocks::demo::DemoConfig;
+
+use crate::common::{demo_on_own_thread, hlog_ttlf, run_dir, soak_bin, summary};
+
+/// The plan every process runs: small, with a ramp, probes and rooms-free messaging.
+fn plan(url: &str) -> Vec<String> {
+    format!("--url {url} --users 20 --rate 5/s --duration 4s --ramp-up 1s --ramp-down 1s --probes 2 --quiet")
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+fn spawn(args: &[String], out: &Path, extra: &[&str]) -> Child {
+    soak_bin()
+        .args(args)
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn finished(child: Child) {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn run_data(out: &Path) -> RunData {
+    let text = std::fs::read_to_string(run_dir(out).join("run-data.json")).unwrap();
+    file::from_json(&text).unwrap()
+}
+
+#[test]
+fn four_segments_add_up_to_one_run_and_their_data_to_the_union_of_their_values() {
+    let demo = demo_on_own_thread(DemoConfig::default());
+    let args = plan(&demo.url());
+    let tmp = tempfile::tempdir().unwrap();
+    let outs: Vec<_> = (0..4).map(|i| tmp.path().join(format!("s{i}"))).collect();
+    // One wall-clock start for all four, as an Indexed Job's pods are given.
+    let start = humantime::format_rfc3339_millis(
+        std::time::SystemTime::now() + std::time::Duration::from_secs(2),
+    )
+    .to_string();
+    let children: Vec<_> = outs
+        .iter()
+        .enumerate()
+        .map(|(i, out)| {
+            let seg = format!("{i}/4");
+            spawn(&args, out, &["--segment", &seg, "--start-at", &start])
+        })
+        .collect();
+    children.into_iter().for_each(finished);
+    let whole = tmp.path().join("whole");
+    finished(spawn(&args, &whole, &[]));
+
+    let mut merged = run_data(&outs[0]);
+    for out in &outs[1..] {
+        merged += &run_data(out);
+    }
+    let single = run_data(&whole);
+    let s = summary(&whole);
+    assert_eq!(single.counters.sent, s["totals"]["sent"].as_u64().unwrap());
+    // Sent and received within 1 % of the one-process run; the same errors (none).
+    let near = |a: u64, b: u64| (a as f64 - b as f64).abs() <= 0.01 * b as f64;
+    assert!(
+        near(merged.counters.sent, single.counters.sent),
+        "sent {} vs {}",
+        merged.counters.sent,
+        single.counters.sent
+    );
+    assert!(
+        near(merged.counters.received, single.counters.received),
+        "received {} vs {}",
+        merged.counters.received,
+        single.counters.received
+    );
+    assert_eq!(merged.counters.errors, single.counters.errors);
+    assert!(
+        single.counters.sent > 200,
+        "the plan sends: {}",
+        single.counters.sent
+    );
+    // Each segment ran its slice: a quarter of the users, every one of them started once.
+    for (i, out) in outs.iter().enumerate() {
+        let seg = summary(out);
+        assert_eq!(seg["run"]["segment"]["index"], i);
+        assert_eq!(seg["run"]["segment"]["count"], 4);
+        assert!(
+            run_dir(out)
+                .to_string_lossy()
+                .ends_with(&format!("seg{i}of4"))
+        );
+        assert_eq!(run_data(out).counters.users_started, 5);
+    }
+    assert_eq!(merged.counters.users_started, 20);
+    // The added histograms are exactly the union of the values the segments' hlogs hold.
+    let mut union = new_histogram();
+    for out in &outs {
+        union.add(hlog_ttlf(out)).unwrap();
+    }
+    let mut added = new_histogram();
+    for m in &merged.messages {
+        added.add(&m.ttlf).unwrap();
+    }
+    assert_eq!(added.len(), union.len());
+    for q in [0.5, 0.99, 1.0] {
+        assert_eq!(
+            added.value_at_quantile(q),
+            union.value_at_quantile(q),
+            "q {q}"
+        );
+    }
+    // Two probes split over four segments: segments 0 and 1 probe, 2 and 3 do not.
+    let probed: Vec<bool> = outs.iter().map(|o| !run_data(o).probe.is_empty()).collect();
+    assert_eq!(probed, [true, true, false, false]);
+}
+
+#[test]
+fn bad_segment_flags_are_usage_errors_before_any_load() {
+    let demo = demo_on_own_thread(DemoConfig::default());
+    let tmp = tempfile::tempdir().unwrap();
+    let args = plan(&demo.url());
+    let cases: [(&[&str], &str); 5] = [
+        (&["--segment", "4/4"], "expected I/N"),
+        (&["--segments", "3"], "JOB_COMPLETION_INDEX"),
+        (
+            &["--segment", "1/2", "--sample-target", "2"],
+            "--sample-target 2",
+        ),
+        (&["--segment", "0/2", "--start-at", "soon"], "--start-at"),
+        (
+            &["--segment", "0/2", "--segments", "2"],
+            "cannot be used with",
+        ),
+    ];
+    for (extra, says) in cases {
+        let out = soak_bin()
+            .args(&args)
+            .args(extra)
+            .arg("--out")
+            .arg(tmp.path())
+            .env_remove("JOB_COMPLETION_INDEX")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(says), "{extra:?}: {err}");
+    }
+    // Without --url each segment would load its own demo target.
+    let out = soak_bin()
+        .args([
+            "--segment",
+            "0/2",
+            "--duration",
+            "1s",
+            "--ramp-up",
+            "0s",
+            "--ramp-down",
+            "0s",
+            "--out",
+        ])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--url"));
+    // Nothing ran: no results folder.
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn segments_of_an_indexed_job_take_their_index_from_job_completion_index() {
+    let demo = demo_on_own_thread(DemoConfig::default());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = plan(&demo.url());
+    args.splice(
+        args.iter().position(|a| a == "--users").unwrap()..,
+        [
+            "--users",
+            "6",
+            "--rate",
+            "2/s",
+            "--duration",
+            "1s",
+            "--ramp-up",
+            "0s",
+            "--ramp-down",
+            "0s",
+            "--probes",
+            "0",
+            "--quiet",
+        ]
+        .map(String::from),
+    );
+    let out = soak_bin()
+        .args(&args)
+        .args(["--segments", "3", "--out"])
+        .arg(tmp.path())
+        .env("JOB_COMPLETION_INDEX", "2")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(tmp.path());
+    assert_eq!(s["run"]["segment"]["index"], 2);
+    assert_eq!(s["run"]["segment"]["count"], 3);
+    assert_eq!(run_data(tmp.path()).counters.users_started, 2);
+}
