@@ -39,6 +39,16 @@ pub enum Command {
         /// The run folder (`results/<timestamp>-<profile>/`).
         run_dir: PathBuf,
     },
+    /// Merge the run folders of one plan's segments (`--segment I/N`) into one run folder,
+    /// by adding their run data; its gates decide the exit code.
+    Merge {
+        /// The segments' run folders, every index of the plan once.
+        #[arg(required = true, value_name = "DIR")]
+        segments: Vec<PathBuf>,
+        /// Folder under which the merged run folder is created.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Compare two runs' headline numbers; exit 1 on a regression beyond the tolerance.
     Compare {
         /// The reference run: a run folder or its summary.json.

@@ -29,6 +29,7 @@ pub mod demo_target;
 pub mod engine;
 pub mod error;
 pub mod files;
+pub mod merge;
 pub mod metrics;
 pub mod mocks;
 pub mod own_thread;
@@ -56,6 +57,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, SoakError> {
         Some(Command::Run(args)) => Box::pin(app::run(args)).await,
         Some(Command::Mock(args)) => app::mock(args).await,
         Some(Command::Report { run_dir }) => app::report(&run_dir),
+        Some(Command::Merge { segments, out }) => merge::merge(&segments, &out),
         Some(Command::Compare {
             baseline,
             candidate,

@@ -188,7 +188,7 @@ async fn with_target(
         shown_target,
         demo.is_some(),
         plan,
-        mocks,
+        Some(mocks),
     );
     let abort = Abort::new(
         &config.gates,
@@ -448,13 +448,25 @@ fn columns(config: &RunConfig) -> Columns {
     }
 }
 
+/// The run's metadata for `soak merge`: as a run's, with no mocks of its own.
+pub(crate) fn meta_for_merge(
+    config: &RunConfig,
+    started: (String, SystemTime),
+    url: String,
+    plan: Plan,
+) -> RunMeta {
+    let mut meta = meta(config, started, url, false, plan, None);
+    meta.segment = crate::segment::Segment::WHOLE;
+    meta
+}
+
 fn meta(
     config: &RunConfig,
     (id, started_at): (String, SystemTime),
     url: String,
     demo: bool,
     plan: Plan,
-    mocks: &Mocks,
+    mocks: Option<&Mocks>,
 ) -> RunMeta {
     RunMeta {
         id,
@@ -514,12 +526,10 @@ fn meta(
         gates: config.gates.clone(),
         socketio: config.socketio.clone(),
         llm: mocks
-            .llm
-            .as_ref()
+            .and_then(|m| m.llm.as_ref())
             .map(|(llm, addr)| (Arc::clone(llm), format!("http://{addr}/v1"))),
         telegram: mocks
-            .telegram
-            .as_ref()
+            .and_then(|m| m.telegram.as_ref())
             .map(|(t, addr)| (Arc::clone(t), format!("http://{addr}"))),
     }
 }
@@ -539,7 +549,7 @@ fn redacted(config: &RunConfig) -> crate::profile::ProfileSpec {
 
 /// The closed model's expected interval between one user's sends (the think time), used
 /// for corrected recording; none in the open model or with no think time.
-fn correction(config: &RunConfig) -> Option<Duration> {
+pub(crate) fn correction(config: &RunConfig) -> Option<Duration> {
     (config.model == Model::Closed && !config.think.is_zero()).then_some(config.think)
 }
 

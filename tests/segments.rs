@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 
 use soak::metrics::run_data::{RunData, file};
-use soak::metrics::snapshot::new_histogram;
+use soak::metrics::snapshot::{LatencyStats, new_histogram};
 use soak_mocks::demo::DemoConfig;
 
 use crate::common::{demo_on_own_thread, hlog_ttlf, run_dir, soak_bin, summary};
@@ -127,6 +127,89 @@ fn four_segments_add_up_to_one_run_and_their_data_to_the_union_of_their_values()
     // Two probes split over four segments: segments 0 and 1 probe, 2 and 3 do not.
     let probed: Vec<bool> = outs.iter().map(|o| !run_data(o).probe.is_empty()).collect();
     assert_eq!(probed, [true, true, false, false]);
+
+    // `soak merge`: one ordinary run folder whose figures are the added data's.
+    let folders: Vec<_> = outs.iter().map(|o| run_dir(o)).collect();
+    let merged_out = tmp.path().join("merged");
+    let out = soak_bin()
+        .arg("merge")
+        .args(&folders)
+        .arg("--out")
+        .arg(&merged_out)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = summary(&merged_out);
+    assert_eq!(m["totals"]["sent"], merged.counters.sent);
+    assert_eq!(m["totals"]["received"], merged.counters.received);
+    let union_stats = serde_json::to_value(LatencyStats::of(&union)).unwrap();
+    assert_eq!(
+        m["latency_ms"]["run"], union_stats,
+        "p50/p99 of the union, not an average"
+    );
+    assert_eq!(m["run"]["segments"].as_array().unwrap().len(), 4);
+    assert_eq!(m["verdict"]["result"], "pass");
+    let dir = run_dir(&merged_out);
+    for name in [
+        "junit.xml",
+        "report.html",
+        "latency.hlog",
+        "events.jsonl",
+        "run-data.json",
+    ] {
+        assert!(dir.join(name).is_file(), "{name}");
+    }
+    // The merged log holds every value; the timeseries adds the segments' users.
+    assert_eq!(crate::common::hlog_ttlf(&merged_out).len(), union.len());
+    let rows = crate::common::timeseries(&merged_out);
+    let peak = rows
+        .iter()
+        .map(|r| r["active_users"].parse::<u32>().unwrap())
+        .max();
+    assert_eq!(peak, Some(20));
+    // `soak report` works on a merged folder as on any other.
+    let status = soak_bin()
+        .arg("report")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // Folders that are not exactly one plan's segments are exit 2, naming the problem.
+    let refuse = |dirs: &[&Path], says: &str| {
+        let out = soak_bin()
+            .arg("merge")
+            .args(dirs)
+            .arg("--out")
+            .arg(tmp.path().join("refused"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{says}: {err}");
+        assert!(err.contains(says), "{says}: {err}");
+    };
+    refuse(
+        &[&folders[0], &folders[1], &folders[2]],
+        "segments 3 of 4 are missing",
+    );
+    refuse(
+        &[&folders[0], &folders[1], &folders[2], &folders[2]],
+        "are both segment 2/4",
+    );
+    refuse(&[&folders[0], &run_dir(&whole)], "not a segment's folder");
+    refuse(
+        &[tmp.path()],
+        "neither a run folder nor a folder of run folders",
+    );
+    assert!(
+        !tmp.path().join("refused").exists(),
+        "nothing written when refused"
+    );
 }
 
 #[test]
