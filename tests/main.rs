@@ -8,6 +8,7 @@ mod clients;
 mod common;
 mod conversations;
 mod hostile;
+mod kubernetes;
 mod memory;
 mod morning;
 mod props;
