@@ -75,7 +75,11 @@ pub async fn mock(args: MockArgs) -> Result<Outcome, SoakError> {
         rooms: args.demo_rooms,
         ..soak_mocks::demo::DemoConfig::default()
     };
-    let demo = DemoTarget::start_on(demo_addr, config)?;
+    let demo = if args.reuse_port {
+        DemoTarget::start_shared(demo_addr, config)?
+    } else {
+        DemoTarget::start_on(demo_addr, config)?
+    };
     println!("demo target listening on {} (Ctrl-C stops it)", demo.url());
     wait_for_signal().await;
     drop(demo);

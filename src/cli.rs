@@ -193,6 +193,10 @@ pub struct RunArgs {
     /// Accept self-signed or otherwise unverifiable TLS certificates (never the default).
     #[arg(long, env = "SOAK_INSECURE")]
     pub insecure: bool,
+    /// Spread connections over these source addresses (`127.0.0.2-127.0.0.7`, `a,b,c` or
+    /// a CIDR), so one machine opens more than ~28,000 connections to one server port.
+    #[arg(long, env = "SOAK_LOCAL_IPS", value_name = "IPS")]
+    pub local_ips: Option<String>,
     /// Time allowed for TCP connect, TLS and the WebSocket handshake.
     #[arg(long, env = "SOAK_HANDSHAKE_TIMEOUT", value_name = "DUR", value_parser = parse_duration)]
     pub handshake_timeout: Option<Duration>,
@@ -329,6 +333,11 @@ pub struct MockArgs {
     /// Address to listen on; port 0 picks a free port. Loopback unless told otherwise.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
+    /// Share the port with other `soak mock --reuse-port` processes (SO_REUSEPORT): the
+    /// kernel spreads connections over them (a target for more connections than one
+    /// process's open-file limit).
+    #[arg(long)]
+    pub reuse_port: bool,
     /// Delay before the demo target answers each message (`20ms`).
     #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "0s")]
     pub demo_delay: Duration,

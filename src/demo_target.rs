@@ -30,14 +30,39 @@ impl DemoTarget {
             could_not_run(format!("cannot start the demo target on {addr}: {err}"))
         };
         let listener = TcpListener::bind(addr).map_err(fail)?;
-        listener.set_nonblocking(true).map_err(fail)?;
-        let addr = listener.local_addr().map_err(fail)?;
+        Self::serve(listener, config).map_err(fail)
+    }
+
+    /// The same on a port other processes may listen on too (`SO_REUSEPORT`): the kernel
+    /// spreads the connections over them, so several demo targets hold more connections
+    /// on one port than one process's open-file limit allows.
+    pub fn start_shared(addr: SocketAddr, config: DemoConfig) -> Result<DemoTarget, SoakError> {
+        let fail = |err: std::io::Error| {
+            could_not_run(format!(
+                "cannot start the demo target on {addr} (shared): {err}"
+            ))
+        };
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .map_err(fail)?;
+        socket.set_reuse_port(true).map_err(fail)?;
+        socket.set_reuse_address(true).map_err(fail)?;
+        socket.bind(&addr.into()).map_err(fail)?;
+        socket.listen(4096).map_err(fail)?;
+        Self::serve(socket.into(), config).map_err(fail)
+    }
+
+    fn serve(listener: TcpListener, config: DemoConfig) -> std::io::Result<DemoTarget> {
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
         let server = OwnThread::spawn("soak-demo-target", move || async move {
             if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
                 let _ = demo::serve(listener, config, std::future::pending()).await;
             }
-        })
-        .map_err(fail)?;
+        })?;
         Ok(DemoTarget {
             addr,
             _server: server,
@@ -47,5 +72,22 @@ impl DemoTarget {
     /// The WebSocket URL to soak.
     pub fn url(&self) -> String {
         format!("ws://{}/ws", self.addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_demo_targets_listen_on_one_port_and_a_plain_one_cannot() {
+        let first = DemoTarget::start_shared("127.0.0.1:0".parse().unwrap(), DemoConfig::default())
+            .unwrap();
+        let second = DemoTarget::start_shared(first.addr, DemoConfig::default()).unwrap();
+        assert_eq!(first.url(), second.url());
+        assert!(DemoTarget::start_on(first.addr, DemoConfig::default()).is_err());
+        // Either process answers a connection on the shared port.
+        let tcp = std::net::TcpStream::connect(first.addr).unwrap();
+        drop(tcp);
     }
 }

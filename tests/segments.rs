@@ -217,7 +217,9 @@ fn bad_segment_flags_are_usage_errors_before_any_load() {
     let demo = demo_on_own_thread(DemoConfig::default());
     let tmp = tempfile::tempdir().unwrap();
     let args = plan(&demo.url());
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
+        (&["--local-ips", "192.0.2.1"], "cannot bind"),
+        (&["--local-ips", "nope"], "not an IP address"),
         (&["--segment", "4/4"], "expected I/N"),
         (&["--segments", "3"], "JOB_COMPLETION_INDEX"),
         (

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
+
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::WebSocketStream;
@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::engine::local_ips::LocalIps;
 use crate::engine::tls;
 pub use crate::engine::upgrade::READ_BUFFER_BYTES;
 use crate::engine::upgrade::{Failed, Stream, upgrade};
@@ -53,6 +54,8 @@ pub struct Dialer {
     headers: Vec<(HeaderName, HeaderValue)>,
     handshake_timeout: Duration,
     limiter: DefaultDirectRateLimiter,
+    /// `--local-ips`: the source addresses, taken in turn.
+    local: LocalIps,
 }
 
 impl std::fmt::Debug for Dialer {
@@ -132,6 +135,7 @@ impl Dialer {
         } else {
             None
         };
+        let local = LocalIps::new(config.local_ips.clone(), addr).map_err(usage)?;
         Ok(Dialer {
             url: url.to_string(),
             addr,
@@ -139,6 +143,7 @@ impl Dialer {
             headers,
             handshake_timeout: config.handshake_timeout,
             limiter: limiter(connect_rate),
+            local,
         })
     }
 
@@ -169,7 +174,9 @@ impl Dialer {
     pub async fn dial_explained(&self, room: u32) -> Result<Box<Ws>, (ErrorKind, String)> {
         let plain = |kind: ErrorKind| (kind, describe(kind).to_string());
         let attempt = async {
-            let tcp = TcpStream::connect(self.addr)
+            let tcp = self
+                .local
+                .connect(self.addr)
                 .await
                 .map_err(|err| plain(classify_io(&err)))?;
             // Chat messages are small and latency is what we measure: never wait to coalesce.
@@ -320,6 +327,7 @@ mod tests {
             subprotocols: vec![],
             insecure: false,
             handshake_timeout: Duration::from_secs(1),
+            local_ips: vec![],
         }
     }
 

@@ -7,6 +7,7 @@ pub mod correlate;
 pub mod fanout;
 pub mod fields;
 pub mod lag;
+pub mod local_ips;
 pub mod pacing;
 pub mod probe;
 pub mod scheduler;

@@ -151,6 +151,8 @@ pub struct ConnectionConfig {
     pub insecure: bool,
     /// Limit for TCP + TLS + WebSocket handshake.
     pub handshake_timeout: Duration,
+    /// Source addresses connections are spread over, round-robin (empty: the system's).
+    pub local_ips: Vec<std::net::IpAddr>,
 }
 
 /// Where the load goes.

@@ -63,6 +63,9 @@ fn target(args: &RunArgs, target: &mut TargetSpec) {
         .extend(args.subprotocols.iter().cloned());
     target.insecure |= args.insecure;
     put(&mut target.handshake_timeout, args.handshake_timeout);
+    if let Some(ips) = &args.local_ips {
+        target.local_ips.clone_from(ips);
+    }
 }
 
 fn load(args: &RunArgs, load: &mut LoadSpec) {

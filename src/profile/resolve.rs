@@ -485,11 +485,14 @@ fn connection(
             "must be longer than 0s".into(),
         ));
     }
+    let local_ips = crate::engine::local_ips::parse(&t.local_ips)
+        .map_err(|m| bad("target.local_ips (--local-ips)", m))?;
     Ok(ConnectionConfig {
         headers,
         subprotocols: t.subprotocols.clone(),
         insecure: t.insecure,
         handshake_timeout: t.handshake_timeout,
+        local_ips,
     })
 }
 

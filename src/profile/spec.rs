@@ -149,6 +149,9 @@ pub struct TargetSpec {
     /// `websocket` (JSON frames) or `socketio` (Engine.IO v4 / Socket.IO v5 over a
     /// WebSocket).
     pub protocol: Protocol,
+    /// Source addresses to spread connections over (`127.0.0.2-127.0.0.7`, a list
+    /// `a,b,c`, or a CIDR `127.0.0.0/29`); empty: the system picks.
+    pub local_ips: String,
 }
 
 /// What the target speaks over its WebSocket.
@@ -204,6 +207,7 @@ impl Default for TargetSpec {
             insecure: false,
             handshake_timeout: Duration::from_secs(10),
             protocol: Protocol::Websocket,
+            local_ips: String::new(),
         }
     }
 }
