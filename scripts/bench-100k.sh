@@ -4,15 +4,15 @@
 # one source address reaches one server port through ~28,000 ephemeral ports, so the plan
 # runs as SEGS segment processes (--segment I/N, one shared --start-at) spread over six
 # source addresses (--local-ips 127.0.0.2-127.0.0.7), against SERVERS demo targets sharing
-# one port (soak mock --reuse-port). Mid-hold it counts the established connections to
+# one port (soak mock --reuse-port). Late in the hold it counts the established connections to
 # that port (ss) and the segments' RSS; at the end it merges the segments (soak merge) and
 # prints the merged figures.
-#   scripts/bench-100k.sh            USERS=100000 SEGS=6 SERVERS=6 RAMP=100 HOLD=60
+#   scripts/bench-100k.sh            USERS=100000 SEGS=6 SERVERS=6 RAMP=120 HOLD=90
 # Loopback only; every process it starts is bounded in time and killed by PID at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 USERS="${USERS:-100000}" SEGS="${SEGS:-6}" SERVERS="${SERVERS:-6}"
-RAMP="${RAMP:-100}" HOLD="${HOLD:-60}"
+RAMP="${RAMP:-120}" HOLD="${HOLD:-90}"
 cargo build --release --quiet
 soak="$(pwd)/target/release/soak"
 out="$(mktemp -d)"
@@ -35,13 +35,14 @@ at="$(date -u -d '+5 seconds' +%Y-%m-%dT%H:%M:%SZ)"
 for i in $(seq 0 $((SEGS - 1))); do
   "$soak" --url "ws://127.0.0.1:$port/ws" --users "$USERS" --rate 0/s \
     --duration "$((RAMP + HOLD))s" --ramp-up "${RAMP}s" --ramp-down 0s \
-    --connect-rate 2000/s --probes 0 --local-ips 127.0.0.2-127.0.0.7 \
+    --connect-rate 1500/s --probes 0 --local-ips 127.0.0.2-127.0.0.7 \
     --segment "$i/$SEGS" --start-at "$at" --out "$out/segments" --quiet \
     >"$out/segment$i.log" 2>&1 &
   segments+=($!)
 done
-# Mid-hold: connections established to the servers' port, and what the segments hold.
-sleep $((5 + RAMP + HOLD / 2))
+# Late in the hold (connects delayed by the loaded ramp have landed): connections
+# established to the servers' port, and what the segments hold.
+sleep $((5 + RAMP + HOLD - 15))
 established="$(ss -Htn state established "( dport = :$port )" | wc -l)"
 rss_kb=0
 for p in "${segments[@]}"; do
@@ -56,18 +57,24 @@ done
 status=0
 for p in "${segments[@]}"; do wait "$p" || status=$?; done
 segments=()
+t0="$(date +%s.%N)"
 "$soak" merge "$out/segments" --out "$out/merged" || status=$?
-python3 - "$out" "$established" "$rss_kb" "$server_rss_kb" "$USERS" "$SEGS" <<'PY'
+merge_s="$(python3 -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$t0" "$(date +%s.%N)")"
+python3 - "$out" "$established" "$rss_kb" "$server_rss_kb" "$USERS" "$SEGS" "$merge_s" <<'PY'
 import csv, glob, json, sys
-out, established, rss_kb, server_rss_kb, users, segs = sys.argv[1:]
+out, established, rss_kb, server_rss_kb, users, segs, merge_s = sys.argv[1:]
 s = json.load(open(glob.glob(f"{out}/merged/*/summary.json")[0]))
 rows = list(csv.DictReader(open(glob.glob(f"{out}/merged/*/timeseries.csv")[0])))
 peak = max(int(r["open_connections"]) for r in rows)
 c = s["connects"]
-print(f"users {users} in {segs} segments: established mid-hold {established}, "
+print(f"users {users} in {segs} segments: established late in the hold {established}, "
       f"merged peak open {peak}, connects {c['successes']}/{c['attempts']}, "
-      f"errors {s['totals']['errors']}, verdict {s['verdict']['result']}")
-print(f"segments' RSS mid-hold {int(rss_kb) / 1024:.0f} MiB in all = "
+      f"errors {s['totals']['errors']} {dict((k, v) for k, v in s['errors'].items() if v)}, "
+      f"verdict {s['verdict']['result']}")
+ct = s["connect_time_ms"]
+print(f"connect time p50 {ct['p50']} ms, p99 {ct['p99']} ms, max {ct['max']} ms; "
+      f"soak merge took {float(merge_s):.2f} s")
+print(f"segments' RSS late in the hold {int(rss_kb) / 1024:.0f} MiB in all = "
       f"{int(rss_kb) / max(int(established), 1):.2f} KiB per connection; "
       f"servers {int(server_rss_kb) / 1024:.0f} MiB; results in {out}")
 PY

@@ -200,11 +200,15 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Outcome, SoakError> {
     let fail =
         |e: std::io::Error| could_not_run(format!("cannot write into {}: {e}", dir.display()));
     let interval = config.interval;
-    let hlog = merged_hlog(&parts, started_at, interval)?;
+    let series = parts
+        .iter()
+        .map(|p| Series::read(p, started_at, interval))
+        .collect::<Result<Vec<_>, _>>()?;
+    let hlog = merged_hlog(&parts, &series)?;
     write_hlog(&dir.join("latency.hlog"), started_at, &hlog).map_err(fail)?;
     fs::write(
         dir.join("timeseries.csv"),
-        merged_timeseries(&parts, interval, &hlog)?,
+        merged_timeseries(&series, &hlog)?,
     )
     .map_err(fail)?;
     fs::write(dir.join("events.jsonl"), merged_events(&parts)).map_err(fail)?;
@@ -358,18 +362,79 @@ fn folder(out: &Path, profile: &str, started_at: SystemTime) -> Result<PathBuf, 
 /// segments: `(tag, k) → (offset, length, histogram)`.
 type Intervals = BTreeMap<(String, u64), (Duration, Duration, Histogram<u64>)>;
 
-fn merged_hlog(parts: &[Part], base: SystemTime, every: Duration) -> Result<Intervals, SoakError> {
+/// One segment's `timeseries.csv`: its header, its rows, and where its intervals fall on
+/// the merged run's: interval `i` of this segment is interval `first + i` of the merge
+/// (its start's whole intervals after the earliest start, then one per row: the rows'
+/// own ends drift when a loaded machine delays the ticks, so counting rows keeps the
+/// segments' intervals together where rounding their times would not).
+struct Series {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+    /// Each row's end, s from this segment's start.
+    ends: Vec<f64>,
+    /// How long after the earliest start this segment started, and the merged interval
+    /// its first row is.
+    late: Duration,
+    first: u64,
+}
+
+impl Series {
+    fn read(p: &Part, base: SystemTime, every: Duration) -> Result<Series, SoakError> {
+        let path = p.dir.join("timeseries.csv");
+        let text =
+            fs::read_to_string(&path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        let mut lines = text.lines();
+        let header: Vec<String> = lines
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .map(String::from)
+            .collect();
+        let at = header.iter().position(|h| h == "elapsed_s");
+        let rows: Vec<Vec<String>> = lines
+            .map(|line| line.split(',').map(String::from).collect())
+            .collect();
+        let ends = rows
+            .iter()
+            .map(|r: &Vec<String>| {
+                at.and_then(|i| r.get(i))
+                    .and_then(|c| c.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            })
+            .collect();
+        let own = p
+            .summary
+            .pointer("/run/started_at")
+            .and_then(Value::as_str)
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+            .unwrap_or(base);
+        let late = own.duration_since(base).unwrap_or_default();
+        let first = (late.as_secs_f64() / every.as_secs_f64().max(0.001)).round() as u64;
+        Ok(Series {
+            header,
+            rows,
+            ends,
+            late,
+            first,
+        })
+    }
+
+    /// The merged interval an offset (s from this segment's start) falls in.
+    fn interval_at(&self, secs: f64) -> u64 {
+        // Interval i starts where row i - 1 ended (hlog and timeseries print ms).
+        self.first + self.ends.partition_point(|e| *e <= secs + 0.0005) as u64
+    }
+}
+
+fn merged_hlog(parts: &[Part], series: &[Series]) -> Result<Intervals, SoakError> {
     let mut merged = Intervals::new();
-    let every_s = every.as_secs_f64().max(0.001);
-    for p in parts {
+    for (p, series) in parts.iter().zip(series) {
         let path = p.dir.join("latency.hlog");
         let bytes = fs::read(&path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
         let bad = |what: String| usage(format!("{}: {what}", path.display()));
-        let mut own_base = None;
         for entry in IntervalLogIterator::new(&bytes) {
             match entry.map_err(|e| bad(format!("not an interval log: {e:?}")))? {
-                LogEntry::BaseTime(t) => own_base = Some(SystemTime::UNIX_EPOCH + t),
-                LogEntry::StartTime(_) => {}
+                LogEntry::BaseTime(_) | LogEntry::StartTime(_) => {}
                 LogEntry::Interval(ilh) => {
                     let tag = ilh
                         .tag()
@@ -381,9 +446,9 @@ fn merged_hlog(parts: &[Part], base: SystemTime, every: Duration) -> Result<Inte
                     let h: Histogram<u64> = Deserializer::new()
                         .deserialize(&mut raw.as_slice())
                         .map_err(|e| bad(format!("a histogram does not decode: {e:?}")))?;
-                    let start = own_base.unwrap_or(base) + ilh.start_timestamp();
-                    let offset = start.duration_since(base).unwrap_or_default();
-                    let k = (offset.as_secs_f64() / every_s).round() as u64;
+                    let k = series.interval_at(ilh.start_timestamp().as_secs_f64());
+                    // Its offset in the merged log: from the earliest start.
+                    let offset = series.late + ilh.start_timestamp();
                     let slot = merged
                         .entry((tag, k))
                         .or_insert_with(|| (offset, ilh.duration(), new_histogram()));
@@ -415,43 +480,19 @@ fn write_hlog(path: &Path, base: SystemTime, intervals: &Intervals) -> std::io::
 /// One row per interval: counts and rates added over the segments, latency percentiles
 /// from the merged interval histograms, the target's columns from the sampling segment,
 /// and the tester's (probe p99 included) as the worst segment's.
-fn merged_timeseries(
-    parts: &[Part],
-    every: Duration,
-    hlog: &Intervals,
-) -> Result<String, SoakError> {
-    let every_s = every.as_secs_f64().max(0.001);
-    let mut header: Vec<String> = Vec::new();
+fn merged_timeseries(series: &[Series], hlog: &Intervals) -> Result<String, SoakError> {
+    let header = series.first().map(|s| s.header.clone()).unwrap_or_default();
     let mut rows: BTreeMap<u64, Vec<Vec<String>>> = BTreeMap::new();
-    for p in parts {
-        let path = p.dir.join("timeseries.csv");
-        let text =
-            fs::read_to_string(&path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
-        let mut lines = text.lines();
-        let head: Vec<String> = lines
-            .next()
-            .unwrap_or_default()
-            .split(',')
-            .map(String::from)
-            .collect();
-        if header.is_empty() {
-            header = head.clone();
-        } else if head != header {
-            return Err(usage(format!(
-                "{}: its columns differ from the other segments'",
-                path.display()
-            )));
+    for s in series {
+        if s.header != header {
+            return Err(usage(
+                "the segments' timeseries.csv columns differ: not one plan's segments",
+            ));
         }
-        let at = head.iter().position(|h| h == "elapsed_s");
-        for line in lines {
-            let cells: Vec<String> = line.split(',').map(String::from).collect();
-            let elapsed = at
-                .and_then(|i| cells.get(i))
-                .and_then(|c| c.parse::<f64>().ok())
-                .unwrap_or(0.0);
-            rows.entry((elapsed / every_s).round() as u64)
+        for (i, row) in s.rows.iter().enumerate() {
+            rows.entry(s.first + i as u64)
                 .or_default()
-                .push(cells);
+                .push(row.clone());
         }
     }
     let mut out = header.join(",");
@@ -460,11 +501,10 @@ fn merged_timeseries(
     for ((tag, j), (_, _, hist)) in hlog {
         by_interval.entry(*j).or_default().push((tag, hist));
     }
-    // The merged histogram of the tags `pick` accepts, for the interval ending at `k`.
+    // The merged histogram of the tags `pick` accepts, for interval `k`.
     let union = |k: u64, pick: &dyn Fn(&str) -> bool| {
         let mut h = new_histogram();
-        let starting = k.checked_sub(1).and_then(|j| by_interval.get(&j));
-        for (tag, hist) in starting.into_iter().flatten() {
+        for (tag, hist) in by_interval.get(&k).into_iter().flatten() {
             if pick(tag) {
                 let _ = h.add(*hist);
             }

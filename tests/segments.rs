@@ -206,9 +206,108 @@ fn four_segments_add_up_to_one_run_and_their_data_to_the_union_of_their_values()
         &[tmp.path()],
         "neither a run folder nor a folder of run folders",
     );
+    // A forged copy of segment 3: another soak version, another plan, another N.
+    let forged = tmp.path().join("forged");
+    std::fs::create_dir(&forged).unwrap();
+    for name in [
+        "summary.json",
+        "run-data.json",
+        "latency.hlog",
+        "timeseries.csv",
+    ] {
+        std::fs::copy(folders[3].join(name), forged.join(name)).unwrap();
+    }
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(forged.join("summary.json")).unwrap())
+            .unwrap();
+    let forge = |change: &dyn Fn(&mut serde_json::Value), says: &str| {
+        let mut s = original.clone();
+        change(&mut s);
+        std::fs::write(forged.join("summary.json"), s.to_string()).unwrap();
+        refuse(&[&folders[0], &folders[1], &folders[2], &forged], says);
+    };
+    forge(
+        &|s| s["tool"]["version"] = "0.0.1".into(),
+        "written by soak 0.0.1",
+    );
+    forge(
+        &|s| s["config"]["load"]["users"] = 21.into(),
+        "ran another plan",
+    );
+    forge(
+        &|s| s["run"]["segment"]["count"] = 5.into(),
+        "is segment 3 of 5",
+    );
+    std::fs::write(forged.join("summary.json"), original.to_string()).unwrap();
+    std::fs::remove_file(forged.join("run-data.json")).unwrap();
+    refuse(
+        &[&folders[0], &folders[1], &folders[2], &forged],
+        "run-data.json",
+    );
     assert!(
         !tmp.path().join("refused").exists(),
         "nothing written when refused"
+    );
+
+    // `compare` and `lock` read a merged folder as any other.
+    let compare = soak_bin()
+        .arg("compare")
+        .arg(run_dir(&whole))
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(matches!(compare.code(), Some(0 | 1)), "{compare:?}");
+    let lock = soak_bin()
+        .arg("lock")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(lock.success());
+    assert!(dir.join("locked.toml").is_file());
+
+    // Segments that wrote into one --out folder (an Indexed Job's shared volume) are merged
+    // from that folder.
+    let shared = tmp.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    for f in &folders {
+        std::fs::rename(f, shared.join(f.file_name().unwrap())).unwrap();
+    }
+    let merge_shared = |into: &Path| {
+        let status = soak_bin()
+            .arg("merge")
+            .arg(&shared)
+            .arg("--out")
+            .arg(into)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        summary(into)
+    };
+    assert_eq!(
+        merge_shared(&tmp.path().join("again"))["totals"],
+        m["totals"]
+    );
+
+    // A segment that ended early is merged and marked.
+    let path = shared
+        .join(folders[3].file_name().unwrap())
+        .join("summary.json");
+    let mut s3: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    s3["run"]["status"] = "interrupted".into();
+    std::fs::write(&path, s3.to_string()).unwrap();
+    let e = merge_shared(&tmp.path().join("early"));
+    assert_eq!(e["run"]["status"], "interrupted");
+    assert_eq!(e["run"]["segments"][3]["ended_early"], true);
+    let reasons = e["verdict"]["reasons"].to_string();
+    assert!(reasons.contains("segment 3 ended early"), "{reasons}");
+    assert_eq!(
+        e["totals"]["sent"], m["totals"]["sent"],
+        "its data is merged"
     );
 }
 
