@@ -16,9 +16,10 @@
 //! ```text
 //! profile + flags ─> RunConfig ─> Plan ─> engine::scheduler ─> sessions ──(Sample, try_send)─┐
 //!                                                       metrics::aggregator (one task) <────┘
-//!   each interval ─> IntervalSnapshot + RunTotals ─> writer thread (timeseries.csv,
-//!                    summary.json checkpoint, progress)
-//!   at the end    ─> RunTotals ─> summary.json ─> Outcome ─> exit code
+//!   each interval ─> IntervalSnapshot + RunTotals ─> sinks: writer thread (timeseries.csv,
+//!                    summary.json checkpoint), progress thread (the live view)
+//!   at the end    ─> RunData (run-data.json) + RunTotals ─> summary.json ─> Outcome ─> exit code
+//!   soak merge    ─> RunData + RunData + … ─> analysis::totals ─> one run folder
 //! ```
 
 pub mod analysis;

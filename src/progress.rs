@@ -1,7 +1,7 @@
 //! The live view: an indicatif bar when stdout is a terminal, one plain line per interval
 //! otherwise (CI logs), and at the end the run's headline figures and a PASS/FAIL line;
-//! with `--quiet` only the results folder, as the last line. Fed by interval snapshots on
-//! the writer thread.
+//! with `--quiet` only the results folder, as the last line. One of the aggregator's
+//! sinks: it draws on a thread of its own, so a slow terminal never holds the aggregator.
 //!
 //! Everything is drawn on stdout, and the bar is chosen by whether *stdout* is a terminal:
 //! `soak … 2>server.log` still shows the bar, and the target's output (which goes to
@@ -14,8 +14,35 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::metrics::aggregator::Sink;
+
 use crate::metrics::snapshot::{IntervalSnapshot, LatencyStats, RunTotals};
 use crate::report::summary::{Stalls, Summary};
+
+/// The progress display running as a sink; ends when its sink has been dropped.
+#[derive(Debug)]
+pub struct Showing {
+    thread: std::thread::JoinHandle<Progress>,
+}
+
+impl Showing {
+    /// Waits for the intervals queued to be drawn, then ends the display with the run's
+    /// figures (see [`Progress::finish`]); with no summary (the run failed to write one)
+    /// only clears the bar.
+    pub fn finish(self, summary: Option<&Summary>, dir: &Path) {
+        let Ok(mut progress) = self.thread.join() else {
+            return;
+        };
+        match summary {
+            Some(s) => progress.finish(s, dir),
+            None => {
+                if let Progress::Bar { bar, .. } = &progress {
+                    bar.finish_and_clear();
+                }
+            }
+        }
+    }
+}
 
 /// How progress is shown.
 pub enum Progress {
@@ -63,6 +90,25 @@ impl Progress {
             Progress::Bar { bar, .. } => Some(bar),
             _ => None,
         }
+    }
+
+    /// The display as an aggregator sink drawing on its own thread, and the handle that
+    /// ends it.
+    pub fn spawn(self) -> std::io::Result<(Sink, Showing)> {
+        let (tx, rx) = std::sync::mpsc::channel::<(IntervalSnapshot, RunTotals)>();
+        let thread = std::thread::Builder::new()
+            .name("soak-progress".into())
+            .spawn(move || {
+                let mut progress = self;
+                for (snapshot, totals) in rx {
+                    progress.interval(&snapshot, &totals);
+                }
+                progress
+            })?;
+        let sink: Sink = Box::new(move |s: &IntervalSnapshot, t: &RunTotals| {
+            let _ = tx.send((s.clone(), t.clone()));
+        });
+        Ok((sink, Showing { thread }))
     }
 
     /// Shows one interval.

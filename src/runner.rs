@@ -213,10 +213,17 @@ async fn with_target(
         "cannot write the results; stopping the run",
         Stop::WriteFailed,
     );
-    let writer = Writer::spawn(dir, meta, progress, abort, fail)?;
-    let totals = soak_it(config, (plan, late), transport, &writer, &root, process).await;
+    let path = dir.path.clone();
+    let writer = Writer::spawn(dir, meta, abort, fail)?;
+    let (shown_progress, showing) = progress
+        .spawn()
+        .map_err(|err| could_not_run(format!("cannot start the progress thread: {err}")))?;
+    let sinks = vec![writer.sink(), shown_progress];
+    let totals = soak_it(config, (plan, late), transport, sinks, &root, process).await;
     let why = root.why();
-    let summary = writer.finish(totals, status_of(why.as_ref()))?;
+    let summary = writer.finish(totals, status_of(why.as_ref()));
+    showing.finish(summary.as_ref().ok(), &path);
+    let summary = summary?;
     drop(demo);
     ending(why, summary.verdict.result, &shown)
 }
@@ -313,7 +320,7 @@ async fn soak_it(
     config: &RunConfig,
     (plan, late): (Plan, Duration),
     transport: Transport,
-    writer: &Writer,
+    sinks: Vec<aggregator::Sink>,
     root: &Root,
     process: Option<Arc<Started>>,
 ) -> Option<(RunTotals, RunData)> {
@@ -329,7 +336,7 @@ async fn soak_it(
         done.clone(),
         dropped,
         setup(config, plan, started),
-        writer.sink(),
+        sinks,
     );
     // A panic in the aggregator stops the run at once (the writer keeps its last
     // checkpoint's totals), rather than letting users run on with nothing recording them.

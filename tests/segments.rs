@@ -390,17 +390,23 @@ fn segments_of_an_indexed_job_take_their_index_from_job_completion_index() {
         ]
         .map(String::from),
     );
+    // A pod that starts after the shared start joins the plan where it is, and says so.
+    let passed = humantime::format_rfc3339_millis(
+        std::time::SystemTime::now() - std::time::Duration::from_millis(300),
+    )
+    .to_string();
     let out = soak_bin()
         .args(&args)
-        .args(["--segments", "3", "--out"])
+        .args(["--segments", "3", "--start-at", &passed, "--out"])
         .arg(tmp.path())
         .env("JOB_COMPLETION_INDEX", "2")
         .output()
         .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        err.contains("segment 2/3 started") && err.contains("joining the plan"),
+        "{err}"
     );
     let s = summary(tmp.path());
     assert_eq!(s["run"]["segment"]["index"], 2);

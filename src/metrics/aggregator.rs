@@ -31,8 +31,9 @@ use crate::sampler::ProcMsg;
 /// sample was dropped in any lab scenario (2026-11-23).
 const BATCH: usize = 1024;
 
-/// Where the aggregator hands its snapshots: called once per interval, on the aggregator's
-/// task, so it must only queue the data (the writer thread does the I/O).
+/// Where the aggregator hands its snapshots (one of its list of sinks): called once per
+/// interval, on the aggregator's task, so it must only queue the data (the writer and the
+/// progress threads do the I/O).
 pub type Sink = Box<dyn FnMut(&IntervalSnapshot, &RunTotals) + Send>;
 
 /// What the aggregator needs to know about the run.
@@ -363,14 +364,15 @@ impl State {
 }
 
 /// Runs until every recorder is dropped or `done` fires (then it takes what is already
-/// queued); returns the run's totals and its run data.
+/// queued), handing each interval to every sink in turn (the results folder, the
+/// progress display); returns the run's totals and its run data.
 pub async fn run(
     mut rx: mpsc::Receiver<Sample>,
     mut procs: mpsc::Receiver<ProcMsg>,
     done: CancellationToken,
     dropped: Arc<AtomicU64>,
     setup: Setup,
-    mut sink: Sink,
+    mut sinks: Vec<Sink>,
 ) -> (RunTotals, RunData) {
     let (started, every, plan) = (setup.started, setup.every, setup.plan);
     let mut state = State::new(setup, dropped);
@@ -400,7 +402,9 @@ pub async fn run(
             }
             tick = ticker.tick() => {
                 let (snapshot, totals) = state.rotate(tick.saturating_duration_since(started), false);
-                sink(&snapshot, &totals);
+                for sink in &mut sinks {
+                    sink(&snapshot, &totals);
+                }
             }
         }
     }
@@ -411,7 +415,9 @@ pub async fn run(
     }
     let (snapshot, totals) = state.rotate(started.elapsed(), true);
     if snapshot.end > snapshot.start || !snapshot.events.is_empty() {
-        sink(&snapshot, &totals);
+        for sink in &mut sinks {
+            sink(&snapshot, &totals);
+        }
     }
     (totals, state.run)
 }

@@ -32,7 +32,6 @@ use crate::metrics::aggregator::Sink;
 use crate::metrics::run_data::RunData;
 use crate::metrics::snapshot::{IntervalSnapshot, ProcRow, RunTotals};
 use crate::plan::PhaseSpan;
-use crate::progress::Progress;
 use crate::report::summary::{RunMeta, Status, Summary};
 use crate::report::timeseries::Columns;
 use hdrhistogram::serialization::V2DeflateSerializer;
@@ -280,13 +279,11 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread for `dir`, which also drives the progress display and, with
-    /// `--abort-on-fail`, judges each checkpoint (calling `stop` once when a gate can no
-    /// longer pass).
+    /// Starts the writer thread for `dir`, which, with `--abort-on-fail`, also judges each
+    /// checkpoint (calling `stop` once when a gate can no longer pass).
     pub fn spawn(
         mut dir: RunDir,
         meta: RunMeta,
-        mut progress: Progress,
         mut abort: Option<(Abort, StopRun)>,
         fail: StopRun,
     ) -> Result<Writer, SoakError> {
@@ -315,7 +312,6 @@ impl Writer {
                 for msg in rx {
                     match msg {
                         Msg::Interval(snapshot, totals) => {
-                            progress.interval(&snapshot, &totals);
                             keep(
                                 dir.append_interval(&snapshot, &mut serializer, &meta.phases),
                                 "interval files",
@@ -356,7 +352,6 @@ impl Writer {
                                 }
                                 Err(err) => keep(Err(io::Error::other(err)), "report.html"),
                             }
-                            progress.finish(&s, &dir.path);
                             return match first_error {
                                 Some(err) => Err(err),
                                 None => Ok(s),

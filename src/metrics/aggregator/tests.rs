@@ -36,7 +36,14 @@ fn started(
     let (recorder, rx, dropped) = Recorder::channel();
     let (seen, sink) = collecting();
     let done = CancellationToken::new();
-    let agg = tokio::spawn(run(rx, no_procs(), done.clone(), dropped, setup, sink));
+    let agg = tokio::spawn(run(
+        rx,
+        no_procs(),
+        done.clone(),
+        dropped,
+        setup,
+        vec![sink],
+    ));
     (recorder, seen, done, agg)
 }
 
@@ -164,13 +171,15 @@ async fn a_target_exit_sent_as_the_users_finish_is_still_written() {
         let (recorder, rx, dropped) = Recorder::channel();
         let (procs_tx, procs) = mpsc::channel(4);
         let (seen, sink) = collecting();
+        // A second sink (as the progress display is) sees every interval the first does.
+        let (also, second) = collecting();
         let agg = tokio::spawn(run(
             rx,
             procs,
             CancellationToken::new(),
             dropped,
             setup(&[("chat", false)], None),
-            sink,
+            vec![sink, second],
         ));
         procs_tx
             .send(ProcMsg::TargetExited("exit status: 124".into()))
@@ -185,6 +194,13 @@ async fn a_target_exit_sent_as_the_users_finish_is_still_written() {
             .filter(|r| matches!(&r.event, Event::TargetExit { how } if how == "exit status: 124"))
             .count();
         assert_eq!(exits, 1);
+        let also = also.lock().unwrap();
+        assert_eq!(also.len(), seen.len());
+        assert!(
+            also.iter()
+                .zip(seen.iter())
+                .all(|(a, b)| a.0.end == b.0.end)
+        );
     }
 }
 
