@@ -14,12 +14,12 @@ use hdrhistogram::serialization::interval_log::{
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use serde_json::Value;
 
-use crate::analysis::totals::{self, Basis, MemorySetup};
+use crate::analysis::totals::{self, Basis};
 use crate::error::{Outcome, SoakError, could_not_run, usage};
 use crate::metrics::run_data::{RunData, file};
 use crate::metrics::snapshot::{LatencyStats, new_histogram};
 use crate::plan::Plan;
-use crate::profile::resolve::TargetProcess;
+use crate::profile::resolve::RunConfig;
 use crate::profile::{Loaded, ProfileSpec, resolve};
 use crate::report::summary::{self, Status};
 
@@ -83,6 +83,53 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Outcome, SoakError> {
         .map(|d| Part::read(d))
         .collect::<Result<Vec<_>, _>>()?;
     check(&mut parts)?;
+    let data = added(&parts)?;
+    let (name, config) = config_of(&parts[0])?;
+    let started_at = parts
+        .iter()
+        .filter_map(|p| p.summary.pointer("/run/started_at").and_then(Value::as_str))
+        .filter_map(|t| humantime::parse_rfc3339_weak(t).ok())
+        .min()
+        .unwrap_or_else(SystemTime::now);
+    // Everything read and checked before the folder exists: a refusal writes nothing.
+    let series = parts
+        .iter()
+        .map(|p| Series::read(p, started_at, config.interval))
+        .collect::<Result<Vec<_>, _>>()?;
+    let hlog = merged_hlog(&parts, &series)?;
+    let timeseries = merged_timeseries(&series, &hlog)?;
+    let dir = folder(out, &name, started_at)?;
+    let v = merged_summary(&parts, &data, &config, (&dir, started_at))?;
+    let fail =
+        |e: std::io::Error| could_not_run(format!("cannot write into {}: {e}", dir.display()));
+    write_hlog(&dir.join("latency.hlog"), started_at, &hlog).map_err(fail)?;
+    fs::write(dir.join("timeseries.csv"), timeseries).map_err(fail)?;
+    fs::write(dir.join("events.jsonl"), merged_events(&parts)).map_err(fail)?;
+    if let Some(p) = sampler(&parts) {
+        let _ = fs::copy(p.dir.join("memory.csv"), dir.join("memory.csv"));
+    }
+    fs::write(dir.join("run-data.json"), file::to_json(&data)).map_err(fail)?;
+    let pretty = serde_json::to_vec_pretty(&v).map_err(|e| could_not_run(e.to_string()))?;
+    fs::write(dir.join("summary.json"), pretty).map_err(fail)?;
+    crate::report::write_reports(&dir, &v).map_err(fail)?;
+    let result = v
+        .pointer("/verdict/result")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
+    println!(
+        "soak: merged {} segments into {} (verdict: {result})",
+        parts.len(),
+        dir.display()
+    );
+    Ok(if result == "fail" {
+        Outcome::GateFailed
+    } else {
+        Outcome::Passed
+    })
+}
+
+/// The segments' run data added, in index order; their stall rules must agree.
+fn added(parts: &[Part]) -> Result<RunData, SoakError> {
     let first = &parts[0];
     let mut data = first.data.clone();
     for p in &parts[1..] {
@@ -95,6 +142,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Outcome, SoakError> {
         }
         data += &p.data;
     }
+    Ok(data)
+}
+
+/// The plan's profile name and run config, re-resolved from a segment's effective config.
+fn config_of(first: &Part) -> Result<(String, RunConfig), SoakError> {
     let spec: ProfileSpec =
         serde_json::from_value(first.summary["config"].clone()).map_err(|e| {
             usage(format!(
@@ -113,53 +165,55 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Outcome, SoakError> {
         source: format!("{} (summary.json config)", first.dir.display()),
         spec,
     };
-    let config = resolve::resolve(&loaded)?;
-    let plan = Plan::build(&config);
-    let started_at = parts
+    Ok((name, resolve::resolve(&loaded)?))
+}
+
+/// The segment that sampled the target, if one did.
+fn sampler(parts: &[Part]) -> Option<&Part> {
+    parts
         .iter()
-        .filter_map(|p| p.summary.pointer("/run/started_at").and_then(Value::as_str))
-        .filter_map(|t| humantime::parse_rfc3339_weak(t).ok())
-        .min()
-        .unwrap_or_else(SystemTime::now);
+        .find(|p| !p.data.target_readings.is_empty() || p.summary["memory"].is_object())
+}
+
+/// The merged run's `summary.json`: analysed from the added data as a live run's is,
+/// gates judged on it, with the segments listed (and those that ended early named).
+fn merged_summary(
+    parts: &[Part],
+    data: &RunData,
+    config: &RunConfig,
+    (dir, started_at): (&Path, SystemTime),
+) -> Result<Value, SoakError> {
+    let plan = Plan::build(config);
+    let sampled = sampler(parts).is_some();
+    let mut memory = crate::runner::memory_setup(config, plan);
+    memory.target &= sampled;
+    let basis = Basis {
+        corrected: crate::runner::correction(config).is_some(),
+        stall_rule: data.bins.rule(),
+        memory,
+    };
     let elapsed = parts
         .iter()
         .filter_map(|p| p.summary.pointer("/run/elapsed_s").and_then(Value::as_f64))
         .fold(0.0, f64::max);
-    let sampler = parts
-        .iter()
-        .find(|p| !p.data.target_readings.is_empty() || p.summary["memory"].is_object());
-    let basis = Basis {
-        corrected: crate::runner::correction(&config).is_some(),
-        stall_rule: data.bins.rule(),
-        memory: MemorySetup {
-            windows: crate::analysis::memory::Windows {
-                plan,
-                warmup: config.process.warmup_for(plan.hold()),
-            },
-            rule: config.process.rule,
-            limit_mb: config.process.memory_limit_mb,
-            target: sampler.is_some() && !matches!(config.process.target, TargetProcess::None),
-        },
-    };
     let totals = totals::totals(
-        &data,
+        data,
         &basis,
         Duration::from_secs_f64(elapsed.max(0.0)),
         &mut Vec::new(),
     );
-    let dir = folder(out, &name, started_at)?;
     let id = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let target = first
+    let target = parts[0]
         .summary
         .pointer("/run/target")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let mut meta = crate::runner::meta_for_merge(&config, (id, started_at), target, plan);
-    if sampler.is_none() {
+    let mut meta = crate::runner::meta_for_merge(config, (id, started_at), target, plan);
+    if !sampled {
         meta.process = None;
     }
     let early = parts.iter().any(Part::ended_early);
@@ -182,57 +236,19 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Outcome, SoakError> {
             })
         })
         .collect();
-    if early {
-        let reasons = v["verdict"]["reasons"].as_array_mut();
-        if let Some(reasons) = reasons {
-            for p in parts.iter().filter(|p| p.ended_early()) {
-                reasons.push(
-                    format!(
-                        "segment {} ended early ({}): its data up to then is merged",
-                        p.index,
-                        p.dir.display()
-                    )
-                    .into(),
-                );
-            }
+    if let Some(reasons) = v["verdict"]["reasons"].as_array_mut() {
+        for p in parts.iter().filter(|p| p.ended_early()) {
+            reasons.push(
+                format!(
+                    "segment {} ended early ({}): its data up to then is merged",
+                    p.index,
+                    p.dir.display()
+                )
+                .into(),
+            );
         }
     }
-    let fail =
-        |e: std::io::Error| could_not_run(format!("cannot write into {}: {e}", dir.display()));
-    let interval = config.interval;
-    let series = parts
-        .iter()
-        .map(|p| Series::read(p, started_at, interval))
-        .collect::<Result<Vec<_>, _>>()?;
-    let hlog = merged_hlog(&parts, &series)?;
-    write_hlog(&dir.join("latency.hlog"), started_at, &hlog).map_err(fail)?;
-    fs::write(
-        dir.join("timeseries.csv"),
-        merged_timeseries(&series, &hlog)?,
-    )
-    .map_err(fail)?;
-    fs::write(dir.join("events.jsonl"), merged_events(&parts)).map_err(fail)?;
-    if let Some(p) = sampler {
-        let _ = fs::copy(p.dir.join("memory.csv"), dir.join("memory.csv"));
-    }
-    fs::write(dir.join("run-data.json"), file::to_json(&data)).map_err(fail)?;
-    let pretty = serde_json::to_vec_pretty(&v).map_err(|e| could_not_run(e.to_string()))?;
-    fs::write(dir.join("summary.json"), pretty).map_err(fail)?;
-    crate::report::write_reports(&dir, &v).map_err(fail)?;
-    let result = v
-        .pointer("/verdict/result")
-        .and_then(Value::as_str)
-        .unwrap_or("unknown");
-    println!(
-        "soak: merged {} segments into {} (verdict: {result})",
-        parts.len(),
-        dir.display()
-    );
-    Ok(if result == "fail" {
-        Outcome::GateFailed
-    } else {
-        Outcome::Passed
-    })
+    Ok(v)
 }
 
 /// The run folders given: each folder that is one (it has a `summary.json`), and the run

@@ -424,15 +424,20 @@ fn setup(config: &RunConfig, plan: Plan, started: Instant) -> Setup {
         steps: config.on_connect.iter().map(|s| s.name.clone()).collect(),
         socketio: config.socketio.clone(),
         stall_rule: config.stall_rule,
-        memory: MemorySetup {
-            windows: Windows {
-                plan,
-                warmup: config.process.warmup_for(plan.hold()),
-            },
-            rule: config.process.rule,
-            limit_mb: config.process.memory_limit_mb,
-            target: !matches!(config.process.target, TargetProcess::None),
+        memory: memory_setup(config, plan),
+    }
+}
+
+/// What the memory verdicts of `plan` need (a merge reads it as the run did).
+pub(crate) fn memory_setup(config: &RunConfig, plan: Plan) -> MemorySetup {
+    MemorySetup {
+        windows: Windows {
+            plan,
+            warmup: config.process.warmup_for(plan.hold()),
         },
+        rule: config.process.rule,
+        limit_mb: config.process.memory_limit_mb,
+        target: !matches!(config.process.target, TargetProcess::None),
     }
 }
 
