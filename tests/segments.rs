@@ -154,6 +154,13 @@ fn four_segments_add_up_to_one_run_and_their_data_to_the_union_of_their_values()
     assert_eq!(m["run"]["segments"].as_array().unwrap().len(), 4);
     assert_eq!(m["verdict"]["result"], "pass");
     let dir = run_dir(&merged_out);
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        page.contains("Merged from <b>4 segments</b>"),
+        "the report says so"
+    );
+    let one = std::fs::read_to_string(folders[1].join("report.html")).unwrap();
+    assert!(one.contains("Segment <b>1 of 4</b>"));
     for name in [
         "junit.xml",
         "report.html",
