@@ -497,18 +497,37 @@ fn write_hlog(path: &Path, base: SystemTime, intervals: &Intervals) -> std::io::
 /// from the merged interval histograms, the target's columns from the sampling segment,
 /// and the tester's (probe p99 included) as the worst segment's.
 fn merged_timeseries(series: &[Series], hlog: &Intervals) -> Result<String, SoakError> {
-    let header = series.first().map(|s| s.header.clone()).unwrap_or_default();
+    // Only the sampling segment has the target's columns: the merged header is the widest,
+    // and every segment's other columns must be the same.
+    let header = series
+        .iter()
+        .map(|s| s.header.clone())
+        .max_by_key(Vec::len)
+        .unwrap_or_default();
+    let own = |h: &[String]| -> Vec<String> {
+        h.iter()
+            .filter(|c| !c.starts_with("target_"))
+            .cloned()
+            .collect()
+    };
     let mut rows: BTreeMap<u64, Vec<Vec<String>>> = BTreeMap::new();
     for s in series {
-        if s.header != header {
+        if own(&s.header) != own(&header) {
             return Err(usage(
                 "the segments' timeseries.csv columns differ: not one plan's segments",
             ));
         }
+        // Each row laid out as the merged header, empty where this segment has no column.
+        let at: Vec<Option<usize>> = header
+            .iter()
+            .map(|c| s.header.iter().position(|x| x == c))
+            .collect();
         for (i, row) in s.rows.iter().enumerate() {
-            rows.entry(s.first + i as u64)
-                .or_default()
-                .push(row.clone());
+            let aligned = at
+                .iter()
+                .map(|p| p.and_then(|p| row.get(p)).cloned().unwrap_or_default())
+                .collect();
+            rows.entry(s.first + i as u64).or_default().push(aligned);
         }
     }
     let mut out = header.join(",");

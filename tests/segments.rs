@@ -420,3 +420,62 @@ fn segments_of_an_indexed_job_take_their_index_from_job_completion_index() {
     assert_eq!(s["run"]["segment"]["count"], 3);
     assert_eq!(run_data(tmp.path()).counters.users_started, 2);
 }
+
+/// Only the sampling segment watches the target, so only its `timeseries.csv` has the
+/// target's columns: `soak merge` takes them from it, and the memory from it.
+#[test]
+fn segments_merge_with_the_target_columns_of_the_sampling_segment() {
+    let demo = demo_on_own_thread(DemoConfig::default());
+    let mut args = plan(&demo.url());
+    // The demo target runs in this test's process: that is the one to sample.
+    let pid = std::process::id().to_string();
+    args.extend(["--target-pid", &pid, "--baseline", "0s", "--cooldown", "0s"].map(String::from));
+    let tmp = tempfile::tempdir().unwrap();
+    let outs: Vec<_> = (0..2).map(|i| tmp.path().join(format!("s{i}"))).collect();
+    let start = humantime::format_rfc3339_millis(
+        std::time::SystemTime::now() + std::time::Duration::from_secs(1),
+    )
+    .to_string();
+    let children: Vec<_> = outs
+        .iter()
+        .enumerate()
+        .map(|(i, out)| {
+            let seg = format!("{i}/2");
+            spawn(&args, out, &["--segment", &seg, "--start-at", &start])
+        })
+        .collect();
+    children.into_iter().for_each(finished);
+    let has_target = |out: &Path| {
+        crate::common::timeseries(out)[0]
+            .keys()
+            .any(|k| k.starts_with("target_"))
+    };
+    assert!(has_target(&outs[0]) && !has_target(&outs[1]));
+    let merged_out = tmp.path().join("merged");
+    let folders: Vec<_> = outs.iter().map(|o| run_dir(o)).collect();
+    let out = soak_bin()
+        .arg("merge")
+        .args(&folders)
+        .arg("--out")
+        .arg(&merged_out)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = crate::common::timeseries(&merged_out);
+    let rss = rows
+        .iter()
+        .filter_map(|r| r.iter().find(|(k, _)| k.starts_with("target_rss")))
+        .filter(|(_, v)| v.parse::<f64>().is_ok_and(|v| v > 0.0))
+        .count();
+    assert_eq!(
+        rss,
+        rows.len(),
+        "every merged row has the target's RSS: {rows:?}"
+    );
+    let m = summary(&merged_out);
+    assert!(m["memory"].is_object(), "{m}");
+}
