@@ -92,6 +92,7 @@ struct State {
     /// Reused by `analysis::totals` every interval.
     bin_scratch: Vec<(usize, Bin)>,
     probe: Histogram<u64>,
+    interval_connect: Histogram<u64>,
     interval_lag_max_us: u32,
     interval_readings: Vec<ProcRow>,
     /// A gap in the target's readings is under way (its event written once).
@@ -127,6 +128,7 @@ impl State {
             dropped,
             bin_scratch: Vec::new(),
             probe: new_histogram(),
+            interval_connect: new_histogram(),
             interval_lag_max_us: 0,
             interval_readings: Vec::new(),
             gap_under_way: false,
@@ -213,7 +215,7 @@ impl State {
                 micros,
                 reconnect,
             } => {
-                record(&mut self.run.connect, micros.max(1));
+                record(&mut self.interval_connect, micros.max(1));
                 let what = if reconnect { "reconnect" } else { "connect" };
                 let event = || Event::Connect {
                     user,

@@ -331,6 +331,9 @@ pub struct IntervalSnapshot {
     pub messages: Vec<MsgStats>,
     /// The interval's histograms for `latency.hlog` (non-empty ones only).
     pub histograms: Vec<Tagged>,
+    /// The interval's connect-time (`connect`) and probe (`probe`) histograms, for the
+    /// live sinks (`/metrics`); not written to `latency.hlog`. Non-empty ones only.
+    pub timing: Vec<Tagged>,
     /// Events to append to `events.jsonl`.
     pub events: Vec<Record>,
     /// Probe round trips answered during the interval.
@@ -355,6 +358,35 @@ pub struct ProcRow {
 }
 
 impl IntervalSnapshot {
+    /// A quiet interval ending at `end` (one second long), in the hold, with one message.
+    #[cfg(test)]
+    pub(crate) fn empty(end: Duration) -> IntervalSnapshot {
+        IntervalSnapshot {
+            start: end.saturating_sub(Duration::from_secs(1)),
+            end,
+            wall_end: SystemTime::UNIX_EPOCH,
+            phase: Phase::Hold,
+            active_users: 0,
+            open_connections: 0,
+            counters: Counters::default(),
+            latency: None,
+            ttff: None,
+            fanout: None,
+            last_member: None,
+            messages: vec![MsgStats {
+                counters: MsgCounters::default(),
+                latency: None,
+                ttff: None,
+            }],
+            histograms: Vec::new(),
+            timing: Vec::new(),
+            events: Vec::new(),
+            probe: None,
+            lag_max_ms: 0.0,
+            readings: Vec::new(),
+        }
+    }
+
     /// Length of the interval in seconds (the last one may be short).
     pub fn seconds(&self) -> f64 {
         (self.end - self.start).as_secs_f64().max(1e-9)

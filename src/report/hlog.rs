@@ -90,6 +90,7 @@ mod tests {
                 tag: "chat.ttlf".into(),
                 histogram: h,
             }],
+            timing: vec![],
             events: vec![],
             probe: None,
             lag_max_ms: 0.0,

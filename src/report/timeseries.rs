@@ -183,6 +183,7 @@ mod tests {
             last_member: None,
             messages: vec![],
             histograms: vec![],
+            timing: Vec::new(),
             events: vec![],
             probe: None,
             lag_max_ms: 0.0,

@@ -60,7 +60,20 @@ impl State {
         self.events.flush_repeats(end, last);
         let probe = LatencyStats::of(&self.probe);
         let _ = self.run.probe.add(&self.probe);
-        self.probe.reset();
+        let _ = self.run.connect.add(&self.interval_connect);
+        let mut timing = Vec::new();
+        for (tag, h) in [
+            ("connect", &mut self.interval_connect),
+            ("probe", &mut self.probe),
+        ] {
+            if !h.is_empty() {
+                timing.push(Tagged {
+                    tag: String::from(tag),
+                    histogram: h.clone(),
+                });
+                h.reset();
+            }
+        }
         let lag_max_ms = f64::from(std::mem::take(&mut self.interval_lag_max_us)) / 1000.0;
         let mut histograms = Vec::new();
         let fanout = LatencyStats::of(&self.interval_fanout);
@@ -125,6 +138,7 @@ impl State {
             last_member,
             messages,
             histograms,
+            timing,
             events: std::mem::take(&mut self.events.out),
             probe,
             lag_max_ms,
