@@ -9,7 +9,8 @@ use crate::report::chart::{
 };
 use crate::report::table::Table;
 
-/// One chart: its SVG and, under it, its legend.
+/// One chart: its SVG and, under it, its legend, in a block that names the chart and its
+/// longest series' point count (what the live page's browser test reads).
 fn chart(
     page: &mut String,
     title: &str,
@@ -18,8 +19,14 @@ fn chart(
     bands: &[Band<'_>],
     x_max: f64,
 ) {
+    let points = series.iter().map(|s| s.points.len()).max().unwrap_or(0);
+    page.push_str(&format!(
+        r#"<div class="chart" data-title="{}" data-points="{points}">"#,
+        crate::report::junit::escape(title)
+    ));
     page.push_str(&line_chart(title, y, series, bands, x_max));
     page.push_str(&legend(series, bands));
+    page.push_str("</div>");
 }
 
 pub(super) fn charts(page: &mut String, summary: &Value, ts: &Table, memory: &Table) {
@@ -109,8 +116,6 @@ pub(super) fn charts(page: &mut String, summary: &Value, ts: &Table, memory: &Ta
     );
 }
 
-/// The x axis every chart shares: the planned run (its last phase's end), or what the
-/// files hold if the run went longer.
 /// Rooms: fan-out latency to each member, and reach, over time.
 fn fanout_charts<'a>(
     page: &mut String,
@@ -142,6 +147,8 @@ fn fanout_charts<'a>(
     );
 }
 
+/// The x axis every chart shares: the planned run (its last phase's end), or what the
+/// files hold if the run went longer.
 fn x_extent(summary: &Value, ts: &Table) -> f64 {
     let planned = summary
         .get("phases")
