@@ -304,6 +304,29 @@ pub struct RunArgs {
     /// segment ramps on the same clock; started later, a segment joins the plan where it is.
     #[arg(long, env = "SOAK_START_AT", value_name = "TIME|+DUR")]
     pub start_at: Option<String>,
+    /// Serve a live dashboard of the run in the browser (default 127.0.0.1:5665; give
+    /// PORT, localhost:PORT or IP:PORT — only an address written out leaves loopback).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = "127.0.0.1:5665",
+        value_parser = crate::live::listen::parse_listen
+    )]
+    pub dashboard: Option<SocketAddr>,
+    /// Keep soak (and the dashboard and /metrics) up this long after the run ends, so a
+    /// person can look; Ctrl-C ends it sooner.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub dashboard_linger: Option<Duration>,
+    /// Serve OpenMetrics for Prometheus at http://ADDR/metrics during the run (PORT,
+    /// localhost:PORT or IP:PORT; loopback unless an address is written out).
+    #[arg(
+        long,
+        env = "SOAK_METRICS_LISTEN",
+        value_name = "ADDR",
+        value_parser = crate::live::listen::parse_listen
+    )]
+    pub metrics_listen: Option<SocketAddr>,
     /// Folder under which the run's results folder is created (default `results/`).
     #[arg(long, env = "SOAK_OUT", value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -30,6 +30,7 @@ pub mod demo_target;
 pub mod engine;
 pub mod error;
 pub mod files;
+pub mod live;
 pub mod merge;
 pub mod metrics;
 pub mod mocks;

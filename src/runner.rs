@@ -18,6 +18,7 @@ use crate::demo_target::DemoTarget;
 use crate::engine::connect::Dialer;
 use crate::engine::session::{SessionConfig, TelegramUsers, Transport};
 use crate::error::{Outcome, SoakError, could_not_run, usage};
+use crate::live::{Begin, Labels, Listeners, Live};
 use crate::metrics::Recorder;
 use crate::metrics::aggregator::{self, MemorySetup, Setup};
 use crate::metrics::run_data::RunData;
@@ -62,6 +63,20 @@ pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
             crate::units::format_duration(asked)
         );
     }
+    // The live listeners are bound first: a port in use is exit 2 before anything starts.
+    let mut live = Live::bind(
+        Listeners {
+            dashboard: args.dashboard,
+            metrics: args.metrics_listen,
+            linger: args.dashboard_linger,
+        },
+        Labels {
+            profile: config.profile.clone(),
+            segment: config.segment.label(),
+            messages: config.messages.iter().map(|m| m.name.clone()).collect(),
+            planned: Plan::build(&config).total(),
+        },
+    )?;
     // Signals are watched from before the target starts: Ctrl-C while waiting for it to
     // come up stops the wait (exit 130) and still stops the target.
     let root = Root::watching_signals();
@@ -70,14 +85,21 @@ pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
     let result = with_target(
         &config,
         (args.quiet, start_at),
-        (process.clone(), root),
-        &mocks,
+        (process.clone(), root.clone()),
+        (&mocks, live.as_mut()),
     )
     .await;
     if let Some(process) = &process {
         process.stop(config.process.stop_grace).await;
     }
     drop(mocks);
+    // An interrupted run does not linger: Ctrl-C meant "stop now".
+    if let Some(live) = &live
+        && root.why().is_none()
+        && result.is_ok()
+    {
+        live.linger().await;
+    }
     result
 }
 
@@ -133,7 +155,7 @@ async fn with_target(
     config: &RunConfig,
     (quiet, start_at): (bool, Option<SystemTime>),
     (process, root): (Option<Arc<Started>>, Root),
-    mocks: &Mocks,
+    (mocks, mut live): (&Mocks, Option<&mut Live>),
 ) -> Result<Outcome, SoakError> {
     let (url, demo) = target_url(config, mocks)?;
     let log = process.as_ref().and_then(|p| p.log.clone());
@@ -190,6 +212,12 @@ async fn with_target(
         plan,
         Some(mocks),
     );
+    if let Some(live) = &live {
+        live.begin(Begin {
+            meta: meta.clone(),
+            columns: columns(config),
+        });
+    }
     let abort = Abort::new(
         &config.gates,
         plan.hold_start(),
@@ -218,10 +246,14 @@ async fn with_target(
     let (shown_progress, showing) = progress
         .spawn()
         .map_err(|err| could_not_run(format!("cannot start the progress thread: {err}")))?;
-    let sinks = vec![writer.sink(), shown_progress];
+    let mut sinks = vec![writer.sink(), shown_progress];
+    sinks.extend(live.as_ref().map(|l| l.sink()));
     let totals = soak_it(config, (plan, late), transport, sinks, &root, process).await;
     let why = root.why();
     let summary = writer.finish(totals, status_of(why.as_ref()));
+    if let (Some(live), Ok(s)) = (&mut live, &summary) {
+        live.ended(serde_json::to_value(s).unwrap_or_default(), &path);
+    }
     showing.finish(summary.as_ref().ok(), &path);
     let summary = summary?;
     drop(demo);

@@ -111,6 +111,15 @@ fn the_indexed_job_and_the_merge_agree_with_soaks_commands() {
         .and_then(|k| k.strip_suffix("']"))
         .unwrap();
     assert!(spec["template"]["metadata"]["annotations"][key].is_string());
+    // Prometheus finds each segment's /metrics by the container's `metrics` port.
+    let listen: std::net::SocketAddr = value("--metrics-listen").parse().unwrap();
+    let port = container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "metrics")
+        .unwrap();
+    assert_eq!(port["containerPort"], listen.port());
     // The args are a valid soak run once Kubernetes has put the start time in.
     let mut argv = vec!["soak".to_string()];
     argv.extend(args.iter().map(|a| a.replace("$(SOAK_START_AT)", "+1s")));

@@ -9,6 +9,7 @@ mod common;
 mod conversations;
 mod hostile;
 mod kubernetes;
+mod live;
 mod memory;
 mod morning;
 mod props;

@@ -11,7 +11,7 @@ use soak::Outcome;
 use soak_mocks::demo::DemoConfig;
 use tokio::net::TcpListener;
 
-use crate::common::{demo_on_own_thread, run_dir, soak, soak_bin, summary, timeseries};
+use crate::common::{chromium, demo_on_own_thread, run_dir, soak, soak_bin, summary, timeseries};
 
 /// A WebSocket server that completes every handshake and closes the connection at once.
 async fn closing_server() -> SocketAddr {
@@ -435,22 +435,6 @@ fn the_bar_shows_on_the_terminal_with_stderr_redirected_and_a_chatty_target_logs
         log.contains("demo target listening"),
         "its first lines too: {log}"
     );
-}
-
-/// Headless Chromium, when installed (Debian's `chromium`); in CI it must be.
-fn chromium() -> Option<std::path::PathBuf> {
-    let found = ["chromium", "chromium-browser"].iter().find_map(|name| {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(name))
-                .find(|p| p.is_file())
-        })
-    });
-    if found.is_none() {
-        assert!(std::env::var_os("CI").is_none(), "chromium is needed in CI");
-        eprintln!("skipped the DOM check: chromium is not installed (apt-get install chromium)");
-    }
-    found
 }
 
 #[test]

@@ -204,3 +204,21 @@ pub fn spawn_announced(cmd: &mut std::process::Command) -> (std::process::Child,
         .unwrap();
     (child, line)
 }
+
+/// Headless Chromium, when installed (Debian's `chromium`); in CI it must be.
+pub fn chromium() -> Option<std::path::PathBuf> {
+    let found = ["chromium", "chromium-browser"].iter().find_map(|name| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+    });
+    if found.is_none() {
+        assert!(std::env::var_os("CI").is_none(), "chromium is needed in CI");
+        eprintln!(
+            "skipped the browser check: chromium is not installed (apt-get install chromium)"
+        );
+    }
+    found
+}
