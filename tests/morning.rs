@@ -175,7 +175,7 @@ fn blocking_check_fails_a_blocking_server_everywhere_and_lock_refuses_it() {
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     assert!(junit.contains(r#"failures="1""#), "{junit}");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
-    assert!(html.contains(r#"<span class="verdict">fail</span>"#));
+    assert!(html.contains(r#"<span class="verdict v-fail">fail</span>"#));
     assert!(stdout.contains(&dir.join("report.html").display().to_string()));
 
     let lock = soak_bin().arg("lock").arg(&dir).output().unwrap();
