@@ -19,6 +19,19 @@ use crate::common::{chromium, demo_on_own_thread, run_dir, soak_bin, summary};
 /// How long any one wait of these tests may take before it fails instead of hanging.
 const WAIT: Duration = Duration::from_secs(25);
 
+/// A child's output, line by line, read on a thread of its own (so a wait can time out).
+fn lines(from: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 /// A `soak` child process with its live listeners' addresses, as it printed them.
 struct LiveRun {
     child: Child,
@@ -39,15 +52,7 @@ impl LiveRun {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let rx = lines(child.stderr.take().unwrap());
         let mut run = LiveRun {
             child,
             dashboard: None,
@@ -895,13 +900,7 @@ fn prometheus_aggregates_two_segments_into_the_merged_run() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let err = server.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = lines(server.stderr.take().unwrap());
     let mut api: Option<SocketAddr> = None;
     loop {
         let line = rx.recv_timeout(WAIT).expect("prometheus starts");
