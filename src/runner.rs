@@ -70,7 +70,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome, SoakError> {
             metrics: args.metrics_listen,
             linger: args.dashboard_linger,
         },
-        Labels {
+        || Labels {
             profile: config.profile.clone(),
             segment: config.segment.label(),
             messages: config.messages.iter().map(|m| m.name.clone()).collect(),

@@ -82,7 +82,11 @@ pub struct Live {
 impl Live {
     /// Binds the listeners asked for (a port in use is a usage error, before any load) and
     /// starts serving a "starting" page; `None` when neither was asked for.
-    pub fn bind(asked: Listeners, labels: Labels) -> Result<Option<Live>, SoakError> {
+    /// `labels` is only worked out when a listener was asked for.
+    pub fn bind(
+        asked: Listeners,
+        labels: impl FnOnce() -> Labels,
+    ) -> Result<Option<Live>, SoakError> {
         let Listeners {
             dashboard,
             metrics,
@@ -106,6 +110,7 @@ impl Live {
                 "--dashboard and --metrics-listen need different addresses",
             ));
         }
+        let labels = labels();
         let bound = |flag: &str, addr: Option<SocketAddr>| -> Result<_, SoakError> {
             addr.map(|a| listen::bind(flag, a)).transpose()
         };
