@@ -5,7 +5,7 @@
 # peers lab's measure.py (CPU of its whole process tree from /proc); printed as CPU-ms
 # per 1,000 acked events, beside soak's plain-WebSocket B figure from the same run (the
 # lab's scenario B: 200 users × 10 msg/s against the lab's Node `ws` echo server).
-#   scripts/bench-socketio.sh            (about 5 minutes)
+#   scripts/bench-socketio.sh            (about 5 minutes; exits non-zero when a goal is missed)
 # Needs node, tests/clients/node_modules (npm ci) and Artillery 2.0.21 in the lab copy
 # (installed on first use). Loopback only; every run is bounded and killed by PID.
 set -euo pipefail
@@ -61,7 +61,7 @@ scenarios:
               channel: "echo"
               data: { "pad": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" }
             acknowledge: {}
-          - think: 0.1
+          - think: "100ms"
         count: 600
 YML
 ARTILLERY_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 measure artillery-socketio -- \
@@ -83,17 +83,27 @@ a = json.load(open(f"{out}/artillery.json"))["aggregate"]
 art_n = a["summaries"]["socketio.response_time"]["count"]
 b = json.load(open(glob.glob(f"{lab}/results/raw/soak_B_node_sio-bench.out/*/summary.json")[0]))
 b_cpu = json.load(open(f"{lab}/results/raw/soak_B_node_sio-bench.measure.json"))["cpu_total_s"]
+# Each generator's achieved rate per user, so a scenario that does not pace as asked is
+# seen (Artillery reads `think: 0.1` as about 1 ms, not 100 ms: spell it "100ms").
+art_s = max(a["lastCounterAt"] - a["firstCounterAt"], 1) / 1000
 rows = [
-    ("soak, Socket.IO", cpu("soak-socketio"), soak_n, s["latency_ms"]["run"]["p50"], s["latency_ms"]["run"]["p99"]),
-    ("Artillery, Socket.IO engine", cpu("artillery-socketio"), art_n,
+    ("soak, Socket.IO", cpu("soak-socketio"), soak_n, 60.0, s["latency_ms"]["run"]["p50"], s["latency_ms"]["run"]["p99"]),
+    ("Artillery, Socket.IO engine", cpu("artillery-socketio"), art_n, art_s,
      a["summaries"]["socketio.response_time"]["median"], a["summaries"]["socketio.response_time"]["p99"]),
-    ("soak, plain WebSocket (B)", b_cpu, b["totals"]["received"], b["latency_ms"]["run"]["p50"], b["latency_ms"]["run"]["p99"]),
+    ("soak, plain WebSocket (B)", b_cpu, b["totals"]["received"], 60.0, b["latency_ms"]["run"]["p50"], b["latency_ms"]["run"]["p99"]),
 ]
-print("| generator | acked events | CPU s | CPU-ms / 1,000 | p50 ms | p99 ms |")
-print("|---|---|---|---|---|---|")
-for name, c, n, p50, p99 in rows:
-    print(f"| {name} | {n} | {c:.2f} | {c * 1e6 / max(n, 1):.1f} | {p50} | {p99} |")
+print("| generator | acked events | events/s per user | CPU s | CPU-ms / 1,000 | p50 ms | p99 ms |")
+print("|---|---|---|---|---|---|---|")
+paced = True
+for name, c, n, secs, p50, p99 in rows:
+    per_user = n / secs / 200
+    paced = paced and abs(per_user - 10) <= 1.5
+    print(f"| {name} | {n} | {per_user:.1f} | {c:.2f} | {c * 1e6 / max(n, 1):.1f} | {p50} | {p99} |")
 sio, art, plain = (r[1] * 1e6 / max(r[2], 1) for r in rows)
 print(f"\nsoak vs Artillery: {art / sio:.1f}x less CPU per event (goal: at least 2x)")
 print(f"soak Socket.IO vs its own plain-WebSocket B: {100 * (sio / plain - 1):+.0f} % (goal: within 20 %)")
+if not paced:
+    sys.exit("a generator did not hold 10 events/s per user: the figures above do not compare")
+if art / sio < 2 or sio / plain > 1.2:
+    sys.exit("a goal was missed (see above)")
 PY
