@@ -465,16 +465,32 @@ fn segments_merge_with_the_target_columns_of_the_sampling_segment() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The target's RSS, by interval end, of the rows that have one (a short last interval
+    // may have had no sample in it, in the segment and so in the merge).
+    let rss_by_end = |rows: &[std::collections::HashMap<String, String>]| {
+        rows.iter()
+            .filter_map(|r| {
+                let rss = r.get("target_rss_mb")?.parse::<f64>().ok()?;
+                Some((r.get("elapsed_s")?.clone(), rss))
+            })
+            .collect::<Vec<_>>()
+    };
+    let sampled = rss_by_end(&crate::common::timeseries(&outs[0]));
     let rows = crate::common::timeseries(&merged_out);
-    let rss = rows
-        .iter()
-        .filter_map(|r| r.iter().find(|(k, _)| k.starts_with("target_rss")))
-        .filter(|(_, v)| v.parse::<f64>().is_ok_and(|v| v > 0.0))
-        .count();
+    let merged = rss_by_end(&rows);
+    assert!(
+        sampled.iter().all(|(_, v)| *v > 0.0) && sampled.len() >= 3,
+        "the sampling segment watched the target: {sampled:?}"
+    );
     assert_eq!(
-        rss,
-        rows.len(),
-        "every merged row has the target's RSS: {rows:?}"
+        merged, sampled,
+        "the merged rows carry the sampling segment's target columns: {rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .filter(|r| r.get("phase").is_some_and(|p| p == "hold"))
+            .all(|r| r.get("target_rss_mb").is_some_and(|v| !v.is_empty())),
+        "every hold row of the merge has the target's RSS: {rows:?}"
     );
     let m = summary(&merged_out);
     assert!(m["memory"].is_object(), "{m}");
